@@ -1,0 +1,3 @@
+from reportctl.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Source plugins (entry-point group ``reportctl.sources``)."""

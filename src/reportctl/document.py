@@ -1,0 +1,124 @@
+"""The format-agnostic report document that every writer receives.
+
+It is built once per run from the computed datasets and the spec's sections; writers only read it. Values are
+kept raw (numbers, datetimes) together with their column format, so each writer can emit native types (an Excel
+date, a JSON number) and shared text via ``reportctl.formats``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+@dataclass(frozen=True)
+class Period:
+    """A resolved period parameter: [start, end) in the report's time zone."""
+
+    name: str
+    start: datetime
+    end: datetime
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()}/{self.end.isoformat()}"
+
+
+@dataclass(frozen=True)
+class ReportInfo:
+    name: str
+    title: str
+    description: str | None
+    run_id: str
+    generated_at: datetime
+    timezone: str
+    spec_path: str
+    spec_hash: str
+    version: str | None = None
+    owner: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ParameterValue:
+    name: str
+    label: str
+    type: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class TextBlock:
+    id: str
+    title: str | None
+    markdown: str
+    kind: Literal["text"] = "text"
+
+
+@dataclass(frozen=True)
+class KpiValue:
+    label: str
+    value: Any
+    format: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class KpiBlock:
+    id: str
+    title: str | None
+    items: tuple[KpiValue, ...]
+    kind: Literal["kpis"] = "kpis"
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    name: str
+    label: str
+    format: str | None = None
+    formula: str | None = None
+
+
+@dataclass(frozen=True)
+class TableBlock:
+    """A table; ``frame`` holds every row with its columns in display order, formula columns computed."""
+
+    id: str
+    title: str | None
+    columns: tuple[TableColumn, ...]
+    frame: pl.DataFrame
+    max_rows: int | None = None
+    empty_message: str = "No data for this period"
+    kind: Literal["table"] = "table"
+
+
+@dataclass(frozen=True)
+class ChartBlock:
+    id: str
+    title: str | None
+    chart: str
+    frame: pl.DataFrame
+    x: str
+    y: tuple[str, ...]
+    series: str | None = None
+    stacked: bool = False
+    x_label: str | None = None
+    y_label: str | None = None
+    format: str | None = None
+    kind: Literal["chart"] = "chart"
+
+
+Block = TextBlock | KpiBlock | TableBlock | ChartBlock
+
+
+@dataclass(frozen=True)
+class Document:
+    info: ReportInfo
+    parameters: tuple[ParameterValue, ...]
+    blocks: tuple[Block, ...]
+
+    def tables(self) -> list[TableBlock]:
+        return [b for b in self.blocks if isinstance(b, TableBlock)]

@@ -1,0 +1,128 @@
+"""Errors that reportctl reports to its users.
+
+Library code raises these; only ``reportctl.cli`` turns them into a message and an exit code.
+
+    ReportctlError                 exit 1 unless a subclass says otherwise
+    ├── SpecError                  one or more problems in a spec or project file, each with a position
+    ├── ParameterError             a parameter value given on the command line does not fit its type
+    ├── SourceError                a source could not be read (missing file, SQL error, HTTP failure, timeout)
+    ├── DatasetError               a dataset could not be computed from its inputs
+    ├── RenderError                a writer could not produce its artifact
+    ├── UsageError                 the command line itself is wrong (exit 2)
+    └── DeliveryError              the report rendered but a delivery failed (exit 3)
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, as documented in the README."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    DELIVERY_FAILED = 3
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where something stands in a YAML file; line and column count from 1."""
+
+    file: Path
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a file: where, which field, and what to do about it."""
+
+    message: str
+    path: str = ""
+    position: Position | None = None
+    file: Path | None = None
+
+    def __str__(self) -> str:
+        where = str(self.position) if self.position else (str(self.file) if self.file else "")
+        parts = [p for p in (where, self.path) if p]
+        return ": ".join([*parts, self.message])
+
+    def as_dict(self) -> dict[str, object]:
+        file = self.position.file if self.position else self.file
+        return {
+            "file": str(file) if file else None,
+            "line": self.position.line if self.position else None,
+            "column": self.position.column if self.position else None,
+            "path": self.path,
+            "message": self.message,
+        }
+
+
+class ReportctlError(Exception):
+    """Base of every error reportctl reports; ``exit_code`` is what the CLI exits with."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+
+class SpecError(ReportctlError):
+    """A spec or project file has problems; all of them are listed at once."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ParameterError(ReportctlError):
+    """A parameter value does not fit its declared type or choices."""
+
+
+class SourceError(ReportctlError):
+    """A source could not be read."""
+
+    def __init__(self, source: str, description: str, cause: str) -> None:
+        self.source = source
+        super().__init__(f"source '{source}' ({description}): {cause}")
+
+
+class DatasetError(ReportctlError):
+    """A dataset could not be computed."""
+
+    def __init__(self, dataset: str, cause: str) -> None:
+        self.dataset = dataset
+        super().__init__(f"dataset '{dataset}': {cause}")
+
+
+class RenderError(ReportctlError):
+    """A writer failed to produce its artifact."""
+
+
+class UsageError(ReportctlError):
+    """The command line is wrong."""
+
+    exit_code = ExitCode.USAGE
+
+
+class DeliveryError(ReportctlError):
+    """The report rendered but at least one delivery failed."""
+
+    exit_code = ExitCode.DELIVERY_FAILED
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """A ' (did you mean X?)' hint when a candidate is close, else ''."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def one_of(candidates: Iterable[str]) -> str:
+    """'a, b, c' for messages that list what would be valid."""
+    return ", ".join(sorted(candidates))

@@ -1,0 +1,1 @@
+"""The spec language: models, YAML loading with positions, extends, and checks."""

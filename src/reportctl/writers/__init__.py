@@ -1,0 +1,1 @@
+"""Writer plugins (entry-point group ``reportctl.writers``)."""

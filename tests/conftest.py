@@ -1,0 +1,59 @@
+"""Shared fixtures: a quiet, fixed-width terminal, services that skip (or fail in CI) when absent."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+POSTGRES_URL = os.environ.get("REPORTCTL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get("REPORTCTL_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+@pytest.fixture(autouse=True)
+def _plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("TERM", "dumb")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip when the service is absent, except under REPORTCTL_REQUIRE_SERVICES=1 (CI), where that fails."""
+    if _reachable(host, port):
+        return
+    reason = f"{name} is not reachable on {host}:{port}"
+    if os.environ.get("REPORTCTL_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason}, and REPORTCTL_REQUIRE_SERVICES=1 requires it")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def mariadb_url() -> str:
+    require_service("MariaDB", "127.0.0.1", 3306)
+    return MARIADB_URL
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty reports project (a folder with reportctl.yaml) as the working directory."""
+    (tmp_path / "reportctl.yaml").write_text("timezone: UTC\n")
+    (tmp_path / "specs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
