@@ -77,8 +77,15 @@ class SpecError(ReportctlError):
     """A spec or project file has problems; all of them are listed at once."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
+        self.problems = sorted(problems, key=_reading_order)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def _reading_order(problem: Problem) -> tuple[str, int, int]:
+    position = problem.position
+    if position is None:
+        return (str(problem.file or ""), 0, 0)
+    return (str(position.file), position.line, position.column)
 
 
 class ParameterError(ReportctlError):

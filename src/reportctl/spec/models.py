@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from reportctl.spec.delivery import DeliveryShape
 from reportctl.spec.types import IDENTIFIER, NAME, Duration, StrictModel, TimeZoneName
 
 API_VERSION = "reportctl/v1"
@@ -133,7 +134,9 @@ class _Section(StrictModel):
 
 class TextSection(_Section):
     type: Literal["text"]
-    template: str = Field(description="Markdown with Jinja: {{ datasets.x | length }}, {{ period.start | format_date }}")
+    template: str = Field(
+        description="Markdown with Jinja: {{ datasets.x | length }}, {{ period.start | format_date }}"
+    )
 
 
 class Kpi(StrictModel):
@@ -213,14 +216,6 @@ class Schedule(StrictModel):
         return value
 
 
-class Delivery(BaseModel):
-    """A delivery target; its channel validates the rest."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    channel: str
-
-
 class Spec(StrictModel):
     """A report definition."""
 
@@ -240,7 +235,7 @@ class Spec(StrictModel):
     sections: list[Section] = Field(default_factory=list)
     outputs: list[Output] | None = Field(default=None, description="Defaults to the project's outputs.")
     schedule: Schedule | None = None
-    delivery: list[Delivery] = Field(default_factory=list)
+    delivery: list[DeliveryShape] = Field(default_factory=list)
 
     @field_validator("outputs", mode="before")
     @classmethod
@@ -253,7 +248,7 @@ class Spec(StrictModel):
     @classmethod
     def _label_values_as_text(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: v if isinstance(v, str) or isinstance(v, bool) else str(v) for k, v in value.items()}
+            return {k: v if isinstance(v, str | bool) else str(v) for k, v in value.items()}
         return value
 
     def report_timezone(self, default: str) -> str:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
 
 from reportctl.errors import did_you_mean
 
@@ -57,12 +57,23 @@ Duration = Annotated[
 ]
 
 
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("expected a positive duration such as 30s or 5m")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+
 def check_timezone(value: Any) -> str:
     """An IANA time zone name such as Europe/Berlin."""
-    name = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a time zone name such as Europe/Berlin, got {value!r}")
+    name = value
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(
             f"unknown time zone '{name}'{did_you_mean(name, available_timezones())}; "
             "use an IANA name such as Europe/Berlin or UTC"

@@ -1,0 +1,177 @@
+"""Building the format-agnostic ``Document`` of one run from its computed datasets and the spec's sections."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from reportctl.document import (
+    Block,
+    ChartBlock,
+    Document,
+    KpiBlock,
+    KpiValue,
+    ParameterValue,
+    ReportInfo,
+    TableBlock,
+    TableColumn,
+    TextBlock,
+)
+from reportctl.errors import DatasetError, SpecError
+from reportctl.spec.loader import LoadedSpec
+from reportctl.spec.models import ChartSection, KpisSection, TableSection, TextSection
+from reportctl.spec.validation import format_path
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+def column_label(name: str) -> str:
+    """'p95_latency' -> 'P95 latency': the label of a column the spec does not label."""
+    text = name.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def template_context(
+    loaded: LoadedSpec,
+    frames: Mapping[str, pl.DataFrame],
+    values: Mapping[str, Any],
+    run_id: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """What templates see: parameters (also by name at the top level), datasets, run and report details."""
+    from reportctl.templating import DatasetView
+
+    spec = loaded.spec
+    timezone = spec.report_timezone(loaded.project.config.timezone)
+    return {
+        **values,
+        "params": dict(values),
+        "datasets": {name: DatasetView(frame) for name, frame in frames.items()},
+        "run": {"id": run_id, "generated_at": now.astimezone(ZoneInfo(timezone)), "timezone": timezone},
+        "report": {
+            "name": spec.name,
+            "owner": spec.owner,
+            "version": spec.version,
+            "labels": dict(spec.labels),
+        },
+        "name": spec.name,
+    }
+
+
+def assemble_document(
+    loaded: LoadedSpec,
+    frames: Mapping[str, pl.DataFrame],
+    values: Mapping[str, Any],
+    *,
+    run_id: str,
+    now: datetime,
+) -> Document:
+    """The document of one run; templates, KPIs and formulas are evaluated here, once for every writer."""
+    from reportctl.data.expressions import evaluate_kpi
+    from reportctl.spec.parameters import bind_values
+    from reportctl.templating import TemplateError, render_template
+
+    spec = loaded.spec
+    timezone = spec.report_timezone(loaded.project.config.timezone)
+    bound = bind_values(spec.parameters, values)
+    context = template_context(loaded, frames, values, run_id, now)
+
+    def render(text: str, path: tuple[Any, ...]) -> str:
+        where = format_path(path)
+        try:
+            return render_template(text, context, where=where, timezone=timezone)
+        except TemplateError as exc:
+            raise SpecError([loaded.problem(path, str(exc).removeprefix(f"{where}: "))]) from None
+
+    title = render(spec.title or spec.name, ("title",))
+    context["title"] = title
+
+    blocks: list[Block] = []
+    for index, section in enumerate(spec.sections):
+        if isinstance(section, TextSection):
+            markdown = render(section.template, ("sections", index, "template"))
+            blocks.append(TextBlock(section.id, section.title, markdown))
+        elif isinstance(section, KpisSection):
+            items = tuple(
+                KpiValue(item.label, evaluate_kpi(item.value, frames, bound), item.format, item.description)
+                for item in section.items
+            )
+            blocks.append(KpiBlock(section.id, section.title, items))
+        elif isinstance(section, TableSection):
+            blocks.append(_table(section, frames, bound))
+        elif isinstance(section, ChartSection):
+            frame = frames[section.dataset]
+            if section.fail_on_empty and frame.height == 0:
+                raise DatasetError(section.dataset, f"is empty and section '{section.id}' sets fail_on_empty")
+            blocks.append(
+                ChartBlock(
+                    id=section.id,
+                    title=section.title,
+                    chart=section.chart,
+                    frame=frame,
+                    x=section.x,
+                    y=tuple(section.y),
+                    series=section.series,
+                    stacked=section.stacked,
+                    x_label=section.x_label,
+                    y_label=section.y_label,
+                    format=section.format,
+                )
+            )
+
+    info = ReportInfo(
+        name=spec.name,
+        title=title,
+        description=spec.description,
+        run_id=run_id,
+        generated_at=now.astimezone(ZoneInfo(timezone)),
+        timezone=timezone,
+        spec_path=_relative(loaded),
+        spec_hash=loaded.spec_hash,
+        version=spec.version,
+        owner=spec.owner,
+        labels=dict(spec.labels),
+    )
+    parameters = tuple(
+        ParameterValue(name, parameter.label or column_label(name), parameter.type, values.get(name))
+        for name, parameter in spec.parameters.items()
+    )
+    return Document(info, parameters, tuple(blocks))
+
+
+def _table(section: TableSection, frames: Mapping[str, pl.DataFrame], bound: Mapping[str, Any]) -> TableBlock:
+    from reportctl.data.expressions import formula_columns
+
+    frame = frames[section.dataset]
+    if section.fail_on_empty and frame.height == 0:
+        raise DatasetError(section.dataset, f"is empty and section '{section.id}' sets fail_on_empty")
+    formulas = {name: c.formula for name, c in section.columns.items() if c.formula}
+    frame = formula_columns(frame, formulas, bound) if formulas else frame
+    shown = [name for name in frame.columns if not (name in section.columns and section.columns[name].hidden)]
+    columns = tuple(
+        TableColumn(
+            name=name,
+            label=(section.columns[name].label if name in section.columns else None) or column_label(name),
+            format=section.columns[name].format if name in section.columns else None,
+            formula=section.columns[name].formula if name in section.columns else None,
+        )
+        for name in shown
+    )
+    return TableBlock(
+        id=section.id,
+        title=section.title,
+        columns=columns,
+        frame=frame.select(shown),
+        max_rows=section.max_rows,
+        empty_message=section.empty_message,
+    )
+
+
+def _relative(loaded: LoadedSpec) -> str:
+    try:
+        return str(loaded.path.relative_to(loaded.project.root))
+    except ValueError:
+        return str(loaded.path)

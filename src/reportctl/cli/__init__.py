@@ -1,0 +1,54 @@
+"""The command line. The only code in reportctl that prints or exits.
+
+Command modules import heavy libraries inside their functions so that ``reportctl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from reportctl import __version__
+from reportctl.cli import project, render, validate
+from reportctl.cli.output import State
+
+app = typer.Typer(
+    name="reportctl",
+    help="Reports as code: render YAML report specs from live data to CSV, JSON and more.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"reportctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    State.debug = debug
+
+
+app.command("render")(render.render)
+app.command("validate")(validate.validate)
+app.command("schema")(project.schema)
+app.command("init")(project.init)
+app.command("list")(project.list_specs)
+
+
+def main() -> None:
+    """Entry point of the ``reportctl`` console script."""
+    from reportctl.cli.output import run_app
+
+    sys.exit(run_app(app))

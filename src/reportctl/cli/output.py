@@ -1,0 +1,85 @@
+"""Printing for the command line: one red line per error, JSON for machines, progress only on a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+from reportctl.errors import ExitCode, ReportctlError
+
+
+class State:
+    """Options given before the command name."""
+
+    debug = False
+
+
+def _color() -> bool:
+    return "NO_COLOR" not in os.environ and sys.stderr.isatty()
+
+
+def error(message: str) -> None:
+    """Each line of ``message`` as an error line on stderr."""
+    for line in message.splitlines() or [""]:
+        typer.secho(f"error: {line}", err=True, fg="red" if _color() else None)
+
+
+def echo(message: str = "") -> None:
+    typer.echo(message)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@contextmanager
+def progress(enabled: bool) -> Iterator[Any]:
+    """A status line on a terminal that the caller updates; nothing at all elsewhere."""
+    if not (enabled and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"):
+        yield lambda _message: None
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True, no_color="NO_COLOR" in os.environ)
+    with console.status("starting") as status:
+        yield status.update
+
+
+def run_app(app: typer.Typer) -> int:
+    """Run the typer app; a ``ReportctlError`` becomes its message and exit code, anything else a bug report."""
+    try:
+        code = app(standalone_mode=False)
+    except ReportctlError as exc:
+        if State.debug:
+            traceback.print_exc()
+        from reportctl.secrets import redact
+
+        error(redact(str(exc)))
+        return int(exc.exit_code)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        error("aborted")
+        return 130
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+    except Exception as exc:
+        # click's usage errors (vendored inside typer in recent releases) know how to show themselves
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            return exit_code
+        if State.debug:
+            traceback.print_exc()
+        else:
+            error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return int(ExitCode.FAILED)
+    return code if isinstance(code, int) else 0

@@ -1,0 +1,84 @@
+"""``reportctl render``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reportctl.cli.output import echo, print_json, progress
+from reportctl.errors import UsageError
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """['region=eu', 'days=7'] -> {'region': 'eu', 'days': '7'}; a pair without '=' is a usage error."""
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"-p expects KEY=VALUE, got '{pair}'")
+        values[name.strip()] = value
+    return values
+
+
+def render(
+    spec: Annotated[Path, typer.Argument(help="The spec to render.", show_default=False)],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="A parameter value, KEY=VALUE; repeatable.")
+    ] = None,
+    formats: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="Comma-separated formats, e.g. csv,json (default: the spec's)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output folder (default: the project's).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object describing the run.")] = False,
+) -> None:
+    """Render SPEC once: read its data, write its outputs to OUT/<name>/<run-id>/ with a manifest."""
+    from reportctl.runner import render_report
+    from reportctl.spec.loader import load_spec
+
+    values = parse_assignments(param or [])
+    chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else None
+    loaded = load_spec(spec)
+    with progress(not as_json) as say:
+        result = render_report(loaded, parameters=values, formats=chosen, output_dir=output, progress=say)
+    if as_json:
+        print_json(
+            {
+                "run_id": result.run_id,
+                "report": result.report,
+                "status": result.status,
+                "directory": str(result.directory),
+                "manifest": str(result.manifest),
+                "parameters": result.parameters,
+                "timings": result.timings,
+                "artifacts": [a.as_dict() | {"path": str(a.path)} for a in result.artifacts],
+            }
+        )
+        return
+    for artifact in result.artifacts:
+        echo(f"wrote {_shown(artifact.path)} ({_size(artifact.bytes)})")
+    count = len(result.artifacts)
+    echo(
+        f"rendered {result.report} in {result.timings.get('total', 0):.2f} s: "
+        f"{count} file{'s' if count != 1 else ''} in {_shown(result.directory)}"
+    )
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"

@@ -1,0 +1,117 @@
+"""``reportctl validate``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from reportctl.cli.output import echo, print_json
+from reportctl.errors import ExitCode
+
+if TYPE_CHECKING:
+    from reportctl.errors import Problem
+
+PROJECT_FILES = ("people.yaml", "policies.yaml")
+SKIPPED_FOLDERS = {"out", "node_modules", "__pycache__", ".venv", "venv"}
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+def find_yaml(paths: list[Path]) -> list[Path]:
+    """The YAML files named, and those found in named folders (recursively, skipping hidden and output folders)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            for candidate in sorted(path.rglob("*")):
+                relative = candidate.relative_to(path).parts
+                if any(p.startswith(".") or p in SKIPPED_FOLDERS for p in relative[:-1]):
+                    continue
+                if (
+                    candidate.suffix in (".yaml", ".yml")
+                    and candidate.is_file()
+                    and candidate.name not in PROJECT_FILES
+                ):
+                    found.append(candidate)
+        else:
+            found.append(path)
+    return found
+
+
+def validate(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Spec files or folders (default: the project's spec folders).")
+    ] = None,
+    output_format: Annotated[Format, typer.Option("--format", help="text, json, or github annotations.")] = Format.text,
+) -> None:
+    """Check specs and reportctl.yaml; list every problem with FILE:LINE:COL."""
+    from reportctl.config import CONFIG_NAME, find_project, load_config
+    from reportctl.errors import Problem, ReportctlError, SpecError
+    from reportctl.spec.loader import load_spec
+
+    if not paths:
+        project = find_project()
+        paths = [d for d in project.spec_dirs if d.is_dir()]
+        if project.config_file:
+            paths.append(project.config_file)
+    files = find_yaml(paths)
+    results: list[tuple[Path, list[Problem]]] = []
+    for file in files:
+        try:
+            if file.name == CONFIG_NAME:
+                load_config(file)
+            else:
+                load_spec(file)
+            results.append((file, []))
+        except SpecError as exc:
+            results.append((file, exc.problems))
+        except ReportctlError as exc:
+            results.append((file, [Problem(str(exc), file=file)]))
+    invalid = [r for r in results if r[1]]
+    _report(results, output_format)
+    if invalid or not files:
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _report(results: list[tuple[Path, list[Problem]]], output_format: Format) -> None:
+
+    if output_format is Format.json:
+        print_json(
+            {
+                "valid": bool(results) and not any(p for _, p in results),
+                "files": [
+                    {
+                        "file": str(f),
+                        "valid": not p,
+                        "problems": [x.as_dict() for x in p if isinstance(x, Problem)],
+                    }
+                    for f, p in results
+                ],
+            }
+        )
+        return
+    if not results:
+        echo("no spec files found")
+        return
+    for file, problems in results:
+        for problem in problems:
+            if output_format is Format.github:
+                where = problem.position
+                location = f"file={where.file},line={where.line},col={where.column}" if where else f"file={file}"
+                message = f"{problem.path}: {problem.message}" if problem.path else problem.message
+                echo(f"::error {location},title=reportctl validate::{message}")
+            else:
+                echo(str(problem))
+    bad = sum(1 for _, p in results if p)
+    count = sum(len(p) for _, p in results)
+    if output_format is Format.text:
+        if bad:
+            echo(f"{count} problem{'s' if count != 1 else ''} in {bad} of {len(results)} files")
+        else:
+            echo(f"{len(results)} file{'s' if len(results) != 1 else ''} valid")

@@ -1,0 +1,90 @@
+"""The project: ``reportctl.yaml`` and where it is.
+
+The project root is the nearest folder at or above a spec that holds ``reportctl.yaml``. Without one, the current
+folder is the root and the defaults apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+
+from reportctl.spec.types import StrictModel, TimeZoneName
+
+CONFIG_NAME = "reportctl.yaml"
+
+
+class ProjectConfig(StrictModel):
+    """Settings shared by every spec of a reports project."""
+
+    timezone: TimeZoneName = Field(default="UTC", description="Report time zone when a spec names none.")
+    specs: list[str] = Field(default_factory=lambda: ["specs"], description="Folders that hold specs.")
+    output_dir: str = Field(default="out", description="Where artifacts go: OUT/<name>/<run-id>/.")
+    outputs: list[str] = Field(default_factory=lambda: ["csv", "json"], description="Default output formats.")
+    allow_paths: list[str] = Field(
+        default_factory=list, description="Folders outside the project that file sources may read."
+    )
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    config: ProjectConfig
+    config_file: Path | None
+
+    @property
+    def output_dir(self) -> Path:
+        return (self.root / self.config.output_dir).resolve()
+
+    @property
+    def spec_dirs(self) -> list[Path]:
+        return [self.root / d for d in self.config.specs]
+
+    @property
+    def allowed_paths(self) -> tuple[Path, ...]:
+        return tuple((self.root / p).expanduser().resolve() for p in self.config.allow_paths)
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest ``reportctl.yaml`` at or above ``start``."""
+    here = start.resolve()
+    for folder in [here, *here.parents] if here.is_dir() else list(here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: Path) -> ProjectConfig:
+    """Read and validate ``reportctl.yaml``; problems come back as a ``SpecError`` with positions."""
+    from reportctl.spec.validation import validate_model
+    from reportctl.spec.yamlpos import load_yaml
+
+    data = load_yaml(read_text(path), path)
+    return validate_model(ProjectConfig, {} if data is None else data, path)
+
+
+def find_project(start: Path | None = None) -> Project:
+    """The project that ``start`` (a spec file or folder; default the working folder) belongs to."""
+    start = (start or Path.cwd()).resolve()
+    config_file = find_config(start)
+    if config_file is None:
+        root = Path.cwd().resolve()
+        return Project(root, ProjectConfig(), None)
+    return Project(config_file.parent, load_config(config_file), config_file)
+
+
+def read_text(path: Path) -> str:
+    """A text file's content, or a ``SpecError`` naming the file and what went wrong."""
+    from reportctl.errors import Problem, SpecError
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([Problem("file not found", file=path)]) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError([Problem(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path)]) from None
+    except OSError as exc:
+        raise SpecError([Problem(f"cannot read: {exc.strerror}", file=path)]) from None

@@ -1,0 +1,262 @@
+"""The ``http`` source: records from a JSON API, retried on transient failures."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import ConfigDict, Field, field_validator
+
+from reportctl.data.sources.base import SourceContext
+from reportctl.errors import SourceError
+from reportctl.secrets import SecretError, redact, resolve_secrets
+from reportctl.spec.models import SourceOptions
+from reportctl.spec.types import PositiveDuration
+
+if TYPE_CHECKING:
+    import polars as pl
+
+_PARAMETER = re.compile(r"^:(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
+_RETRIED_STATUSES = frozenset({429, *range(500, 600)})
+
+
+class HttpOptions(SourceOptions):
+    """Options of the ``http`` source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    kind: Literal["http"] = Field(description="Reads a list of records from a JSON HTTP API.")
+    url: str = Field(description="An http or https URL; it may contain ${secret:NAME}.")
+    method: Literal["GET", "POST"] = Field(default="GET", description="The HTTP method.")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Request headers; values may contain ${secret:NAME}, e.g. for a token.",
+    )
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Query-string values; ':name' sends the value of parameter 'name', others are literal.",
+    )
+    body: Any = Field(
+        default=None,
+        alias="json",
+        description="A JSON request body; a string ':name' is replaced by the value of parameter 'name'.",
+    )
+    records: str | None = Field(
+        default=None,
+        description="Dotted path to the list of records in the response, e.g. data.items; "
+        "by default the response itself must be that list.",
+    )
+    timeout: PositiveDuration = Field(
+        default=timedelta(seconds=30), description="Limit for connecting and for each wait on the server."
+    )
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries with backoff on connection errors, 429 and 5xx responses.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith("${") and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"expected an http:// or https:// URL, got '{value}'")
+        return value
+
+
+class HttpSource:
+    """Calls one endpoint and turns its JSON records into a table, nested objects flattened to a.b columns."""
+
+    PLUGIN_NAME: ClassVar[str] = "http"
+    Options: ClassVar[type[SourceOptions]] = HttpOptions
+
+    def __init__(self, name: str, options: HttpOptions, context: SourceContext) -> None:
+        self.name = name
+        self.options = options
+        self.context = context
+
+    def describe(self) -> str:
+        return f"http {self.options.method} {_shown_url(self.options.url)}"
+
+    def known_schema(self) -> pl.Schema | None:
+        return None
+
+    def fetch(self) -> pl.LazyFrame:
+        import polars as pl
+
+        records = self._records(self._request())
+        try:
+            return pl.json_normalize(records, separator=".", infer_schema_length=None).lazy()
+        except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+            raise self._error(f"cannot turn the records into a table: {_first_line(str(exc))}") from exc
+
+    def _error(self, cause: str) -> SourceError:
+        return SourceError(self.name, self.describe(), redact(cause))
+
+    def _request(self) -> Any:
+        """The decoded JSON body of a successful response."""
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        options = self.options
+        try:
+            url = resolve_secrets(options.url)
+            headers = {name: resolve_secrets(value) for name, value in options.headers.items()}
+            params = {name: self._param(name, value) for name, value in options.params.items()}
+            body = self._bind_body(options.body)
+        except SecretError as exc:
+            raise self._error(str(exc)) from exc
+        retry = Retry(
+            total=options.retries,
+            connect=options.retries,
+            # A server too slow to answer once is rarely faster next time; retrying multiplies the wait.
+            read=0,
+            status=options.retries,
+            other=0,
+            backoff_factor=0.5,
+            status_forcelist=_RETRIED_STATUSES,
+            allowed_methods=frozenset({"GET", "POST"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        seconds = options.timeout.total_seconds()
+        with requests.Session() as session:
+            adapter = HTTPAdapter(max_retries=retry)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            try:
+                response = session.request(
+                    options.method, url, headers=headers, params=params, json=body, timeout=(seconds, seconds)
+                )
+            except requests.RequestException as exc:
+                raise self._error(self._transport_problem(exc, url)) from exc
+            with response:
+                if not 200 <= response.status_code < 300:
+                    status = f"{response.status_code} {response.reason or ''}".strip()
+                    raise self._error(f"HTTP {status} from {_shown_url(options.url)}")
+                try:
+                    return response.json()
+                except (requests.JSONDecodeError, requests.RequestException) as exc:
+                    kind = response.headers.get("Content-Type", "no content type")
+                    raise self._error(f"the response is not valid JSON ({kind}): {exc}") from exc
+
+    def _param(self, name: str, value: str | float | bool) -> str:
+        if not isinstance(value, str):
+            return _query_text(value)
+        bound = _PARAMETER.match(value)
+        if bound is None:
+            return resolve_secrets(value)
+        return _query_text(self._parameter(bound["name"], f"params.{name}"))
+
+    def _parameter(self, name: str, where: str) -> Any:
+        if name not in self.context.parameters:
+            raise self._error(f"{where} uses :{name} but the spec has no parameter {name}")
+        return self.context.parameters[name]
+
+    def _bind_body(self, value: Any, where: str = "json") -> Any:
+        """The body with ':name' strings replaced by parameter values and secrets resolved."""
+        if isinstance(value, dict):
+            return {k: self._bind_body(v, f"{where}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._bind_body(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, str):
+            bound = _PARAMETER.match(value)
+            return _json_value(self._parameter(bound["name"], where)) if bound else resolve_secrets(value)
+        return value
+
+    def _transport_problem(self, exc: Exception, url: str) -> str:
+        """One line for a failure below HTTP: refused, timed out, unknown host, TLS."""
+        import socket
+
+        import requests
+        from urllib3 import exceptions as u3
+
+        if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+            return "the url is not a valid http or https URL"
+        parts = urlsplit(url)
+        where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        chain = _causes(exc)
+        # Checked before timeouts: urllib3's NewConnectionError subclasses ConnectTimeoutError.
+        if any(isinstance(e, ConnectionRefusedError) or "Connection refused" in str(e) for e in chain):
+            return f"connection refused by {where}"
+        if any(isinstance(e, u3.NameResolutionError | socket.gaierror) for e in chain):
+            return f"unknown host {parts.hostname}"
+        if any(isinstance(e, u3.TimeoutError | TimeoutError) for e in chain):
+            return f"timed out after {self.options.timeout.total_seconds():g}s"
+        if any(isinstance(e, u3.SSLError) for e in chain):
+            return f"TLS handshake with {where} failed"
+        if any(isinstance(e, u3.ProtocolError) for e in chain):
+            return f"{where} closed the connection without a valid HTTP response"
+        return f"request to {where} failed: {type(exc).__name__}"
+
+    def _records(self, payload: Any) -> list[dict[str, Any]]:
+        path = self.options.records
+        node, walked = payload, list[str]()
+        for key in path.split(".") if path else ():
+            if isinstance(node, dict) and key in node:
+                node = node[key]
+            elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+            else:
+                where = f"'{'.'.join(walked)}'" if walked else "the top level"
+                found = ", ".join(map(str, node)) if isinstance(node, dict) else f"none, it is {_json_kind(node)}"
+                raise self._error(f"response has no key '{path}'; keys at {where}: {found}")
+            walked.append(key)
+        if not isinstance(node, list):
+            hint = f"keys: {', '.join(map(str, node))}" if isinstance(node, dict) else "set records to its path"
+            what = f"'{path}' in the response" if path else "the response"
+            raise self._error(f"{what} is {_json_kind(node)}, not a list of records ({hint})")
+        for index, record in enumerate(node):
+            if not isinstance(record, dict):
+                raise self._error(f"record {index} is {_json_kind(record)}, not an object")
+        return node
+
+
+def _shown_url(url: str) -> str:
+    """``url`` without credentials, query string or fragment, which may hold secrets."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return redact(url.split("?", 1)[0])
+    return redact(f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything it wraps: requests and urllib3 nest the real cause in args and ``reason``."""
+    seen: list[BaseException] = []
+    pending: list[Any] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
+    return seen
+
+
+def _query_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return "" if value is None else str(value)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal | timedelta):
+        return str(value)
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "unknown error"

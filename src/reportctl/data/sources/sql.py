@@ -1,0 +1,353 @@
+"""The ``sql`` source: a query on SQLite, PostgreSQL or MySQL/MariaDB, parameters bound by the driver."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import quote, quote_plus
+
+from pydantic import ConfigDict, Field, field_validator
+
+from reportctl.data.sources.base import SourceContext
+from reportctl.data.sources.file import confinement_problem
+from reportctl.errors import SourceError
+from reportctl.secrets import SecretError, redact, resolve_secrets
+from reportctl.spec.models import SourceOptions
+from reportctl.spec.types import PositiveDuration
+
+if TYPE_CHECKING:
+    import polars as pl
+    from sqlalchemy.engine import URL, Engine
+
+Backend = Literal["sqlite", "postgresql", "mysql"]
+
+_BACKENDS: dict[str, Backend] = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "postgresql+psycopg": "postgresql",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "mysql+pymysql": "mysql",
+    "mariadb+pymysql": "mysql",
+}
+_DRIVERS: dict[Backend, str] = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+}
+_DEFAULT_PORTS: dict[Backend, int] = {"sqlite": 0, "postgresql": 5432, "mysql": 3306}
+_INSTALL_HINTS: dict[Backend, str] = {
+    "sqlite": "",
+    "postgresql": "the PostgreSQL driver psycopg is not installed; pip install 'reportctl[postgres]'",
+    "mysql": "the MySQL/MariaDB driver pymysql is not installed; pip install 'reportctl[mysql]'",
+}
+_SUPPORTED = "use sqlite, postgresql, mysql or mariadb"
+_PSYCOPG_CONNECT_PREFIX = re.compile(
+    r'^connection failed: connection to server at "[^"]*"(?: \([^)]*\))?, port \d+ failed: '
+)
+_OS_ERROR_TEXT = re.compile(r"\(\[Errno -?\d+\] (?P<text>[^)]*)\)")
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*):[^@]*@")
+
+
+class SqlOptions(SourceOptions):
+    """Options of the ``sql`` source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["sql"] = Field(description="Runs a query on SQLite, PostgreSQL or MySQL/MariaDB.")
+    url: str = Field(
+        description="A SQLAlchemy URL such as sqlite:///data/app.db or "
+        "postgresql://report@db/sales?sslmode=require; ${secret:NAME} is resolved only when the query runs."
+    )
+    query: str = Field(description="The SELECT to run; :name binds the parameter 'name' through the driver.")
+    timeout: PositiveDuration = Field(
+        default=timedelta(seconds=60),
+        description="Limit for connecting and for the query, where the driver can.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _supported_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme and "${" not in scheme and scheme.lower() not in _BACKENDS:
+            raise ValueError(f"unsupported database '{scheme}'; {_SUPPORTED}")
+        return value
+
+
+class SqlSource:
+    """Runs one query; parameter values only ever travel as driver bind values, never inside the SQL text."""
+
+    PLUGIN_NAME: ClassVar[str] = "sql"
+    Options: ClassVar[type[SourceOptions]] = SqlOptions
+
+    def __init__(self, name: str, options: SqlOptions, context: SourceContext) -> None:
+        self.name = name
+        self.options = options
+        self.context = context
+        # The resolved password, once known, so driver messages that echo it can be cleaned.
+        self._password = ""
+
+    def describe(self) -> str:
+        return f"sql {display_url(self.options.url)}"
+
+    def known_schema(self) -> pl.Schema | None:
+        return None
+
+    def fetch(self) -> pl.LazyFrame:
+        from sqlalchemy import exc as sa_exc
+        from sqlalchemy import text
+
+        statement = text(self.options.query)
+        parameters = self._bind_values(list(statement.compile().params))
+        url, backend = self._url()
+        if backend == "sqlite":
+            parameters = {name: sqlite_value(value) for name, value in parameters.items()}
+        engine = self._engine(url, backend)
+        try:
+            try:
+                connection = engine.connect()
+            except sa_exc.DBAPIError as exc:
+                raise self._error(self._connect_problem(exc, url, backend)) from exc
+            with connection:
+                try:
+                    result = connection.execute(statement, parameters)
+                    if not result.returns_rows:
+                        raise self._error("the statement returns no result set; a source needs a SELECT")
+                    # Read before fetching: an exhausted result lets go of its cursor.
+                    description = list(result.cursor.description or ()) if result.cursor else []
+                    rows = result.fetchall()
+                except sa_exc.DBAPIError as exc:
+                    raise self._error(self._query_problem(exc)) from exc
+                except sa_exc.SQLAlchemyError as exc:
+                    raise self._error(_first_line(str(exc))) from exc
+        finally:
+            engine.dispose()
+        return self._frame(rows, description, backend).lazy()
+
+    def _error(self, cause: str) -> SourceError:
+        if self._password:
+            for form in {self._password, quote(self._password, safe=""), quote_plus(self._password)}:
+                cause = cause.replace(form, "***")
+        return SourceError(self.name, self.describe(), redact(cause))
+
+    def _bind_values(self, names: Sequence[str]) -> dict[str, Any]:
+        """The values of the parameters the query names, and only those."""
+        values = {}
+        for name in names:
+            if name not in self.context.parameters:
+                known = ", ".join(sorted(self.context.parameters)) or "none"
+                raise self._error(f"query uses :{name} but the spec has no parameter {name} (known: {known})")
+            values[name] = self.context.parameters[name]
+        return values
+
+    def _url(self) -> tuple[URL, Backend]:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            resolved = resolve_secrets(self.options.url)
+        except SecretError as exc:
+            raise self._error(str(exc)) from exc
+        try:
+            url = make_url(resolved)
+        except ArgumentError as exc:
+            raise self._error("the url is not a valid SQLAlchemy URL, e.g. postgresql://user@host/db") from exc
+        self._password = url.password or ""
+        backend = _BACKENDS.get(url.drivername.lower())
+        if backend is None:
+            raise self._error(f"unsupported database '{url.drivername}'; {_SUPPORTED}")
+        return url.set(drivername=_DRIVERS[backend]), backend
+
+    def _engine(self, url: URL, backend: Backend) -> Engine:
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        seconds = self.options.timeout.total_seconds()
+        try:
+            if backend == "sqlite":
+                return create_engine("sqlite://", creator=self._sqlite_connector(url.database), poolclass=NullPool)
+            if backend == "postgresql":
+                given = url.query.get("options", ())
+                options = [*([given] if isinstance(given, str) else given)]
+                options.append(f"-c statement_timeout={max(1, int(seconds * 1000))}")
+                # libpq refuses connect timeouts under two seconds.
+                connect_args: dict[str, Any] = {
+                    "connect_timeout": max(2, round(seconds)),
+                    "options": " ".join(options),
+                }
+                url = url.difference_update_query(["options"])
+            else:
+                connect_args = {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
+            return create_engine(url, connect_args=connect_args, poolclass=NullPool)
+        except ImportError as exc:
+            raise self._error(_INSTALL_HINTS[backend]) from exc
+
+    def _sqlite_connector(self, database: str | None) -> Any:
+        """A function opening the database read-only, interrupting queries that run past the timeout."""
+        import sqlite3
+
+        seconds = self.options.timeout.total_seconds()
+        if not database or database == ":memory:":
+            target, uri = ":memory:", False
+        else:
+            path = Path(database).expanduser()
+            path = path if path.is_absolute() else self.context.project_root / path
+            problem = confinement_problem(path, self.context)
+            if problem:
+                raise self._error(problem)
+            if not path.is_file():
+                raise self._error(f"database file not found: {database}")
+            target, uri = f"file:{quote(str(path.resolve()))}?mode=ro", True
+        deadline = time.monotonic() + seconds
+
+        def connect() -> sqlite3.Connection:
+            connection = sqlite3.connect(target, uri=uri, timeout=seconds)
+            connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+            return connection
+
+        return connect
+
+    def _connect_problem(self, exc: Exception, url: URL, backend: Backend) -> str:
+        message = _driver_message(exc)
+        if backend == "sqlite":
+            return f"could not open the database: {message}"
+        where = f"{url.host or 'localhost'}:{url.port or _DEFAULT_PORTS[backend]}"
+        lowered = message.lower()
+        if "connection refused" in lowered:
+            reason = "connection refused"
+        elif "timed out" in lowered or "timeout expired" in lowered:
+            reason = f"timed out after {_seconds(self.options.timeout)}"
+        elif "name or service not known" in lowered or "failed to resolve host" in lowered:
+            reason = f"unknown host {url.host}"
+        else:
+            reason = _PSYCOPG_CONNECT_PREFIX.sub("", message).replace("FATAL:  ", "")
+            os_error = _OS_ERROR_TEXT.search(reason)
+            if os_error:
+                reason = os_error["text"].lower()
+        return f"could not connect to {where}: {reason}"
+
+    def _query_problem(self, exc: Exception) -> str:
+        message = _driver_message(exc)
+        lowered = message.lower()
+        if "statement timeout" in lowered or "(timed out)" in lowered or lowered == "interrupted":
+            return f"the query timed out after {_seconds(self.options.timeout)}"
+        return message
+
+    def _frame(self, rows: Sequence[Any], description: list[Any], backend: Backend) -> pl.DataFrame:
+        import polars as pl
+
+        columns = [str(column[0]) for column in description]
+        duplicates = sorted({c for c in columns if columns.count(c) > 1})
+        if duplicates:
+            raise self._error(f"the query returns column {', '.join(duplicates)} more than once; name each one with AS")
+        if not rows:
+            # Without rows there is nothing to infer from, so the driver's column types are the best guide.
+            return pl.DataFrame(schema={c[0]: _dtype_from_description(c, backend) for c in description})
+        try:
+            frame = pl.DataFrame([tuple(row) for row in rows], schema=columns, orient="row", infer_schema_length=None)
+        except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+            raise self._error(f"cannot turn the result into a table: {_first_line(str(exc))}") from exc
+        # Instants read back in the session's zone; UTC keeps them comparable across databases.
+        zoned = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone not in (None, "UTC")]
+        return frame.with_columns(pl.col(zoned).dt.convert_time_zone("UTC")) if zoned else frame
+
+
+def display_url(url: str) -> str:
+    """``url`` without its password, for messages; a ``${secret:...}`` reference is shown as written."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        shown = _PASSWORD_IN_URL.sub(r"\1:***@", url)
+    return redact(shown)
+
+
+def sqlite_value(value: Any) -> Any:
+    """Dates as SQLite stores them in text, since Python 3.12 deprecates sqlite3's implicit adapters."""
+    if isinstance(value, datetime):
+        return value.isoformat(" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _driver_message(exc: Exception) -> str:
+    """The database's own first line, without SQLAlchemy's statement echo and links."""
+    original = getattr(exc, "orig", None) or exc
+    args: tuple[Any, ...] = tuple(getattr(original, "args", ()))
+    # pymysql errors carry (code, message).
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        return _first_line(args[1])
+    return _first_line(str(original))
+
+
+def _dtype_from_description(column: Sequence[Any], backend: Backend) -> pl.DataType:
+    import polars as pl
+
+    type_code, scale = column[1], column[5] if len(column) > 5 else None
+    if backend == "postgresql":
+        import psycopg
+
+        info = psycopg.postgres.types.get(type_code) if isinstance(type_code, int) else None
+        name = info.name if info else ""
+    elif backend == "mysql":
+        name = _MYSQL_TYPES.get(type_code, "") if isinstance(type_code, int) else ""
+    else:
+        return pl.Null()
+    if name == "numeric":
+        return pl.Decimal(38, scale) if isinstance(scale, int) and 0 <= scale <= 38 else pl.Float64()
+    types: Mapping[str, pl.DataType] = {
+        "int2": pl.Int64(),
+        "int4": pl.Int64(),
+        "int8": pl.Int64(),
+        "float4": pl.Float64(),
+        "float8": pl.Float64(),
+        "text": pl.String(),
+        "varchar": pl.String(),
+        "bpchar": pl.String(),
+        "name": pl.String(),
+        "bool": pl.Boolean(),
+        "date": pl.Date(),
+        "timestamp": pl.Datetime("us"),
+        "timestamptz": pl.Datetime("us", "UTC"),
+        "interval": pl.Duration("us"),
+    }
+    return types.get(name, pl.Null())
+
+
+# pymysql FIELD_TYPE codes, named as PostgreSQL names the matching types.
+_MYSQL_TYPES = {
+    1: "int2",
+    2: "int2",
+    3: "int4",
+    8: "int8",
+    9: "int4",
+    13: "int4",
+    4: "float4",
+    5: "float8",
+    0: "numeric",
+    246: "numeric",
+    10: "date",
+    7: "timestamp",
+    12: "timestamp",
+    11: "interval",
+    15: "varchar",
+    253: "varchar",
+    254: "varchar",
+}
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{value.total_seconds():g}s"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "unknown error"

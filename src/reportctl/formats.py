@@ -1,0 +1,393 @@
+"""How values look: the column formats and filters that every writer and template shares.
+
+A format is a short string; ``parse_format`` turns it into a ``ColumnFormat`` whose ``format`` gives the text
+a reader sees, so 85.3% is the same in PDF, Excel, HTML and Markdown. Grammar (``N`` is 0-12 decimals)::
+
+    number[:N] [UNIT]       1,234.5 with N decimals (default 0), then " UNIT"    number:0 ms -> 1,234 ms
+    integer [UNIT]          rounded to a whole number                            1,235
+    percent[:N]             a ratio times 100, N decimals (default 1)            0.853 -> 85.3%
+    currency[:CODE[:N]]     ISO 4217 code (default USD); N defaults to the code's minor units (2, JPY 0)
+    date[:PATTERN]          strftime pattern, default %Y-%m-%d                   2026-11-28
+    datetime[:PATTERN]      default "%Y-%m-%d %H:%M", plus the zone abbreviation when the value is aware
+    duration                seconds or a timedelta                               3723 -> 1h 2m 3s
+    bytes[:N]               binary units, N decimals (default 1)                 1536 -> 1.5 KiB
+    text                    str(value)
+
+Aware datetimes are shown in the report's time zone when ``tz`` is given; naive ones are shown as they are.
+Missing values (None, NaN) are shown as "". Data exports (CSV, JSON) use ``machine_value`` and
+``export_frame`` instead: raw values, ISO-8601 dates, never display text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from decimal import ROUND_HALF_UP, Context, Decimal
+from functools import cache, lru_cache
+from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from reportctl.document import Period
+from reportctl.errors import ReportctlError, did_you_mean, one_of
+
+if TYPE_CHECKING:
+    import polars as pl
+
+FORMAT_NAMES: tuple[str, ...] = (
+    "bytes",
+    "currency",
+    "date",
+    "datetime",
+    "duration",
+    "integer",
+    "number",
+    "percent",
+    "text",
+)
+_WITH_UNIT = frozenset({"number", "integer"})
+_MAX_DECIMALS = 12
+_CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+_ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "ISK", "CLP", "VND", "PYG", "UGX"})
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+_DATE_PATTERN = "%Y-%m-%d"
+_DATETIME_PATTERN = "%Y-%m-%d %H:%M"
+ISO_DATETIME = "%Y-%m-%dT%H:%M:%S%.f"
+ISO_DATETIME_OFFSET = "%Y-%m-%dT%H:%M:%S%.f%:z"
+
+
+class FormatError(ReportctlError):
+    """A format string is malformed, or a value does not fit its format."""
+
+
+@dataclass(frozen=True)
+class ColumnFormat:
+    """A parsed format: ``kind`` is one of ``FORMAT_NAMES``, or "auto" (by value type) when none is set."""
+
+    kind: str
+    decimals: int | None = None
+    unit: str | None = None
+    currency: str | None = None
+    pattern: str | None = None
+
+    def format(self, value: Any, tz: str | None = None) -> str:
+        """The text a reader sees for ``value``; "" for None and NaN."""
+        if is_missing(value):
+            return ""
+        kind, decimals = self.kind, self.decimals or 0
+        if kind == "number":
+            return format_number(value, decimals, self.unit)
+        if kind == "integer":
+            return format_number(value, 0, self.unit)
+        if kind == "percent":
+            return format_percent(value, decimals)
+        if kind == "currency":
+            return format_currency(value, self.currency or "USD", self.decimals)
+        if kind == "date":
+            return format_date(value, self.pattern, tz=tz)
+        if kind == "datetime":
+            return format_datetime(value, self.pattern, tz)
+        if kind == "duration":
+            return format_duration(value)
+        if kind == "bytes":
+            return format_bytes(value, decimals)
+        if kind == "auto":
+            return _format_auto(value, tz)
+        return str(value)
+
+    def __str__(self) -> str:
+        """The canonical spec, which ``parse_format`` reads back to an equal format."""
+        parts = [self.kind, self.currency, self.decimals, self.pattern]
+        spec = ":".join(str(p) for p in parts if p is not None)
+        return f"{spec} {self.unit}" if self.unit else spec
+
+
+AUTO = ColumnFormat("auto")
+
+
+@lru_cache(maxsize=512)
+def parse_format(spec: str | None) -> ColumnFormat:
+    """Parse a column format such as ``number:1 ms``; None or "" gives the by-type "auto" format."""
+    if spec is None or not spec.strip():
+        return AUTO
+    text = spec.strip()
+    match = re.fullmatch(r"([A-Za-z_]+)(.*)", text, flags=re.DOTALL)
+    name = match.group(1) if match else text.split(":", 1)[0].split(" ", 1)[0]
+    if match is None or name not in FORMAT_NAMES:
+        hint = did_you_mean(name, FORMAT_NAMES)
+        raise FormatError(f"unknown format '{name}'{hint}; valid formats: {one_of(FORMAT_NAMES)}")
+    rest = match.group(2)
+    if name in ("date", "datetime"):
+        if not rest:
+            return ColumnFormat(name)
+        if not rest.startswith(":") or len(rest) == 1:
+            raise FormatError(f"format '{spec}': expected {name} or {name}:PATTERN, e.g. {name}:%d %b %Y")
+        return ColumnFormat(name, pattern=rest[1:])
+
+    arg_text, _, unit = rest.partition(" ")
+    unit = unit.strip()
+    if arg_text and not arg_text.startswith(":"):
+        raise FormatError(f"format '{spec}': expected ':' after '{name}'")
+    args = arg_text[1:].split(":") if arg_text else []
+    if unit and name not in _WITH_UNIT:
+        raise FormatError(f"format '{spec}': only number and integer take a unit")
+    usage = {"number": "number:N", "percent": "percent:N", "bytes": "bytes:N", "currency": "currency:CODE:N"}
+    if len(args) > usage.get(name, name).count(":"):
+        raise FormatError(f"format '{spec}': too many ':' parts; expected {usage.get(name, name)}")
+    if name == "currency":
+        code = args[0].upper() if args else "USD"
+        if not re.fullmatch(r"[A-Z]{3}", code):
+            raise FormatError(f"format '{spec}': currency code must be three letters such as USD or EUR")
+        decimals = _decimals(spec, args[1]) if len(args) > 1 else _minor_units(code)
+        return ColumnFormat(name, decimals=decimals, currency=code)
+    default = {"number": 0, "percent": 1, "bytes": 1}.get(name)
+    places = _decimals(spec, args[0]) if args else default
+    return ColumnFormat(name, decimals=places, unit=unit or None)
+
+
+def default_format_for(dtype: pl.DataType | type[pl.DataType]) -> ColumnFormat:
+    """The format a column gets when its spec names none, from its polars type."""
+    import polars as pl
+
+    if dtype.is_float():
+        return ColumnFormat("number", decimals=2)
+    if dtype.is_decimal():
+        scale = getattr(dtype, "scale", None)
+        return ColumnFormat("number", decimals=min(scale if isinstance(scale, int) else 2, _MAX_DECIMALS))
+    if dtype.is_integer():
+        return ColumnFormat("integer")
+    for polars_type, kind in ((pl.Date, "date"), (pl.Datetime, "datetime"), (pl.Duration, "duration")):
+        if dtype == polars_type:
+            return ColumnFormat(kind)
+    return ColumnFormat("text")
+
+
+def is_missing(value: Any) -> bool:
+    """True for None and NaN, which every format shows as ""."""
+    if value is None:
+        return True
+    if isinstance(value, Integral):
+        return False
+    if isinstance(value, float | Decimal):
+        return value.is_nan() if isinstance(value, Decimal) else math.isnan(value)
+    return isinstance(value, Real) and math.isnan(float(value))
+
+
+def format_number(value: Any, decimals: int = 0, unit: str | None = None) -> str:
+    """1234.5 -> "1,234.5" with ``decimals`` places, then " unit" when given."""
+    if is_missing(value):
+        return ""
+    text = _grouped(_number(value, "format_number"), decimals)
+    return f"{text} {unit}" if unit else text
+
+
+def format_percent(value: Any, decimals: int = 1) -> str:
+    """A ratio as a percentage: 0.853 -> "85.3%"."""
+    if is_missing(value):
+        return ""
+    return _grouped(_number(value, "format_percent") * 100, decimals) + "%"
+
+
+def format_currency(value: Any, code: str = "USD", decimals: int | None = None) -> str:
+    """An amount with its currency: "-$1,234.50", "€12.00", "CHF 3.10"; decimals default to the code's."""
+    if is_missing(value):
+        return ""
+    code = code.upper()
+    amount = _number(value, "format_currency")
+    text = _grouped(abs(amount), _minor_units(code) if decimals is None else decimals)
+    sign = "-" if amount < 0 and text.strip("0.,") else ""
+    symbol = _CURRENCY_SYMBOLS.get(code, f"{code} ")
+    return f"{sign}{symbol}{text}"
+
+
+def format_date(value: Any, pattern: str | None = None, tz: str | None = None) -> str:
+    """A date (or the date of a datetime, in ``tz`` when given and the value is aware): "2026-11-28"."""
+    if is_missing(value):
+        return ""
+    moment = _temporal(value, "format_date")
+    if isinstance(moment, datetime):
+        moment = _in_zone(moment, tz)
+    return moment.strftime(pattern or _DATE_PATTERN)
+
+
+def format_datetime(value: Any, pattern: str | None = None, tz: str | None = None) -> str:
+    """A moment as "2026-11-28 14:05 CET": in ``tz`` when given and the value is aware, with its zone."""
+    if is_missing(value):
+        return ""
+    moment = _temporal(value, "format_datetime")
+    if not isinstance(moment, datetime):
+        moment = datetime.combine(moment, time())
+    moment = _in_zone(moment, tz)
+    if pattern:
+        return moment.strftime(pattern)
+    text = moment.strftime(_DATETIME_PATTERN)
+    zone = moment.strftime("%Z") if moment.tzinfo is not None else ""
+    return f"{text} {zone}" if zone else text
+
+
+def format_duration(value: Any) -> str:
+    """Seconds or a timedelta as "1h 2m 3s" (down to the smallest non-zero unit); below a second "250ms"."""
+    if is_missing(value):
+        return ""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(_number(value, "format_duration"))
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    if math.isinf(seconds):
+        return f"{sign}∞"
+    if 0 < seconds < 1 and round(seconds * 1000) < 1000:
+        millis = round(seconds * 1000)
+        return f"{sign if millis else ''}{millis}ms"
+    remaining = round(seconds)
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, remaining = divmod(remaining, size)
+        if count or parts:
+            parts.append(f"{count}{unit}")
+    if not parts:
+        return "0s"
+    while parts[-1][0] == "0":
+        parts.pop()
+    return sign + " ".join(parts)
+
+
+def format_bytes(value: Any, decimals: int = 1) -> str:
+    """A size in binary units: 1536 -> "1.5 KiB", 512 -> "512 B"."""
+    if is_missing(value):
+        return ""
+    size = float(_number(value, "format_bytes"))
+    if math.isinf(size):
+        return ("-" if size < 0 else "") + "∞ B"
+    unit = 0
+    while unit < len(_BYTE_UNITS) - 1 and round(abs(size), decimals) >= 1024:
+        size /= 1024
+        unit += 1
+    if unit == 0:
+        return f"{_grouped(size, 0)} B"
+    return f"{_grouped(size, decimals)} {_BYTE_UNITS[unit]}"
+
+
+def machine_value(value: Any) -> Any:
+    """A scalar as JSON-compatible data: ISO-8601 dates and times, seconds for durations, None for NaN/inf."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real | Decimal):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Period):
+        return {"name": value.name, "start": value.start.isoformat(), "end": value.end.isoformat()}
+    if isinstance(value, Mapping):
+        return {str(k): machine_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+        return [machine_value(v) for v in items]
+    return str(value)
+
+
+def export_frame(frame: pl.DataFrame, timezone: str, target: Literal["csv", "json"]) -> pl.DataFrame:
+    """``frame`` for a data export: aware datetimes moved to ``timezone`` (polars writes them as ISO-8601 with
+    offset), naive ones as ISO text, durations in seconds, binary base64, nested as JSON text in CSV."""
+    import polars as pl
+
+    exprs: list[pl.Expr] = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone:
+            exprs.append(col.dt.convert_time_zone(timezone))
+        elif isinstance(dtype, pl.Datetime):
+            exprs.append(col.dt.to_string(ISO_DATETIME))
+        elif isinstance(dtype, pl.Duration):
+            per_second = {"ns": 1e9, "us": 1e6, "ms": 1e3}[dtype.time_unit or "us"]
+            exprs.append(col.cast(pl.Int64) / per_second)
+        elif dtype == pl.Binary:
+            exprs.append(col.bin.encode("base64"))
+        elif dtype.is_object():
+            raise FormatError(f"column '{name}' holds Python objects, which cannot be exported")
+        elif target == "csv" and dtype.is_nested():
+            encoded = pl.struct(col.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
+            exprs.append(pl.when(col.is_null()).then(None).otherwise(encoded))
+        elif target == "json" and dtype.is_decimal():
+            exprs.append(col.cast(pl.Float64))
+        else:
+            continue
+        exprs[-1] = exprs[-1].alias(name)
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def _format_auto(value: Any, tz: str | None) -> str:
+    if isinstance(value, bool | str):
+        return str(value)
+    if isinstance(value, Integral):
+        return format_number(value, 0)
+    if isinstance(value, Real | Decimal):
+        return format_number(value, 2)
+    if isinstance(value, datetime):
+        return format_datetime(value, tz=tz)
+    if isinstance(value, date):
+        return format_date(value)
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    return str(value)
+
+
+def _number(value: Any, what: str) -> Decimal:
+    """``value`` as a Decimal (floats by their shortest repr, so 2.675 rounds as written); refuses bools."""
+    if isinstance(value, bool) or not isinstance(value, Real | Decimal):
+        raise FormatError(f"{what} expects a number, got {type(value).__name__} {value!r:.40}")
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(int(value)) if isinstance(value, Integral) else Decimal(repr(float(value)))
+
+
+def _grouped(number: Decimal | float, decimals: int) -> str:
+    """Thousands separators, ``decimals`` places, halves rounded away from zero (as Excel does); no "-0"."""
+    if isinstance(number, float):
+        number = Decimal(repr(number))
+    if not number.is_finite():
+        return "-∞" if number < 0 else "∞"
+    exact = Context(prec=max(28, number.adjusted() + decimals + 2))
+    text = f"{number.quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_UP, exact):,f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text
+
+
+def _decimals(spec: str, text: str) -> int:
+    if not text.isdigit() or int(text) > _MAX_DECIMALS:
+        raise FormatError(f"format '{spec}': decimals must be a whole number from 0 to {_MAX_DECIMALS}")
+    return int(text)
+
+
+def _minor_units(code: str) -> int:
+    return 0 if code.upper() in _ZERO_DECIMAL_CURRENCIES else 2
+
+
+def _temporal(value: Any, what: str) -> date:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    elif isinstance(value, date):
+        return value
+    raise FormatError(f"{what} expects a date or datetime, got {type(value).__name__} {value!r:.40}")
+
+
+def _in_zone(moment: datetime, tz: str | None) -> datetime:
+    if tz is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(_zone(tz))
+
+
+@cache
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise FormatError(f"unknown time zone '{name}'; use an IANA name such as Europe/Berlin") from None

@@ -1,0 +1,305 @@
+"""One run of a report: parameters, sources, datasets, document, writers, artifacts and manifest.
+
+Artifacts are written into a private folder beside their destination and renamed into ``OUT/<name>/<run-id>/``
+only when every writer succeeded and the manifest is written, so a failed run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets as random
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reportctl import __version__
+from reportctl.document import Period
+from reportctl.errors import ParameterError, RenderError, ReportctlError, SpecError, did_you_mean
+from reportctl.spec.loader import LoadedSpec
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from reportctl.document import Document
+
+
+@dataclass(frozen=True)
+class Artifact:
+    format: str
+    path: Path
+    bytes: int
+    sha256: str
+
+    def as_dict(self, relative_to: Path | None = None) -> dict[str, Any]:
+        path = self.path.relative_to(relative_to) if relative_to else self.path
+        return {"format": self.format, "path": str(path), "bytes": self.bytes, "sha256": self.sha256}
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    report: str
+    status: str
+    directory: Path
+    artifacts: list[Artifact]
+    parameters: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def manifest(self) -> Path:
+        return self.directory / "manifest.json"
+
+
+Progress = Callable[[str], None]
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable by time, unique by a random suffix: 20261128T090000Z-3f9a1c."""
+    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + random.token_hex(3)
+
+
+def resolve_parameters(loaded: LoadedSpec, given: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    """Each parameter's value: given on the command line, else its default; typed and checked."""
+    from reportctl.spec.parameters import coerce_parameter
+
+    spec = loaded.spec
+    timezone = spec.report_timezone(loaded.project.config.timezone)
+    unknown = [name for name in given if name not in spec.parameters]
+    if unknown:
+        name = unknown[0]
+        known = ", ".join(spec.parameters) or "none"
+        raise ParameterError(
+            f"{loaded.path}: unknown parameter '{name}'{did_you_mean(name, spec.parameters)}; the spec has: {known}"
+        )
+    values: dict[str, Any] = {}
+    problems = []
+    for name, parameter in spec.parameters.items():
+        origin = "default"
+        raw: Any = parameter.default
+        if name in given:
+            raw, origin = given[name], f"-p {name}={given[name]}"
+        if raw is None:
+            if parameter.required is False:
+                values[name] = None
+                continue
+            problems.append(loaded.problem(("parameters", name), f"required; pass -p {name}=VALUE"))
+            continue
+        try:
+            values[name] = coerce_parameter(parameter, raw, now, timezone)
+        except ValueError as exc:
+            problems.append(loaded.problem(("parameters", name), f"{exc} (from {origin})"))
+    if problems:
+        raise SpecError(problems)
+    return values
+
+
+def render_report(
+    loaded: LoadedSpec,
+    *,
+    parameters: Mapping[str, str] | None = None,
+    formats: list[str] | None = None,
+    output_dir: Path | None = None,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Render ``loaded`` once and return where its artifacts are; raise ``ReportctlError`` on any failure."""
+    say = progress or (lambda _message: None)
+    now = now or datetime.now(UTC)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    spec = loaded.spec
+    if spec.abstract:
+        raise SpecError(
+            [loaded.problem(("abstract",), "an abstract spec is a base for others; render a spec extending it")]
+        )
+    values = resolve_parameters(loaded, parameters or {}, now)
+    writers = _writers(loaded, formats)
+    timings["resolve"] = _lap(started)
+
+    say("reading sources")
+    frames = _compute_datasets(loaded, values, now, timings)
+
+    say("building the document")
+    run_id = new_run_id(now)
+    t = time.perf_counter()
+    from reportctl.assemble import assemble_document
+
+    document = assemble_document(loaded, frames, values, run_id=run_id, now=now)
+    timings["document"] = _lap(t)
+
+    destination = (output_dir or loaded.project.output_dir) / spec.name
+    staging = destination / f".{run_id}.partial"
+    final = destination / run_id
+    try:
+        staging.mkdir(parents=True)
+        say("writing " + ", ".join(name for name, _ in writers))
+        t = time.perf_counter()
+        artifacts = _write_all(document, writers, staging)
+        timings["write"] = _lap(t)
+        timings["total"] = _lap(started)
+        result = RunResult(run_id, spec.name, "completed", final, artifacts, _jsonable(values), timings)
+        _write_manifest(loaded, result, staging, now)
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result.artifacts = [Artifact(a.format, final / a.path.name, a.bytes, a.sha256) for a in artifacts]
+    return result
+
+
+def _lap(since: float) -> float:
+    return round(time.perf_counter() - since, 4)
+
+
+def _writers(loaded: LoadedSpec, formats: list[str] | None) -> list[tuple[str, Any]]:
+    from reportctl.plugins import WRITERS, load_plugin, plugin_names, unknown_plugin_message
+
+    configured = {str(o.model_dump()["format"]): o for o in loaded.outputs}
+    chosen = formats or list(configured)
+    writers = []
+    for name in chosen:
+        if name not in plugin_names(WRITERS):
+            raise ParameterError(unknown_plugin_message(WRITERS, name))
+        plugin = load_plugin(WRITERS, name)
+        options = configured.get(name) or plugin.Options(format=name)
+        writers.append((name, plugin(options)))
+    return writers
+
+
+def _compute_datasets(
+    loaded: LoadedSpec, values: Mapping[str, Any], now: datetime, timings: dict[str, float]
+) -> dict[str, pl.DataFrame]:
+    import polars as pl
+
+    from reportctl.data.pipeline import build_datasets
+    from reportctl.data.sources.base import SourceContext
+    from reportctl.plugins import SOURCES, load_plugin
+    from reportctl.spec.parameters import bind_values
+
+    spec = loaded.spec
+    bound = bind_values(spec.parameters, values)
+    context = SourceContext(
+        project_root=loaded.project.root,
+        run_time=now,
+        timezone=spec.report_timezone(loaded.project.config.timezone),
+        parameters=bound,
+        allowed_paths=loaded.project.allowed_paths,
+    )
+    t = time.perf_counter()
+    inputs: dict[str, pl.LazyFrame] = {}
+    for name, options in loaded.sources.items():
+        source = load_plugin(SOURCES, options.kind)(name, options, context)
+        inputs[name] = source.fetch()
+    timings["sources"] = _lap(t)
+    t = time.perf_counter()
+    lazy = {**inputs, **build_datasets(spec.datasets, inputs, bound)}
+    try:
+        collected = pl.collect_all(list(lazy.values()))
+    except pl.exceptions.PolarsError as exc:
+        from reportctl.data.expressions import describe_polars_error
+        from reportctl.errors import DatasetError
+
+        raise DatasetError(_failing_dataset(lazy), describe_polars_error(exc)) from None
+    timings["datasets"] = _lap(t)
+    return dict(zip(lazy, collected, strict=True))
+
+
+def _failing_dataset(lazy: Mapping[str, pl.LazyFrame]) -> str:
+    """Which frame fails, found by collecting one at a time (only on the error path)."""
+    import polars as pl
+
+    for name, frame in lazy.items():
+        try:
+            frame.collect()
+        except pl.exceptions.PolarsError:
+            return name
+    return next(iter(lazy), "?")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _write_all(document: Document, writers: list[tuple[str, Any]], directory: Path) -> list[Artifact]:
+    def run(name: str, writer: Any) -> list[Artifact]:
+        try:
+            paths = writer.write(document, directory)
+        except ReportctlError:
+            raise
+        except Exception as exc:  # a writer bug must still fail the run cleanly, naming the writer
+            raise RenderError(f"{name} writer failed: {_first_line(exc)}") from exc
+        return [_artifact(name, path) for path in paths]
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(writers), os.cpu_count() or 2))) as pool:
+        futures = [pool.submit(run, name, writer) for name, writer in writers]
+        return [artifact for future in futures for artifact in future.result()]
+
+
+def _artifact(name: str, path: Path) -> Artifact:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return Artifact(name, path, path.stat().st_size, digest.hexdigest())
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, Period):
+            return {"name": value.name, "start": value.start.isoformat(), "end": value.end.isoformat()}
+        if isinstance(value, datetime | date):
+            return value.isoformat()
+        if isinstance(value, timedelta):
+            return value.total_seconds()
+        return value
+
+    return {name: convert(value) for name, value in values.items()}
+
+
+def git_commit(path: Path) -> str | None:
+    """The commit ``path`` was read from when it is in a git checkout; '+dirty' when it has local edits."""
+    try:
+        folder = str(path.parent)
+        commit = subprocess.run(
+            ["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", folder, "status", "--porcelain", "--", path.name],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if status else "") if commit else None
+
+
+def _write_manifest(loaded: LoadedSpec, result: RunResult, directory: Path, now: datetime) -> None:
+    manifest = {
+        "run_id": result.run_id,
+        "report": result.report,
+        "status": result.status,
+        "generated_at": now.astimezone(UTC).isoformat(),
+        "reportctl_version": __version__,
+        "spec": {
+            "path": str(loaded.path),
+            "hash": loaded.spec_hash,
+            "files": [str(f) for f in loaded.files],
+            "git_commit": git_commit(loaded.path),
+        },
+        "parameters": result.parameters,
+        "timings": result.timings,
+        "artifacts": [a.as_dict(relative_to=directory) for a in result.artifacts],
+    }
+    temporary = directory / ".manifest.json.tmp"
+    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    temporary.replace(directory / "manifest.json")

@@ -1,0 +1,243 @@
+"""Checks across a structurally valid spec, without reading data.
+
+Names must resolve (datasets to sources, sections to datasets), parameter defaults must fit their types,
+templates must parse, formats must exist, and where a source's schema is knowable without reading it (sample
+data, local files), every column a dataset, table, chart, formula or KPI names must exist.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from reportctl.errors import Problem, ReportctlError, did_you_mean, one_of
+from reportctl.spec.loader import LoadedSpec
+from reportctl.spec.models import ChartSection, KpisSection, TableSection, TextSection
+from reportctl.spec.validation import format_path
+
+if TYPE_CHECKING:
+    import polars as pl
+
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def split_path(text: str) -> tuple[Any, ...]:
+    """'datasets.x.join[0].on' -> ('datasets', 'x', 'join', 0, 'on')."""
+    return tuple(int(index) if index else name for name, index in _SEGMENT.findall(text))
+
+
+def check_spec(loaded: LoadedSpec) -> list[Problem]:
+    """Every cross-reference problem of ``loaded``; empty when the spec is sound."""
+    problems: list[Problem] = []
+    now = datetime.now(UTC)
+    values = _check_parameters(loaded, now, problems)
+    _check_templates(loaded, problems)
+    _check_formats(loaded, problems)
+    if loaded.spec.abstract:
+        return problems  # a base may name datasets and columns that the specs extending it define
+    schemas = _dataset_schemas(loaded, values, now, problems)
+    _check_sections(loaded, schemas, values, problems)
+    _check_delivery(loaded, problems)
+    return problems
+
+
+def _check_parameters(loaded: LoadedSpec, now: datetime, problems: list[Problem]) -> dict[str, Any]:
+    from reportctl.spec.parameters import bind_values, coerce_parameter
+
+    spec = loaded.spec
+    timezone = spec.report_timezone(loaded.project.config.timezone)
+    values: dict[str, Any] = {}
+    for name, parameter in spec.parameters.items():
+        for index, choice in enumerate(parameter.choices or []):
+            try:
+                coerce_parameter(parameter.model_copy(update={"choices": None}), choice, now, timezone)
+            except ValueError as exc:
+                problems.append(loaded.problem(("parameters", name, "choices", index), str(exc)))
+        if parameter.default is None:
+            continue
+        try:
+            values[name] = coerce_parameter(parameter, parameter.default, now, timezone)
+        except ValueError as exc:
+            problems.append(loaded.problem(("parameters", name, "default"), str(exc)))
+    if spec.schedule:
+        for name, value in spec.schedule.parameters.items():
+            at = ("schedule", "parameters", name)
+            if name not in spec.parameters:
+                hint = did_you_mean(name, spec.parameters)
+                problems.append(loaded.problem(at, f"unknown parameter '{name}'{hint}"))
+                continue
+            try:
+                coerce_parameter(spec.parameters[name], value, now, timezone)
+            except ValueError as exc:
+                problems.append(loaded.problem(at, str(exc)))
+    return bind_values(spec.parameters, values)
+
+
+def _check_templates(loaded: LoadedSpec, problems: list[Problem]) -> None:
+    from reportctl.templating import check_template
+
+    spec = loaded.spec
+    templates: list[tuple[tuple[Any, ...], str]] = []
+    if spec.title:
+        templates.append((("title",), spec.title))
+    for index, section in enumerate(spec.sections):
+        if isinstance(section, TextSection):
+            templates.append((("sections", index, "template"), section.template))
+    for index, delivery in enumerate(spec.delivery):
+        for key in ("subject", "body"):
+            text = getattr(delivery, key, None)
+            if isinstance(text, str):
+                templates.append((("delivery", index, key), text))
+    for at, text in templates:
+        where = format_path(at)
+        message = check_template(text, where=where)
+        if message:
+            problems.append(loaded.problem(at, message.removeprefix(f"{where}: ")))
+
+
+def _check_formats(loaded: LoadedSpec, problems: list[Problem]) -> None:
+    from reportctl.formats import parse_format
+
+    formats: list[tuple[tuple[Any, ...], str | None]] = []
+    for index, section in enumerate(loaded.spec.sections):
+        if isinstance(section, TableSection):
+            formats += [(("sections", index, "columns", n, "format"), c.format) for n, c in section.columns.items()]
+        elif isinstance(section, KpisSection):
+            formats += [(("sections", index, "items", i, "format"), k.format) for i, k in enumerate(section.items)]
+        elif isinstance(section, ChartSection):
+            formats.append((("sections", index, "format"), section.format))
+    for at, text in formats:
+        if text is None:
+            continue
+        try:
+            parse_format(text)
+        except ReportctlError as exc:
+            problems.append(loaded.problem(at, str(exc)))
+
+
+def _dataset_schemas(
+    loaded: LoadedSpec, values: Mapping[str, Any], now: datetime, problems: list[Problem]
+) -> dict[str, pl.Schema | None]:
+    """Schemas of sources (where knowable) and datasets; problems in datasets are added to ``problems``."""
+    from reportctl.data.pipeline import check_datasets
+    from reportctl.data.sources.base import SourceContext
+    from reportctl.plugins import SOURCES, load_plugin
+
+    spec = loaded.spec
+    context = SourceContext(
+        project_root=loaded.project.root,
+        run_time=now,
+        timezone=spec.report_timezone(loaded.project.config.timezone),
+        parameters=values,
+        allowed_paths=loaded.project.allowed_paths,
+    )
+    schemas: dict[str, pl.Schema | None] = {}
+    for name, options in loaded.sources.items():
+        try:
+            schemas[name] = load_plugin(SOURCES, options.kind)(name, options, context).known_schema()
+        except ReportctlError as exc:
+            problems.append(loaded.problem(("sources", name), str(exc)))
+            schemas[name] = None
+    result = check_datasets(spec.datasets, schemas, values)
+    problems.extend(loaded.problem(split_path(path), message) for path, message in result.problems)
+    return {**schemas, **result.schemas}
+
+
+def _check_sections(
+    loaded: LoadedSpec,
+    schemas: Mapping[str, pl.Schema | None],
+    values: Mapping[str, Any],
+    problems: list[Problem],
+) -> None:
+    seen: dict[str, int] = {}
+    for index, section in enumerate(loaded.spec.sections):
+        if section.id in seen:
+            problems.append(
+                loaded.problem(
+                    ("sections", index, "id"),
+                    f"duplicate section id '{section.id}' (also sections[{seen[section.id]}])",
+                )
+            )
+        seen.setdefault(section.id, index)
+        if isinstance(section, TableSection | ChartSection):
+            at = ("sections", index)
+            if section.dataset not in schemas:
+                hint = did_you_mean(section.dataset, schemas)
+                problems.append(
+                    loaded.problem(
+                        (*at, "dataset"),
+                        f"unknown dataset '{section.dataset}'{hint}; defined: {one_of(schemas) or 'none'}",
+                    )
+                )
+                continue
+            schema = schemas[section.dataset]
+            if schema is not None:
+                _check_columns(loaded, section, at, schema, values, problems)
+        elif isinstance(section, KpisSection):
+            _check_kpis(loaded, section, index, schemas, values, problems)
+
+
+def _check_columns(
+    loaded: LoadedSpec,
+    section: TableSection | ChartSection,
+    at: tuple[Any, ...],
+    schema: pl.Schema,
+    values: Mapping[str, Any],
+    problems: list[Problem],
+) -> None:
+    columns = list(schema.names())
+    if isinstance(section, TableSection):
+        from reportctl.data.expressions import check_formulas
+
+        for name, column in section.columns.items():
+            if not column.formula and name not in columns:
+                problems.append(loaded.problem((*at, "columns", name), _unknown_column(name, columns, section.dataset)))
+        formulas = {n: c.formula for n, c in section.columns.items() if c.formula}
+        for name, message in check_formulas(schema, formulas, values):
+            problems.append(loaded.problem((*at, "columns", name, "formula"), message))
+        return
+    for key, names in (
+        ("x", [section.x]),
+        ("y", section.y),
+        ("series", [section.series] if section.series else []),
+    ):
+        for position, name in enumerate(names):
+            if name not in columns:
+                path = (*at, key, position) if key == "y" else (*at, key)
+                problems.append(loaded.problem(path, _unknown_column(name, columns, section.dataset)))
+
+
+def _unknown_column(name: str, columns: list[str], dataset: str) -> str:
+    return f"unknown column '{name}'{did_you_mean(name, columns)}; '{dataset}' has: {', '.join(columns)}"
+
+
+def _check_kpis(
+    loaded: LoadedSpec,
+    section: KpisSection,
+    index: int,
+    schemas: Mapping[str, pl.Schema | None],
+    values: Mapping[str, Any],
+    problems: list[Problem],
+) -> None:
+    from reportctl.data.expressions import check_kpi
+
+    for item_index, item in enumerate(section.items):
+        for message in check_kpi(item.value, schemas, values):
+            problems.append(loaded.problem(("sections", index, "items", item_index, "value"), message))
+
+
+def _check_delivery(loaded: LoadedSpec, problems: list[Problem]) -> None:
+    from reportctl.spec.loader import output_formats
+
+    formats = output_formats(loaded)
+    for index, delivery in enumerate(loaded.spec.delivery):
+        for position, name in enumerate(getattr(delivery, "attach", [])):
+            if name not in formats:
+                problems.append(
+                    loaded.problem(
+                        ("delivery", index, "attach", position),
+                        f"attaches '{name}', which this spec does not output; outputs: {', '.join(formats)}",
+                    )
+                )

@@ -1,0 +1,126 @@
+"""The CSV writer: one file per table with raw values, preceded by the run's metadata as ``#`` comment lines.
+
+Files round-trip: ``polars.read_csv(path, comment_prefix="#")`` gives back the table. The header holds column
+names (not labels); datetimes are ISO-8601 (with offset when aware, in the report's time zone) and durations
+are seconds, since CSV has no type for either.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import field_validator
+
+from reportctl.document import Document, Period, TableBlock
+from reportctl.errors import RenderError
+from reportctl.formats import ISO_DATETIME_OFFSET, export_frame, machine_value
+from reportctl.writers.base import WriterOptions
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+class CsvOptions(WriterOptions):
+    """Options of the ``csv`` output: the field separator and whether to write the metadata comments."""
+
+    format: Literal["csv"] = "csv"
+    separator: str = ","
+    metadata: bool = True
+
+    @field_validator("separator")
+    @classmethod
+    def _one_plain_character(cls, value: str) -> str:
+        if len(value.encode()) != 1 or value in '"#\r\n':
+            raise ValueError(f"separator must be one ASCII character, not a quote, '#' or newline: {value!r}")
+        return value
+
+
+class CsvWriter:
+    """Writes ``<report>.csv`` for a single table, else ``<report>.<table id>.csv`` per table."""
+
+    PLUGIN_NAME: ClassVar[str] = "csv"
+    Options: ClassVar[type[WriterOptions]] = CsvOptions
+
+    def __init__(self, options: Any = None) -> None:
+        valid = isinstance(options, CsvOptions)
+        self.options: CsvOptions = options if valid else CsvOptions.model_validate(options or {})
+
+    def write(self, document: Document, directory: Path) -> list[Path]:
+        """Write one CSV file per table into ``directory``; a document without tables writes nothing."""
+        tables = document.tables()
+        paths = []
+        for table in tables:
+            stem = document.info.name if len(tables) == 1 else f"{document.info.name}.{table.id}"
+            path = directory / f"{stem}.csv"
+            self._write_table(document, table, path)
+            paths.append(path)
+        return paths
+
+    def _write_table(self, document: Document, table: TableBlock, path: Path) -> None:
+        from polars.exceptions import PanicException
+
+        try:
+            frame = table.frame.select([c.name for c in table.columns]) if table.columns else table.frame
+            frame = export_frame(frame, document.info.timezone, "csv")
+            with path.open("wb") as file:
+                if self.options.metadata:
+                    file.write(_metadata(document, table, frame.height).encode())
+                    file.flush()
+                frame.write_csv(
+                    file,
+                    separator=self.options.separator,
+                    quote_style=_quote_style(frame),
+                    datetime_format=ISO_DATETIME_OFFSET,
+                )
+        except (Exception, PanicException) as exc:
+            path.unlink(missing_ok=True)
+            cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise RenderError(f"csv: cannot write {path.name} (table '{table.id}'): {cause}") from exc
+
+
+def _metadata(document: Document, table: TableBlock, rows: int) -> str:
+    """The ``# key: value`` lines (None values left out), escaped so that no value can start a line."""
+    info = document.info
+    fields: list[tuple[str, Any]] = [
+        ("report", info.name),
+        ("title", info.title),
+        ("run_id", info.run_id),
+        ("generated_at", info.generated_at.isoformat()),
+        ("timezone", info.timezone),
+        ("spec_hash", info.spec_hash),
+        *((f"parameter.{p.name}", p.value) for p in document.parameters),
+        ("table", table.id),
+        ("table_title", table.title),
+        ("rows", rows),
+    ]
+    return "".join(f"# {key}: {_comment_text(value)}\n" for key, value in fields if value is not None)
+
+
+def _comment_text(value: Any) -> str:
+    if isinstance(value, Period):
+        text = str(value)
+    else:
+        plain = machine_value(value)
+        if plain is None:
+            text = ""
+        elif isinstance(plain, str):
+            text = plain
+        else:
+            text = json.dumps(plain, ensure_ascii=False)
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _quote_style(frame: pl.DataFrame) -> Literal["necessary", "non_numeric"]:
+    """Quote text when the first column could start a line with '#', which readers would skip as a comment."""
+    import polars as pl
+
+    if not frame.width:
+        return "necessary"
+    first = frame.columns[0]
+    column = frame.get_column(first)
+    textual = column.dtype in (pl.String, pl.Categorical) or isinstance(column.dtype, pl.Enum)
+    if first.startswith("#") or (textual and column.cast(pl.String).str.starts_with("#").any()):
+        return "non_numeric"
+    return "necessary"

@@ -1,0 +1,171 @@
+"""The JSON writer: the whole document in ``<report>.json``, tables with raw rows and a numeric summary.
+
+The document's skeleton is written with ``json``; each table's rows are streamed into the same file by polars
+(``DataFrame.write_json``), so a million rows never become Python dicts. With ``indent`` the skeleton is
+pretty-printed while each ``rows`` array stays on one line. Same document, byte-identical file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from io import BufferedWriter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from reportctl.document import Block, ChartBlock, Document, KpiBlock, TableBlock, TextBlock
+from reportctl.errors import RenderError
+from reportctl.formats import export_frame, machine_value, parse_format
+from reportctl.writers.base import WriterOptions
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A placeholder in the skeleton for rows that polars writes."""
+
+    frame: pl.DataFrame
+
+
+class JsonOptions(WriterOptions):
+    """Options of the ``json`` output: ``indent`` pretty-prints everything but the rows."""
+
+    format: Literal["json"] = "json"
+    indent: int | None = Field(default=None, ge=0, le=16)
+
+
+class JsonWriter:
+    """Writes ``<report>.json``: report info, parameters and every section with its data."""
+
+    PLUGIN_NAME: ClassVar[str] = "json"
+    Options: ClassVar[type[WriterOptions]] = JsonOptions
+
+    def __init__(self, options: Any = None) -> None:
+        valid = isinstance(options, JsonOptions)
+        self.options: JsonOptions = options if valid else JsonOptions.model_validate(options or {})
+
+    def write(self, document: Document, directory: Path) -> list[Path]:
+        """Write ``<report name>.json`` into ``directory``."""
+        from polars.exceptions import PanicException
+
+        path = directory / f"{document.info.name}.json"
+        try:
+            skeleton = _skeleton(document)
+            with path.open("wb") as file:
+                _dump(file, skeleton, self.options.indent, 0)
+                file.write(b"\n")
+        except (Exception, PanicException) as exc:
+            path.unlink(missing_ok=True)
+            cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise RenderError(f"json: cannot write {path.name}: {cause}") from exc
+        return [path]
+
+
+def _skeleton(document: Document) -> dict[str, Any]:
+    info = document.info
+    return {
+        "report": {
+            "name": info.name,
+            "title": info.title,
+            "description": info.description,
+            "version": info.version,
+            "owner": info.owner,
+            "labels": dict(sorted(info.labels.items())),
+            "run_id": info.run_id,
+            "generated_at": info.generated_at.isoformat(),
+            "timezone": info.timezone,
+            "spec_path": info.spec_path,
+            "spec_hash": info.spec_hash,
+        },
+        "parameters": {p.name: machine_value(p.value) for p in document.parameters},
+        "sections": [_section(block, info.timezone) for block in document.blocks],
+    }
+
+
+def _section(block: Block, timezone: str) -> dict[str, Any]:
+    head: dict[str, Any] = {"id": block.id, "type": block.kind, "title": block.title}
+    if isinstance(block, TextBlock):
+        return {**head, "markdown": block.markdown}
+    if isinstance(block, KpiBlock):
+        items = [
+            {
+                "label": item.label,
+                "value": machine_value(item.value),
+                "display": parse_format(item.format).format(item.value, timezone),
+                "format": item.format,
+                "description": item.description,
+            }
+            for item in block.items
+        ]
+        return {**head, "items": items}
+    if isinstance(block, TableBlock):
+        frame = block.frame.select([c.name for c in block.columns]) if block.columns else block.frame
+        columns = [{"name": c.name, "label": c.label, "format": c.format, "formula": c.formula} for c in block.columns]
+        return {
+            **head,
+            "columns": columns,
+            "row_count": frame.height,
+            "summary": _summary(frame),
+            "rows": _Rows(export_frame(frame, timezone, "json")),
+        }
+    chart: ChartBlock = block
+    return {
+        **head,
+        "chart": chart.chart,
+        "x": chart.x,
+        "y": list(chart.y),
+        "series": chart.series,
+        "stacked": chart.stacked,
+        "x_label": chart.x_label,
+        "y_label": chart.y_label,
+        "format": chart.format,
+        "rows": _Rows(export_frame(chart.frame, timezone, "json")),
+    }
+
+
+def _summary(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    """Mean, min, max and sample std of each numeric column; nulls and NaN are left out."""
+    import polars as pl
+
+    numeric = [(name, dtype) for name, dtype in frame.schema.items() if dtype.is_numeric()]
+    if not numeric:
+        return {}
+    exprs = []
+    for index, (name, dtype) in enumerate(numeric):
+        column = pl.col(name).cast(pl.Float64) if dtype.is_decimal() else pl.col(name)
+        column = column.fill_nan(None) if dtype.is_float() or dtype.is_decimal() else column
+        for stat in ("mean", "min", "max", "std"):
+            exprs.append(getattr(column, stat)().alias(f"{index}.{stat}"))
+    values = frame.select(exprs).row(0, named=True)
+    return {
+        name: {stat: machine_value(values[f"{index}.{stat}"]) for stat in ("mean", "min", "max", "std")}
+        for index, (name, _) in enumerate(numeric)
+    }
+
+
+def _dump(file: BufferedWriter, value: Any, indent: int | None, level: int) -> None:
+    """Write ``value`` as JSON, handing ``_Rows`` to polars; formatted like ``json.dumps`` with ``indent``."""
+    if isinstance(value, _Rows):
+        file.flush()
+        value.frame.write_json(file)
+        return
+    if not isinstance(value, dict | list) or not value:
+        file.write(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
+        return
+    is_dict = isinstance(value, dict)
+    opening, closing = ("{", "}") if is_dict else ("[", "]")
+    inner = "" if indent is None else "\n" + " " * indent * (level + 1)
+    outer = "" if indent is None else "\n" + " " * indent * level
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    file.write(opening.encode())
+    for position, (key, item) in enumerate(items):
+        prefix = ("," if position else "") + inner
+        if is_dict:
+            prefix += json.dumps(str(key), ensure_ascii=False) + (":" if indent is None else ": ")
+        file.write(prefix.encode())
+        _dump(file, item, indent, level + 1)
+    file.write((outer + closing).encode())

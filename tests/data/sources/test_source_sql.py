@@ -1,0 +1,263 @@
+"""The sql source against a real SQLite file and the machine's PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from pydantic import ValidationError
+
+from reportctl.data.sources.base import SourceContext
+from reportctl.data.sources.sql import SqlSource
+from reportctl.errors import SourceError
+
+INJECTION = "x' OR '1'='1"
+
+
+def make_source(root: Path, parameters: dict[str, Any] | None = None, **options: Any) -> SqlSource:
+    context = SourceContext(
+        project_root=root,
+        run_time=datetime(2024, 1, 3, tzinfo=UTC),
+        timezone="UTC",
+        parameters=parameters or {},
+    )
+    return SqlSource("orders", SqlSource.Options.model_validate({"kind": "sql", **options}), context)
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def sqlite_project(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir()
+    with sqlite3.connect(tmp_path / "data" / "shop.db") as db:
+        db.executescript(
+            """
+            CREATE TABLE orders (id INTEGER, region TEXT, amount REAL, placed TEXT);
+            INSERT INTO orders VALUES
+                (1, 'eu', 10.5, '2024-01-01 09:00:00'),
+                (2, 'us', 20.0, '2024-01-01 10:00:00'),
+                (3, 'eu', 30.0, '2024-01-02 11:00:00');
+            """
+        )
+    db.close()
+    return tmp_path
+
+
+def test_sqlite_file_relative_to_the_project(sqlite_project: Path) -> None:
+    source = make_source(sqlite_project, url="sqlite:///data/shop.db", query="SELECT * FROM orders ORDER BY id")
+
+    frame = source.fetch().collect()
+
+    assert frame.schema == pl.Schema({"id": pl.Int64, "region": pl.String, "amount": pl.Float64, "placed": pl.String})
+    assert frame["amount"].to_list() == [10.5, 20.0, 30.0]
+    assert source.describe() == "sql sqlite:///data/shop.db"
+    assert source.known_schema() is None
+
+
+def test_parameters_are_bound_values_never_sql(sqlite_project: Path) -> None:
+    query = "SELECT id, :region AS asked FROM orders WHERE region = :region AND placed >= :since ORDER BY id"
+    parameters = {"region": "eu", "since": datetime(2024, 1, 1, 12), "unused": object()}
+
+    frame = make_source(sqlite_project, parameters, url="sqlite:///data/shop.db", query=query).fetch().collect()
+    assert frame.to_dict(as_series=False) == {"id": [3], "asked": ["eu"]}
+
+    parameters["region"] = INJECTION
+    frame = make_source(sqlite_project, parameters, url="sqlite:///data/shop.db", query=query).fetch().collect()
+    assert frame.height == 0
+    probe = make_source(sqlite_project, {"v": INJECTION}, url="sqlite:///data/shop.db", query="SELECT :v AS v")
+    assert probe.fetch().collect()["v"].to_list() == [INJECTION]
+
+
+def test_missing_parameter(sqlite_project: Path) -> None:
+    source = make_source(
+        sqlite_project,
+        {"region": "eu"},
+        url="sqlite:///data/shop.db",
+        query="SELECT * FROM orders WHERE id = :foo",
+    )
+
+    with pytest.raises(SourceError, match="query uses :foo but the spec has no parameter foo"):
+        source.fetch()
+
+
+def test_bad_sql_gives_the_driver_first_line(sqlite_project: Path) -> None:
+    source = make_source(sqlite_project, url="sqlite:///data/shop.db", query="SELEC * FROM orders")
+
+    with pytest.raises(SourceError) as raised:
+        source.fetch()
+    assert str(raised.value) == ("source 'orders' (sql sqlite:///data/shop.db): near \"SELEC\": syntax error")
+
+
+def test_sqlite_is_read_only(sqlite_project: Path) -> None:
+    source = make_source(sqlite_project, url="sqlite:///data/shop.db", query="DELETE FROM orders")
+
+    with pytest.raises(SourceError, match="attempt to write a readonly database"):
+        source.fetch()
+
+
+def test_sqlite_query_past_the_timeout_is_interrupted(sqlite_project: Path) -> None:
+    endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+    source = make_source(sqlite_project, url="sqlite:///data/shop.db", query=endless, timeout="0.2s")
+
+    with pytest.raises(SourceError, match=r"the query timed out after 0\.2s"):
+        source.fetch()
+
+
+def test_sqlite_missing_and_outside_files(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    with pytest.raises(SourceError, match=r"database file not found: data/missing\.db$"):
+        make_source(project, url="sqlite:///data/missing.db", query="SELECT 1").fetch()
+    with pytest.raises(SourceError, match="is outside the reports project; allow it under allow_paths"):
+        make_source(project, url=f"sqlite:///{tmp_path}/other.db", query="SELECT 1").fetch()
+
+
+def test_empty_sqlite_result_keeps_column_names(sqlite_project: Path) -> None:
+    source = make_source(sqlite_project, url="sqlite:///data/shop.db", query="SELECT id, region FROM orders WHERE 0")
+
+    assert source.fetch().collect().columns == ["id", "region"]
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "mysql", "mariadb"])
+def test_unreachable_server_without_leaking_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    port = unused_port()
+    monkeypatch.setenv("REPORTCTL_SECRET_DB_PASSWORD", "hunter2-from-env")
+    for password in ("Sup3r-Secret-pw", "${secret:DB_PASSWORD}"):
+        source = make_source(tmp_path, url=f"{scheme}://report:{password}@127.0.0.1:{port}/test", query="SELECT 1")
+
+        with pytest.raises(SourceError) as raised:
+            source.fetch()
+
+        message = str(raised.value)
+        assert f"could not connect to 127.0.0.1:{port}: connection refused" in message
+        assert f"sql {scheme}://report:***@127.0.0.1:{port}/test" == source.describe()
+        for secret in ("Sup3r-Secret-pw", "hunter2-from-env"):
+            assert secret not in message
+            assert secret not in source.describe()
+
+
+def test_unset_secret(tmp_path: Path) -> None:
+    source = make_source(tmp_path, url="postgresql://report:${secret:NOT_SET_ANYWHERE}@db/test", query="SELECT 1")
+
+    with pytest.raises(SourceError, match="set the environment variable REPORTCTL_SECRET_NOT_SET_ANYWHERE"):
+        source.fetch()
+
+
+def test_unsupported_database_is_refused_early() -> None:
+    with pytest.raises(ValidationError, match="unsupported database 'oracle'; use sqlite, postgresql, mysql or"):
+        SqlSource.Options.model_validate({"kind": "sql", "url": "oracle://x@db/y", "query": "SELECT 1"})
+
+
+@pytest.fixture
+def server_table(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """A uniquely named table with a few orders on the machine's PostgreSQL or MariaDB, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    url: str = request.getfixturevalue(request.param)
+    table = f"reportctl_orders_{uuid.uuid4().hex[:12]}"
+    zoned = "TIMESTAMPTZ" if url.startswith("postgresql") else "DATETIME"
+    engine = create_engine(url)
+    try:
+        with engine.begin() as db:
+            db.execute(
+                text(
+                    f"CREATE TABLE {table} (id INTEGER, region VARCHAR(20), amount DECIMAL(10, 2), "
+                    f"placed {zoned}, day DATE)"
+                )
+            )
+            db.execute(
+                text(f"INSERT INTO {table} VALUES (:id, :region, :amount, :placed, :day)"),
+                [
+                    {
+                        "id": 1,
+                        "region": "eu",
+                        "amount": Decimal("10.50"),
+                        "placed": datetime(2024, 1, 1, 9),
+                        "day": date(2024, 1, 1),
+                    },
+                    {
+                        "id": 2,
+                        "region": "us",
+                        "amount": Decimal("20.25"),
+                        "placed": datetime(2024, 1, 1, 10),
+                        "day": date(2024, 1, 1),
+                    },
+                    {
+                        "id": 3,
+                        "region": "eu",
+                        "amount": Decimal("30.00"),
+                        "placed": datetime(2024, 1, 2, 11),
+                        "day": date(2024, 1, 2),
+                    },
+                ],
+            )
+        yield url, table
+    finally:
+        with engine.begin() as db:
+            db.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        engine.dispose()
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("server_table", ["postgres_url", "mariadb_url"], indirect=True)
+def test_query_with_parameters_on_a_server(tmp_path: Path, server_table: tuple[str, str]) -> None:
+    url, table = server_table
+    query = f"SELECT id, amount, placed, day FROM {table} WHERE region = :region AND day >= :since ORDER BY id"
+
+    frame = make_source(tmp_path, {"region": "eu", "since": date(2024, 1, 1)}, url=url, query=query).fetch().collect()
+
+    assert frame["id"].to_list() == [1, 3]
+    assert frame["amount"].to_list() == [Decimal("10.50"), Decimal("30.00")]
+    assert frame.schema["amount"] == pl.Decimal(38, 2)
+    assert frame.schema["day"] == pl.Date
+    placed = frame.schema["placed"]
+    assert isinstance(placed, pl.Datetime) and placed.time_zone in (None, "UTC")
+
+    injected = make_source(tmp_path, {"region": INJECTION, "since": date(2024, 1, 1)}, url=url, query=query)
+    assert injected.fetch().collect().height == 0
+
+    empty = make_source(tmp_path, {"region": "none", "since": date(2024, 1, 1)}, url=url, query=query)
+    frame = empty.fetch().collect()
+    assert frame.columns == ["id", "amount", "placed", "day"]
+    assert frame.schema["id"] == pl.Int64 and frame.schema["day"] == pl.Date
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("server_table", ["postgres_url", "mariadb_url"], indirect=True)
+def test_bad_sql_on_a_server(tmp_path: Path, server_table: tuple[str, str]) -> None:
+    url, table = server_table
+    with pytest.raises(SourceError) as raised:
+        make_source(tmp_path, url=url, query=f"SELECT nope FROM {table}").fetch()
+    assert "nope" in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.services
+def test_postgres_statement_timeout(tmp_path: Path, postgres_url: str) -> None:
+    source = make_source(tmp_path, url=postgres_url, query="SELECT pg_sleep(5)", timeout="0.3s")
+
+    with pytest.raises(SourceError, match=r"the query timed out after 0\.3s"):
+        source.fetch()
+
+
+@pytest.mark.services
+def test_mariadb_read_timeout(tmp_path: Path, mariadb_url: str) -> None:
+    source = make_source(tmp_path, url=mariadb_url, query="SELECT SLEEP(5)", timeout="0.3s")
+
+    with pytest.raises(SourceError, match=r"the query timed out after 0\.3s"):
+        source.fetch()

@@ -1,0 +1,240 @@
+"""Column formats: one table of (format, value, expected text), the grammar's errors, and the helpers."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import pytest
+
+from reportctl.document import Period
+from reportctl.errors import ReportctlError
+from reportctl.formats import (
+    FORMAT_NAMES,
+    ColumnFormat,
+    FormatError,
+    default_format_for,
+    export_frame,
+    format_bytes,
+    format_currency,
+    format_date,
+    format_datetime,
+    format_duration,
+    format_number,
+    format_percent,
+    machine_value,
+    parse_format,
+)
+
+BERLIN = ZoneInfo("Europe/Berlin")
+WINTER = datetime(2026, 11, 28, 13, 5, tzinfo=UTC)
+SUMMER = datetime(2026, 7, 1, 22, 30, tzinfo=UTC)
+
+CASES: list[tuple[str | None, Any, str]] = [
+    ("number", 1234.5, "1,235"),
+    ("number", 1234, "1,234"),
+    ("number:1", 1234.56, "1,234.6"),
+    ("number:2", 2.675, "2.68"),
+    ("number:2", -1234.5, "-1,234.50"),
+    ("number:2", -0.001, "0.00"),
+    ("number:0 ms", 1234.4, "1,234 ms"),
+    ("number:1 req/s", 12.25, "12.3 req/s"),
+    ("number:3", Decimal("1.0005"), "1.001"),
+    ("number", 10**20 + 1, "100,000,000,000,000,000,001"),
+    ("number", float("inf"), "∞"),
+    ("number", float("-inf"), "-∞"),
+    ("number", None, ""),
+    ("number", float("nan"), ""),
+    ("integer", 1234.5, "1,235"),
+    ("integer", -1234.5, "-1,235"),
+    ("integer", 42, "42"),
+    ("integer items", 3, "3 items"),
+    ("percent", 0.853, "85.3%"),
+    ("percent:0", 0.853, "85%"),
+    ("percent:2", 0.00125, "0.13%"),
+    ("percent", 12.5, "1,250.0%"),
+    ("percent", -0.05, "-5.0%"),
+    ("currency", 1234.5, "$1,234.50"),
+    ("currency", -1234.5, "-$1,234.50"),
+    ("currency:EUR", 12, "€12.00"),
+    ("currency:gbp", 0.5, "£0.50"),
+    ("currency:JPY", 1234.5, "¥1,235"),
+    ("currency:USD:0", 1234.5, "$1,235"),
+    ("currency:CHF", 3.1, "CHF 3.10"),
+    ("currency:CHF:0", -1234.5, "-CHF 1,235"),
+    ("currency", -0.001, "$0.00"),
+    ("date", date(2026, 11, 28), "2026-11-28"),
+    ("date:%d %b %Y", date(2026, 11, 28), "28 Nov 2026"),
+    ("date", datetime(2026, 11, 28, 23, 30, tzinfo=UTC), "2026-11-29"),
+    ("date", datetime(2026, 11, 28, 23, 30), "2026-11-28"),
+    ("date", "2026-11-28", "2026-11-28"),
+    ("datetime", WINTER, "2026-11-28 14:05 CET"),
+    ("datetime", SUMMER, "2026-07-02 00:30 CEST"),
+    ("datetime", datetime(2026, 11, 28, 14, 5), "2026-11-28 14:05"),
+    ("datetime", date(2026, 11, 28), "2026-11-28 00:00"),
+    ("datetime:%H:%M", WINTER, "14:05"),
+    ("datetime:%Y-%m-%dT%H:%M%z", WINTER, "2026-11-28T14:05+0100"),
+    ("duration", 3723, "1h 2m 3s"),
+    ("duration", 3600, "1h"),
+    ("duration", 3603, "1h 0m 3s"),
+    ("duration", 59.6, "1m"),
+    ("duration", 0, "0s"),
+    ("duration", 0.25, "250ms"),
+    ("duration", -90, "-1m 30s"),
+    ("duration", timedelta(days=2, seconds=5), "2d 0h 0m 5s"),
+    ("duration", timedelta(minutes=5), "5m"),
+    ("bytes", 1536, "1.5 KiB"),
+    ("bytes", 512, "512 B"),
+    ("bytes", 0, "0 B"),
+    ("bytes", 1048575, "1.0 MiB"),
+    ("bytes:2", 5 * 1024**3 + 1, "5.00 GiB"),
+    ("bytes", -2048, "-2.0 KiB"),
+    ("text", "as is", "as is"),
+    ("text", 1.5, "1.5"),
+    ("text", None, ""),
+    (None, 2.5, "2.50"),
+    (None, 3, "3"),
+    (None, "x", "x"),
+    (None, WINTER, "2026-11-28 14:05 CET"),
+    (None, date(2026, 1, 2), "2026-01-02"),
+    (None, timedelta(seconds=61), "1m 1s"),
+    ("", 1000, "1,000"),
+]
+
+
+@pytest.mark.parametrize(("spec", "value", "expected"), CASES)
+def test_format(spec: str | None, value: Any, expected: str) -> None:
+    assert parse_format(spec).format(value, tz="Europe/Berlin") == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("numbr", "unknown format 'numbr' (did you mean 'number'?); valid formats: bytes, currency, date,"),
+        ("percentage:1", "unknown format 'percentage' (did you mean 'percent'?)"),
+        ("zzz", "unknown format 'zzz'; valid formats: " + ", ".join(sorted(FORMAT_NAMES))),
+        ("42", "unknown format '42'"),
+        ("number:x", "format 'number:x': decimals must be a whole number from 0 to 12"),
+        ("number:13", "decimals must be a whole number from 0 to 12"),
+        ("number:1:2", "too many ':' parts; expected number:N"),
+        ("integer:2", "too many ':' parts; expected integer"),
+        ("percent:1 ms", "only number and integer take a unit"),
+        ("currency:EURO", "currency code must be three letters"),
+        ("currency:EUR:x", "decimals must be a whole number"),
+        ("date:", "expected date or date:PATTERN"),
+        ("number-1", "expected ':' after 'number'"),
+    ],
+)
+def test_bad_format_is_explained(spec: str, message: str) -> None:
+    with pytest.raises(FormatError) as caught:
+        parse_format(spec)
+    assert message in str(caught.value)
+    assert isinstance(caught.value, ReportctlError)
+    assert "\n" not in str(caught.value)
+
+
+def test_parsed_fields_are_resolved_and_printable() -> None:
+    assert parse_format("currency:JPY") == ColumnFormat("currency", decimals=0, currency="JPY")
+    assert parse_format("number:0 ms") == ColumnFormat("number", decimals=0, unit="ms")
+    assert parse_format("date:%d %b %Y") == ColumnFormat("date", pattern="%d %b %Y")
+    for spec in ("number:1 ms", "percent:2", "currency:EUR:2", "date:%d %b", "datetime", "duration", "text"):
+        assert str(parse_format(spec)) == spec
+        assert parse_format(str(parse_format(spec))) == parse_format(spec)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("abc", "format_number expects a number, got str 'abc'"), (True, "expects a number, got bool")],
+)
+def test_values_of_the_wrong_kind_are_refused(value: Any, message: str) -> None:
+    with pytest.raises(FormatError, match=message):
+        parse_format("number").format(value)
+
+
+def test_wrong_kind_for_dates_and_unknown_zone() -> None:
+    with pytest.raises(FormatError, match="format_date expects a date or datetime, got int 5"):
+        format_date(5)
+    with pytest.raises(FormatError, match="unknown time zone 'Mars/Olympus'"):
+        format_datetime(WINTER, tz="Mars/Olympus")
+
+
+def test_helpers_match_column_formats() -> None:
+    assert format_number(1234.5, 1, "ms") == parse_format("number:1 ms").format(1234.5) == "1,234.5 ms"
+    assert format_percent(0.853) == "85.3%"
+    assert format_currency(-1234.5) == "-$1,234.50"
+    assert format_currency(5, "EUR", 0) == "€5"
+    assert format_date(WINTER, "%d.%m.%Y", tz="Asia/Tokyo") == "28.11.2026"
+    assert format_datetime(WINTER, tz="UTC") == "2026-11-28 13:05 UTC"
+    assert format_datetime(WINTER) == "2026-11-28 13:05 UTC"
+    assert format_duration(timedelta(hours=25)) == "1d 1h"
+    assert format_bytes(1536, 0) == "2 KiB"
+    assert [f(None) for f in (format_number, format_percent, format_currency, format_duration)] == [""] * 4
+
+
+@pytest.mark.parametrize(
+    ("dtype", "expected"),
+    [
+        (pl.Float64, "number:2"),
+        (pl.Float32(), "number:2"),
+        (pl.Decimal(10, 3), "number:3"),
+        (pl.Int64, "integer"),
+        (pl.UInt8(), "integer"),
+        (pl.Date, "date"),
+        (pl.Datetime("us", "Europe/Berlin"), "datetime"),
+        (pl.Datetime, "datetime"),
+        (pl.Duration("ms"), "duration"),
+        (pl.String, "text"),
+        (pl.Boolean, "text"),
+    ],
+)
+def test_default_format_for(dtype: Any, expected: str) -> None:
+    assert str(default_format_for(dtype)) == expected
+
+
+def test_machine_value() -> None:
+    period = Period("last_7_days", datetime(2026, 11, 21, tzinfo=BERLIN), datetime(2026, 11, 28, tzinfo=BERLIN))
+    assert machine_value(period) == {
+        "name": "last_7_days",
+        "start": "2026-11-21T00:00:00+01:00",
+        "end": "2026-11-28T00:00:00+01:00",
+    }
+    assert machine_value(datetime(2026, 1, 2, 3, 4, tzinfo=BERLIN)) == "2026-01-02T03:04:00+01:00"
+    assert machine_value(date(2026, 1, 2)) == "2026-01-02"
+    assert machine_value(timedelta(minutes=1, milliseconds=500)) == 60.5
+    assert machine_value(Decimal("1.25")) == 1.25
+    assert machine_value(float("nan")) is None
+    assert machine_value(float("inf")) is None
+    assert machine_value(["eu", 1, True]) == ["eu", 1, True]
+    assert machine_value({"a": date(2026, 1, 1)}) == {"a": "2026-01-01"}
+
+
+def test_export_frame_shapes_values_for_csv_and_json() -> None:
+    frame = pl.DataFrame(
+        {
+            "aware": [datetime(2026, 3, 29, 0, 30, tzinfo=UTC), None],
+            "naive": [datetime(2026, 1, 1, 1, 2, 3, 456789), None],
+            "took": [timedelta(seconds=1.5), None],
+            "blob": [b"ab", None],
+            "tags": [["x", "y"], None],
+            "amount": pl.Series([Decimal("1.50"), None], dtype=pl.Decimal(10, 2)),
+        }
+    )
+    csv = export_frame(frame, "Europe/Berlin", "csv")
+    assert csv.schema["aware"] == pl.Datetime("us", "Europe/Berlin")
+    assert csv.row(0) == (
+        datetime(2026, 3, 29, 1, 30, tzinfo=BERLIN),
+        "2026-01-01T01:02:03.456789",
+        1.5,
+        "YWI=",
+        '["x","y"]',
+        Decimal("1.50"),
+    )
+    assert csv.row(1) == (None,) * 6
+    json = export_frame(frame, "Europe/Berlin", "json")
+    assert json["tags"].to_list() == [["x", "y"], None]
+    assert json["amount"].to_list() == [1.5, None]
+    assert math.isclose(json["took"][0], 1.5)
