@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,25 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (tmp_path / "specs").mkdir()
     monkeypatch.chdir(tmp_path)
     yield tmp_path
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run reportctl in-process, as the console script would, and capture what it prints."""
+    from reportctl.cli import app
+    from reportctl.cli.output import run_app
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = run_app(app, list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from reportctl import __version__
 from reportctl.document import Period
-from reportctl.errors import ParameterError, RenderError, ReportctlError, SpecError, did_you_mean
+from reportctl.errors import ParameterError, RenderError, ReportctlError, SpecError, UsageError, did_you_mean
 from reportctl.spec.loader import LoadedSpec
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ def _writers(loaded: LoadedSpec, formats: list[str] | None) -> list[tuple[str, A
     writers = []
     for name in chosen:
         if name not in plugin_names(WRITERS):
-            raise ParameterError(unknown_plugin_message(WRITERS, name))
+            raise UsageError(f"-f: {unknown_plugin_message(WRITERS, name)}")
         plugin = load_plugin(WRITERS, name)
         options = configured.get(name) or plugin.Options(format=name)
         writers.append((name, plugin(options)))
@@ -197,7 +197,7 @@ def _compute_datasets(
     inputs: dict[str, pl.LazyFrame] = {}
     for name, options in loaded.sources.items():
         source = load_plugin(SOURCES, options.kind)(name, options, context)
-        inputs[name] = source.fetch()
+        inputs[name] = in_report_timezone(source.fetch(), context.timezone)
     timings["sources"] = _lap(t)
     t = time.perf_counter()
     lazy = {**inputs, **build_datasets(spec.datasets, inputs, bound)}
@@ -210,6 +210,13 @@ def _compute_datasets(
         raise DatasetError(_failing_dataset(lazy), describe_polars_error(exc)) from None
     timings["datasets"] = _lap(t)
     return dict(zip(lazy, collected, strict=True))
+
+
+def in_report_timezone(frame: pl.LazyFrame, timezone: str) -> pl.LazyFrame:
+    """Time-zone-aware columns converted to the report's zone, so days, hours and buckets are the reader's."""
+    import polars.selectors as cs
+
+    return frame.with_columns(cs.datetime(time_zone="*").dt.convert_time_zone(timezone))
 
 
 def _failing_dataset(lazy: Mapping[str, pl.LazyFrame]) -> str:

@@ -52,10 +52,11 @@ def progress(enabled: bool) -> Iterator[Any]:
         yield status.update
 
 
-def run_app(app: typer.Typer) -> int:
+def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
     """Run the typer app; a ``ReportctlError`` becomes its message and exit code, anything else a bug report."""
+    State.debug = False
     try:
-        code = app(standalone_mode=False)
+        code = app(args=args, standalone_mode=False, prog_name="reportctl")
     except ReportctlError as exc:
         if State.debug:
             traceback.print_exc()

@@ -89,7 +89,7 @@ def _report(results: list[tuple[Path, list[Problem]]], output_format: Format) ->
                     {
                         "file": str(f),
                         "valid": not p,
-                        "problems": [x.as_dict() for x in p if isinstance(x, Problem)],
+                        "problems": [x.as_dict() for x in p],
                     }
                     for f, p in results
                 ],

@@ -124,13 +124,15 @@ def with_parameters(
     return step(frame.with_columns(literals)).drop(list(values), strict=False)
 
 
-def bind_sql(sql: str, params: Mapping[str, Any], *, timestamps: Literal["naive", "utc"] | None = None) -> str:
+def bind_sql(sql: str, params: Mapping[str, Any], *, timestamps: Literal["naive", "utc", "zoned"] | None = None) -> str:
     """``sql`` with each ``:name`` replaced by a typed literal of the parameter's value (see ``sql_literal``).
 
     Polars SQL has no bind parameters; each literal is written from the value's Python type (strings
     quote-doubled, dates and datetimes cast from ISO text, finite numbers only), never from user-supplied SQL.
     ``timestamps`` matches datetimes to the tables' columns: "naive" writes UTC wall-clock TIMESTAMPs, "utc"
-    writes TIMESTAMPTZ (naive values read as UTC), None writes each value as it is.
+    writes TIMESTAMPTZ (naive values read as UTC), "zoned" writes a quoted ISO-8601 instant with its offset, which
+    Polars casts to the compared column's own zone (it has no typed literal for zones other than UTC), None writes
+    each value as it is.
     """
     from reportctl.data.sqltext import sql_literal
 
@@ -142,6 +144,10 @@ def bind_sql(sql: str, params: Mapping[str, Any], *, timestamps: Literal["naive"
         with _user_errors():
             name = dialect.known_parameter(token, params)
         value = params[name]
+        if isinstance(value, datetime) and timestamps == "zoned":
+            zoned = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+            parts.append("'" + zoned.isoformat(sep=" ") + "'")
+            continue
         if isinstance(value, datetime) and timestamps is not None:
             aware = value.tzinfo is not None and value.utcoffset() is not None
             instant = value.astimezone(UTC) if aware else value.replace(tzinfo=UTC)

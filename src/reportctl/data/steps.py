@@ -211,8 +211,14 @@ class _DatasetSteps:
             if isinstance(dtype, pl.Datetime)
         }
         with self.step("sql"):
-            if zones in ({None}, {"UTC"}):
-                sql = bind_sql(text, self.params, timestamps="naive" if zones == {None} else "utc")
+            if zones == {None}:
+                sql = bind_sql(text, self.params, timestamps="naive")
+            elif zones == {"UTC"}:
+                sql = bind_sql(text, self.params, timestamps="utc")
+            elif len(zones) == 1:
+                sql = bind_sql(text, self.params, timestamps="zoned")
+            else:
+                sql = bind_sql(text, self.params)
             frame = pl.SQLContext(frames=dict(self.frames), eager=False).execute(sql, eager=False)
         self.resolve(frame, "sql")
         return frame

@@ -121,9 +121,12 @@ def _dataset_schemas(
     loaded: LoadedSpec, values: Mapping[str, Any], now: datetime, problems: list[Problem]
 ) -> dict[str, pl.Schema | None]:
     """Schemas of sources (where knowable) and datasets; problems in datasets are added to ``problems``."""
+    import polars as pl
+
     from reportctl.data.pipeline import check_datasets
     from reportctl.data.sources.base import SourceContext
     from reportctl.plugins import SOURCES, load_plugin
+    from reportctl.runner import in_report_timezone
 
     spec = loaded.spec
     context = SourceContext(
@@ -136,7 +139,10 @@ def _dataset_schemas(
     schemas: dict[str, pl.Schema | None] = {}
     for name, options in loaded.sources.items():
         try:
-            schemas[name] = load_plugin(SOURCES, options.kind)(name, options, context).known_schema()
+            schema = load_plugin(SOURCES, options.kind)(name, options, context).known_schema()
+            if schema is not None:
+                schema = in_report_timezone(pl.LazyFrame(schema=schema), context.timezone).collect_schema()
+            schemas[name] = schema
         except ReportctlError as exc:
             problems.append(loaded.problem(("sources", name), str(exc)))
             schemas[name] = None
