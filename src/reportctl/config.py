@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from reportctl.spec.types import StrictModel, TimeZoneName
 
@@ -26,6 +26,16 @@ class ProjectConfig(StrictModel):
     allow_paths: list[str] = Field(
         default_factory=list, description="Folders outside the project that file sources may read."
     )
+
+    @field_validator("outputs")
+    @classmethod
+    def _known_writers(cls, value: list[str]) -> list[str]:
+        from reportctl.plugins import WRITERS, plugin_names, unknown_plugin_message
+
+        for name in value:
+            if name not in plugin_names(WRITERS):
+                raise ValueError(unknown_plugin_message(WRITERS, name))
+        return value
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ date, a JSON number) and shared text via ``reportctl.formats``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -22,6 +22,11 @@ class Period:
     name: str
     start: datetime
     end: datetime
+
+    @property
+    def last_day(self) -> date:
+        """The last calendar day inside the period (``end`` itself is excluded), for titles such as 'to 27 Nov'."""
+        return (self.end - timedelta(microseconds=1)).date()
 
     def __str__(self) -> str:
         return f"{self.start.isoformat()}/{self.end.isoformat()}"

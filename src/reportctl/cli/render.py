@@ -37,6 +37,7 @@ def render(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object describing the run.")] = False,
 ) -> None:
     """Render SPEC once: read its data, write its outputs to OUT/<name>/<run-id>/ with a manifest."""
+    from reportctl.formats import format_bytes
     from reportctl.runner import render_report
     from reportctl.spec.loader import load_spec
 
@@ -60,7 +61,7 @@ def render(
         )
         return
     for artifact in result.artifacts:
-        echo(f"wrote {_shown(artifact.path)} ({_size(artifact.bytes)})")
+        echo(f"wrote {_shown(artifact.path)} ({format_bytes(artifact.bytes)})")
     count = len(result.artifacts)
     echo(
         f"rendered {result.report} in {result.timings.get('total', 0):.2f} s: "
@@ -73,12 +74,3 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def _size(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{count} B"

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from reportctl.cli.output import echo, print_json
-from reportctl.errors import ExitCode
+from reportctl.errors import ExitCode, Problem, SpecError
 
 if TYPE_CHECKING:
-    from reportctl.errors import Problem
+    from reportctl.config import Project
 
 PROJECT_FILES = ("people.yaml", "policies.yaml")
 SKIPPED_FOLDERS = {"out", "node_modules", "__pycache__", ".venv", "venv"}
@@ -51,32 +51,55 @@ def validate(
     output_format: Annotated[Format, typer.Option("--format", help="text, json, or github annotations.")] = Format.text,
 ) -> None:
     """Check specs and reportctl.yaml; list every problem with FILE:LINE:COL."""
-    from reportctl.config import CONFIG_NAME, find_project, load_config
-    from reportctl.errors import Problem, ReportctlError, SpecError
+    from reportctl.config import Project, ProjectConfig, find_config
+
+    projects: dict[Path | None, Project | SpecError] = {}
+    if not paths:
+        config = find_config(Path.cwd())
+        project = _project(config, projects)
+        if isinstance(project, SpecError):  # still check the specs where the default settings would look
+            project = Project(config.parent if config else Path.cwd(), ProjectConfig(), config)
+        paths = [d for d in project.spec_dirs if d.is_dir()]
+        if config:
+            paths.append(config)
+    files = find_yaml(paths)
+    results = [(file, _problems_of(file, projects)) for file in files]
+    _report(results, output_format)
+    if not files or any(problems for _, problems in results):
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _project(config: Path | None, projects: dict[Path | None, Project | SpecError]) -> Project | SpecError:
+    """The project of ``config``, loaded once per run of validate; its problems if its settings are invalid."""
+    from reportctl.config import Project, ProjectConfig, load_config
+
+    if config not in projects:
+        try:
+            settings = load_config(config) if config else ProjectConfig()
+            projects[config] = Project(config.parent if config else Path.cwd().resolve(), settings, config)
+        except SpecError as exc:
+            projects[config] = exc
+    return projects[config]
+
+
+def _problems_of(file: Path, projects: dict[Path | None, Project | SpecError]) -> list[Problem]:
+    from reportctl.config import CONFIG_NAME, find_config
+    from reportctl.errors import ReportctlError
     from reportctl.spec.loader import load_spec
 
-    if not paths:
-        project = find_project()
-        paths = [d for d in project.spec_dirs if d.is_dir()]
-        if project.config_file:
-            paths.append(project.config_file)
-    files = find_yaml(paths)
-    results: list[tuple[Path, list[Problem]]] = []
-    for file in files:
-        try:
-            if file.name == CONFIG_NAME:
-                load_config(file)
-            else:
-                load_spec(file)
-            results.append((file, []))
-        except SpecError as exc:
-            results.append((file, exc.problems))
-        except ReportctlError as exc:
-            results.append((file, [Problem(str(exc), file=file)]))
-    invalid = [r for r in results if r[1]]
-    _report(results, output_format)
-    if invalid or not files:
-        raise typer.Exit(int(ExitCode.FAILED))
+    config = file.resolve() if file.name == CONFIG_NAME else find_config(file)
+    project = _project(config, projects)
+    if file.name == CONFIG_NAME:
+        return project.problems if isinstance(project, SpecError) else []
+    if isinstance(project, SpecError):
+        return [Problem(f"not checked: the project settings in {config} are invalid", file=file)]
+    try:
+        load_spec(file, project)
+    except SpecError as exc:
+        return exc.problems
+    except ReportctlError as exc:
+        return [Problem(str(exc), file=file)]
+    return []
 
 
 def _report(results: list[tuple[Path, list[Problem]]], output_format: Format) -> None:

@@ -46,6 +46,14 @@ def test_same_options_give_the_same_frame() -> None:
     assert not first.equals(fetch(rows=5_000, seed=8))
 
 
+def test_another_span_gives_other_values() -> None:
+    this_week = fetch(rows=2_000, start="2026-11-16", end="2026-11-23")
+    last_week = fetch(rows=2_000, start="2026-11-09", end="2026-11-16")
+
+    assert_frame_equal(this_week, fetch(rows=2_000, start="2026-11-16", end="2026-11-23"))
+    assert this_week["latency_ms"].to_list() != last_week["latency_ms"].to_list()
+
+
 def test_row_count_and_schema() -> None:
     source = make_source(rows=1234)
 

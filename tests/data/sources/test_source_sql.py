@@ -261,3 +261,81 @@ def test_mariadb_read_timeout(tmp_path: Path, mariadb_url: str) -> None:
 
     with pytest.raises(SourceError, match=r"the query timed out after 0\.3s"):
         source.fetch()
+
+
+def test_sqlite_periods_compare_with_date_and_datetime_text_columns(tmp_path: Path) -> None:
+    """A period bound to SQLite matches date columns and datetime columns stored as text."""
+    from zoneinfo import ZoneInfo
+
+    from reportctl.data.sources.sql import SqlOptions
+
+    with sqlite3.connect(tmp_path / "d.db") as db:
+        db.execute("CREATE TABLE d (day TEXT, at TEXT)")
+        db.executemany(
+            "INSERT INTO d VALUES (?, ?)",
+            [
+                ("2025-12-31", "2025-12-31 23:59:59"),
+                ("2026-01-01", "2026-01-01 00:00:00"),
+                ("2026-01-31", "2026-01-31 23:00:00"),
+                ("2026-02-01", "2026-02-01 00:00:00"),
+            ],
+        )
+    berlin = ZoneInfo("Europe/Berlin")
+    context = SourceContext(
+        project_root=tmp_path,
+        run_time=datetime(2026, 3, 1, tzinfo=UTC),
+        timezone="Europe/Berlin",
+        parameters={"start": datetime(2026, 1, 1, tzinfo=berlin), "end": datetime(2026, 2, 1, tzinfo=berlin)},
+    )
+
+    def rows(column: str) -> list[str]:
+        query = f"SELECT {column} FROM d WHERE {column} >= :start AND {column} < :end ORDER BY 1"
+        options = SqlOptions(kind="sql", url="sqlite:///d.db", query=query)
+        return SqlSource("d", options, context).fetch().collect()[column].to_list()
+
+    assert rows("day") == ["2026-01-01", "2026-01-31"]
+    assert rows("at") == ["2026-01-01 00:00:00", "2026-01-31 23:00:00"]
+
+
+@pytest.mark.parametrize("period_start", ["2026-01-01", "2030-01-01"])
+def test_schema_overrides_type_sqlite_text_even_for_an_empty_result(tmp_path: Path, period_start: str) -> None:
+    from reportctl.data.sources.sql import SqlOptions
+
+    with sqlite3.connect(tmp_path / "o.db") as db:
+        db.execute("CREATE TABLE o (day TEXT, at TEXT, amount TEXT, country TEXT)")
+        db.execute("INSERT INTO o VALUES ('2026-01-02', '2026-01-02 10:30:00', '12.5', 'DE')")
+    context = SourceContext(
+        project_root=tmp_path,
+        run_time=datetime(2026, 3, 1, tzinfo=UTC),
+        timezone="UTC",
+        parameters={"start": date.fromisoformat(period_start)},
+    )
+    options = SqlOptions(
+        kind="sql",
+        url="sqlite:///o.db",
+        query="SELECT * FROM o WHERE day >= :start",
+        schema_overrides={"day": "date", "at": "datetime", "amount": "float", "country": "str"},
+    )
+    frame = SqlSource("o", options, context).fetch().collect()
+    assert frame.schema == pl.Schema(
+        {"day": pl.Date(), "at": pl.Datetime("us"), "amount": pl.Float64(), "country": pl.String()}
+    )
+    if period_start == "2026-01-01":
+        assert frame.row(0) == (date(2026, 1, 2), datetime(2026, 1, 2, 10, 30), 12.5, "DE")
+    else:
+        assert frame.height == 0
+
+
+def test_schema_overrides_that_do_not_convert_name_the_column(tmp_path: Path) -> None:
+    from reportctl.data.sources.sql import SqlOptions
+
+    with sqlite3.connect(tmp_path / "o.db") as db:
+        db.execute("CREATE TABLE o (day TEXT)")
+        db.execute("INSERT INTO o VALUES ('soon')")
+    context = SourceContext(project_root=tmp_path, run_time=datetime(2026, 3, 1, tzinfo=UTC), timezone="UTC")
+    options = SqlOptions(kind="sql", url="sqlite:///o.db", query="SELECT day FROM o", schema_overrides={"day": "date"})
+    with pytest.raises(
+        SourceError,
+        match=r"^source 'o' \(sql sqlite:///o.db\): schema_overrides: column 'day' has 'soon', which is not a date$",
+    ):
+        SqlSource("o", options, context).fetch()

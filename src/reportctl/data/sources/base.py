@@ -6,12 +6,64 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from reportctl.spec.models import SourceOptions
 
 if TYPE_CHECKING:
     import polars as pl
+
+
+ColumnType = Literal["int", "float", "str", "bool", "date", "datetime"]
+"""The column types a source's ``schema_overrides`` may name."""
+
+
+def column_dtypes(overrides: Mapping[str, ColumnType]) -> dict[str, pl.DataType]:
+    """``schema_overrides`` as polars types."""
+    import polars as pl
+
+    types: dict[str, pl.DataType] = {
+        "int": pl.Int64(),
+        "float": pl.Float64(),
+        "str": pl.String(),
+        "bool": pl.Boolean(),
+        "date": pl.Date(),
+        "datetime": pl.Datetime("us"),
+    }
+    return {column: types[name] for column, name in overrides.items()}
+
+
+def apply_column_types(frame: pl.DataFrame, overrides: Mapping[str, ColumnType]) -> pl.DataFrame:
+    """``frame`` with the overridden columns converted; text is parsed as ISO dates and datetimes.
+
+    Raises ValueError naming the column and the first value that does not convert.
+    """
+    import polars as pl
+
+    missing = [c for c in overrides if c not in frame.columns]
+    if missing:
+        raise ValueError(f"schema_overrides names column '{missing[0]}', which the result does not have")
+
+    def convert(column: str, dtype: pl.DataType, strict: bool) -> pl.Expr:
+        expression = pl.col(column)
+        if frame.schema[column] == pl.String() and dtype == pl.Date():
+            return expression.str.to_date(strict=strict)
+        if frame.schema[column] == pl.String() and dtype == pl.Datetime("us"):
+            return expression.str.to_datetime(time_unit="us", strict=strict)
+        return expression.cast(dtype, strict=strict)
+
+    converted = frame
+    for column, dtype in column_dtypes(overrides).items():
+        try:
+            converted = converted.with_columns(convert(column, dtype, strict=True))
+        except pl.exceptions.PolarsError:
+            lenient = frame.select(convert(column, dtype, strict=False).is_null() & pl.col(column).is_not_null())
+            bad = frame[column].filter(lenient.to_series())
+            shown = repr(bad[0]) if len(bad) else "a value"
+            raise ValueError(
+                f"schema_overrides: column '{column}' has {shown}, which is not a {overrides[column]}"
+            ) from None
+    return converted
 
 
 @dataclass(frozen=True)

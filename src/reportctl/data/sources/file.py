@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from reportctl.data.sources.base import SourceContext
+from reportctl.data.sources.base import ColumnType, SourceContext, column_dtypes
 from reportctl.errors import SourceError, one_of
 from reportctl.secrets import redact
 from reportctl.spec.models import SourceOptions
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     import polars as pl
 
 FileFormat = Literal["csv", "tsv", "parquet", "ndjson", "json"]
-ColumnType = Literal["int", "float", "str", "bool", "date", "datetime"]
 
 _FORMAT_BY_SUFFIX: dict[str, FileFormat] = {
     ".csv": "csv",
@@ -189,17 +188,7 @@ class FileSource:
             return str(path)
 
     def _overrides(self) -> dict[str, pl.DataType]:
-        import polars as pl
-
-        types: dict[str, pl.DataType] = {
-            "int": pl.Int64(),
-            "float": pl.Float64(),
-            "str": pl.String(),
-            "bool": pl.Boolean(),
-            "date": pl.Date(),
-            "datetime": pl.Datetime("us"),
-        }
-        return {column: types[name] for column, name in self.options.schema_overrides.items()}
+        return column_dtypes(self.options.schema_overrides)
 
     def _separator(self) -> str:
         return "\t" if self.format == "tsv" else self.options.separator or ","

@@ -160,10 +160,11 @@ class SampleSource:
 
         options = self.options
         n = options.rows
-        rng = np.random.Generator(np.random.PCG64(options.seed))
         services, regions, per_host = options.services, options.regions, options.hosts_per_service
         start_us = _epoch_us(start)
         span_us = _epoch_us(end) - start_us
+        # The span's start is part of the seed, so this week's numbers differ from last week's.
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([options.seed, start_us % 2**63])))
 
         # Split the span exactly in integers: a float step would drift, and i * span overflows int64.
         index = np.arange(n, dtype=np.int64)

@@ -9,10 +9,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote, quote_plus
+from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, Field, field_validator
 
-from reportctl.data.sources.base import SourceContext
+from reportctl.data.sources.base import ColumnType, SourceContext, apply_column_types
 from reportctl.data.sources.file import confinement_problem
 from reportctl.errors import SourceError
 from reportctl.secrets import SecretError, redact, resolve_secrets
@@ -70,6 +71,11 @@ class SqlOptions(SourceOptions):
         default=timedelta(seconds=60),
         description="Limit for connecting and for the query, where the driver can.",
     )
+    schema_overrides: dict[str, ColumnType] = Field(
+        default_factory=dict,
+        description="Column types instead of the driver's: int, float, str, bool, date, datetime. SQLite keeps "
+        "dates as text and reports no types at all for an empty result, so declare them here.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -107,7 +113,7 @@ class SqlSource:
         parameters = self._bind_values(list(statement.compile().params))
         url, backend = self._url()
         if backend == "sqlite":
-            parameters = {name: sqlite_value(value) for name, value in parameters.items()}
+            parameters = {name: sqlite_value(value, self.context.timezone) for name, value in parameters.items()}
         engine = self._engine(url, backend)
         try:
             try:
@@ -128,7 +134,13 @@ class SqlSource:
                     raise self._error(_first_line(str(exc))) from exc
         finally:
             engine.dispose()
-        return self._frame(rows, description, backend).lazy()
+        frame = self._frame(rows, description, backend)
+        if self.options.schema_overrides:
+            try:
+                frame = apply_column_types(frame, self.options.schema_overrides)
+            except ValueError as exc:
+                raise self._error(str(exc)) from None
+        return frame.lazy()
 
     def _error(self, cause: str) -> SourceError:
         if self._password:
@@ -270,9 +282,18 @@ def display_url(url: str) -> str:
     return redact(shown)
 
 
-def sqlite_value(value: Any) -> Any:
-    """Dates as SQLite stores them in text, since Python 3.12 deprecates sqlite3's implicit adapters."""
+def sqlite_value(value: Any, timezone: str) -> Any:
+    """Dates and datetimes as SQLite keeps them, as text (Python 3.12 deprecates sqlite3's implicit adapters).
+
+    SQLite has no time zones, so a datetime is written as wall-clock time in the report's zone, and a midnight
+    as the plain date: as text, '2026-01-01' >= '2026-01-01' and '2026-01-31 23:00:00' < '2026-02-01' both
+    hold, so a period compares correctly with date columns and datetime columns alike.
+    """
     if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+        if value.time() == datetime.min.time():
+            return value.date().isoformat()
         return value.isoformat(" ")
     if isinstance(value, date):
         return value.isoformat()

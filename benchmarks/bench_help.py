@@ -1,0 +1,185 @@
+"""``reportctl --help`` against the ``--help`` of a minimal one-command typer app, both in fresh processes.
+
+The two commands run alternately (in ABBA order, so neither always goes first) after two warm-up runs each;
+``python -c pass`` is timed alongside as the floor of any Python CLI. Target (from the issue): the median of
+``reportctl --help`` at most 1.25x the minimal app's. Prints a table and a PASS/FAIL line and exits 0 either
+way; exits 2 only when a command fails.
+
+    .venv/bin/python benchmarks/bench_help.py [--runs 15] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPORTCTL = Path(sys.executable).with_name("reportctl")
+RATIO = 1.25
+WARM_UP = 2
+
+MINIMAL_APP = '''\
+import typer
+
+app = typer.Typer()
+
+
+@app.command()
+def hello(name: str = "world") -> None:
+    """Say hello to NAME."""
+    print(f"hello {name}")
+
+
+if __name__ == "__main__":
+    app()
+'''
+
+# Run by a small interpreter of its own: a child's ru_maxrss starts at the RSS of the process it was forked
+# from, so the child is started by this trampoline, which also times it, leaving its own start out.
+TRAMPOLINE = """
+import json, os, subprocess, sys, time
+with open(sys.argv[1], "wb") as log:
+    t = time.perf_counter()
+    child = subprocess.Popen(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - t
+child.returncode = os.waitstatus_to_exitcode(status)
+figures = {"wall": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime}
+print(json.dumps({"code": child.returncode, "figures": figures}))
+"""
+
+
+class _CommandFailed(Exception):
+    pass
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15, help="timed runs of each command (default 15)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="reportctl-bench-help-") as temporary:
+        folder = Path(temporary)
+        app = folder / "minimal_app.py"
+        app.write_text(MINIMAL_APP)
+        commands = {
+            "reportctl --help": [str(REPORTCTL), "--help"],
+            "minimal typer app --help": [sys.executable, str(app), "--help"],
+            "python -c pass": [sys.executable, "-c", "pass"],
+        }
+        samples: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
+        try:
+            for name, command in commands.items():
+                output = ""
+                for _ in range(WARM_UP):
+                    _, output = run_child(command, folder / "out.txt")
+                if name != "python -c pass" and "Usage" not in output:
+                    raise _CommandFailed(f"{' '.join(command)} printed no usage: {output[:200]!r}")
+            names = list(commands)
+            for run in range(args.runs):
+                for name in names if run % 2 == 0 else names[::-1]:
+                    figures, _ = run_child(commands[name], folder / "out.txt")
+                    samples[name].append(figures)
+        except _CommandFailed as exc:
+            print(f"bench_help: {exc}; no figures", file=sys.stderr)
+            return 2
+
+    summary = {
+        name: {
+            key: {
+                "median": round(statistics.median(run[key] for run in runs), 4),
+                "min": round(min(run[key] for run in runs), 4),
+            }
+            for key in runs[0]
+        }
+        for name, runs in samples.items()
+    }
+    ours, theirs = summary["reportctl --help"]["wall"], summary["minimal typer app --help"]["wall"]
+    target = {
+        "target": f"reportctl --help <= {RATIO} x minimal typer app --help (medians)",
+        "ratio_of_medians": round(ours["median"] / theirs["median"], 3),
+        "ratio_of_mins": round(ours["min"] / theirs["min"], 3),
+        "pass": ours["median"] <= RATIO * theirs["median"],
+    }
+    result = {
+        "benchmark": "bench_help",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": _machine(),
+        "runs": args.runs,
+        "summary": summary,
+        "targets": [target],
+        "seconds": round(time.perf_counter() - started, 1),
+        "samples": samples,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_table(result)
+    return 0
+
+
+def run_child(command: list[str], log: Path) -> tuple[dict[str, float], str]:
+    """Wall time (timed in the trampoline), peak RSS in MiB, CPU seconds, and what the command printed."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
+    done = subprocess.run(
+        [sys.executable, "-c", TRAMPOLINE, str(log), *command], check=False, capture_output=True, env=env
+    )
+    report = json.loads(done.stdout) if done.returncode == 0 else {"code": None}
+    output = log.read_text(errors="replace") if log.exists() else done.stderr.decode()
+    if report["code"] != 0:
+        raise _CommandFailed(f"{' '.join(command)} exited {report['code']}: {output.strip()}")
+    figures: dict[str, float] = report["figures"]
+    return figures, output
+
+
+def _machine() -> dict[str, Any]:
+    import typer
+
+    from reportctl import __version__
+
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "typer": typer.__version__,
+        "reportctl": __version__,
+        "platform": platform.platform(),
+    }
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    machine = result["machine"]
+    print(
+        f"bench_help  {result['date']}  nproc {machine['nproc']}, python {machine['python']}, "
+        f"typer {machine['typer']}, {result['runs']} runs each, alternating, in fresh processes\n"
+    )
+    print(f"{'command':<28}{'median s':>10}{'min s':>10}{'cpu s':>10}{'rss MiB':>10}")
+    for name, figures in result["summary"].items():
+        print(
+            f"{name:<28}{figures['wall']['median']:>10.3f}{figures['wall']['min']:>10.3f}"
+            f"{figures['cpu']['median']:>10.3f}{figures['peak_rss_mib']['median']:>10.1f}"
+        )
+    (target,) = result["targets"]
+    print(
+        f"\n{'PASS' if target['pass'] else 'FAIL'} {target['target']}: ratio {target['ratio_of_medians']:.2f}"
+        f" (of mins {target['ratio_of_mins']:.2f})"
+    )
+    print(f"\n{result['seconds']} s in all")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
