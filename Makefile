@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "reportctl needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -20,7 +20,21 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-demo: $(VENV)/.installed
+# Charts are drawn by a headless Chromium. As root with apt, install Debian's when none is found; elsewhere try
+# kaleido's own Chrome download, and say what the choices are when that fails too.
+browser: $(VENV)/.installed
+	@if [ -n "$$REPORTCTL_BROWSER" ] || command -v chromium-headless-shell >/dev/null 2>&1 \
+		|| command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium-headless-shell for charts"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell >/dev/null; \
+	elif ! $(BIN)/python -c "import kaleido; kaleido.get_chrome_sync()" >/dev/null 2>&1; then \
+		echo "charts need Chromium: install chromium-headless-shell (or chromium) with your package manager," \
+			"or set REPORTCTL_BROWSER to a Chrome or Chromium binary; reports without charts work meanwhile"; \
+	fi
+
+demo: $(VENV)/.installed browser
 	$(BIN)/reportctl validate specs
 	@for spec in specs/*.yaml; do \
 		[ "$$(basename $$spec)" = reportctl.yaml ] && continue; \
@@ -35,7 +49,7 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed-dev
+unit: $(VENV)/.installed-dev browser
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

@@ -7,6 +7,7 @@ date, a JSON number) and shared text via ``reportctl.formats``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -120,10 +121,28 @@ Block = TextBlock | KpiBlock | TableBlock | ChartBlock
 
 
 @dataclass(frozen=True)
+class ChartImage:
+    """A chart exported once per run for every writer that embeds pictures; sizes in CSS pixels at 1x."""
+
+    width: int
+    height: int
+    png: bytes | None = None
+    svg: bytes | None = None
+    png_scale: int = 2
+
+
+@dataclass(frozen=True)
 class Document:
     info: ReportInfo
     parameters: tuple[ParameterValue, ...]
     blocks: tuple[Block, ...]
+    chart_images: Mapping[str, ChartImage] = field(default_factory=dict)
+    """Exported charts by chart id, present when a writer of this run asked for them (``CHART_IMAGES``)."""
+    formats: tuple[str, ...] = ()
+    """The output formats of this run, so a writer can point readers to the complete data elsewhere."""
 
     def tables(self) -> list[TableBlock]:
         return [b for b in self.blocks if isinstance(b, TableBlock)]
+
+    def charts(self) -> list[ChartBlock]:
+        return [b for b in self.blocks if isinstance(b, ChartBlock)]

@@ -191,6 +191,11 @@ def format_percent(value: Any, decimals: int = 1) -> str:
     return _grouped(_number(value, "format_percent") * 100, decimals) + "%"
 
 
+def currency_symbol(code: str) -> str:
+    """The symbol written before an amount: '$' for USD, '€' for EUR, else the code and a space ('CHF ')."""
+    return _CURRENCY_SYMBOLS.get(code.upper(), f"{code.upper()} ")
+
+
 def format_currency(value: Any, code: str = "USD", decimals: int | None = None) -> str:
     """An amount with its currency: "-$1,234.50", "€12.00", "CHF 3.10"; decimals default to the code's."""
     if is_missing(value):
@@ -199,7 +204,7 @@ def format_currency(value: Any, code: str = "USD", decimals: int | None = None) 
     amount = _number(value, "format_currency")
     text = _grouped(abs(amount), _minor_units(code) if decimals is None else decimals)
     sign = "-" if amount < 0 and text.strip("0.,") else ""
-    symbol = _CURRENCY_SYMBOLS.get(code, f"{code} ")
+    symbol = currency_symbol(code)
     return f"{sign}{symbol}{text}"
 
 

@@ -6,6 +6,7 @@ only when every writer succeeded and the manifest is written, so a failed run le
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -61,6 +62,17 @@ class RunResult:
 Progress = Callable[[str], None]
 
 
+def default_run_time() -> datetime:
+    """Now, or ``SOURCE_DATE_EPOCH`` when set, so a build can pin the run time and get byte-identical files."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is None or not epoch.strip():
+        return datetime.now(UTC)
+    try:
+        return datetime.fromtimestamp(int(epoch), UTC)
+    except (ValueError, OverflowError, OSError):
+        raise UsageError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01 UTC, got '{epoch}'") from None
+
+
 def new_run_id(now: datetime) -> str:
     """Sortable by time, unique by a random suffix: 20261128T090000Z-3f9a1c."""
     return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + random.token_hex(3)
@@ -112,7 +124,7 @@ def render_report(
 ) -> RunResult:
     """Render ``loaded`` once and return where its artifacts are; raise ``ReportctlError`` on any failure."""
     say = progress or (lambda _message: None)
-    now = now or datetime.now(UTC)
+    now = now or default_run_time()
     timings: dict[str, float] = {}
     started = time.perf_counter()
     spec = loaded.spec
@@ -133,7 +145,9 @@ def render_report(
     from reportctl.assemble import assemble_document
 
     document = assemble_document(loaded, frames, values, run_id=run_id, now=now)
+    document = dataclasses.replace(document, formats=tuple(name for name, _ in writers))
     timings["document"] = _lap(t)
+    document = _with_chart_images(document, writers, say, timings)
 
     destination = (output_dir or loaded.project.output_dir) / spec.name
     staging = destination / f".{run_id}.partial"
@@ -153,6 +167,25 @@ def render_report(
         raise
     result.artifacts = [Artifact(a.format, final / a.path.name, a.bytes, a.sha256) for a in artifacts]
     return result
+
+
+def _with_chart_images(
+    document: Document, writers: list[tuple[str, Any]], say: Progress, timings: dict[str, float]
+) -> Document:
+    """The document with its charts exported once, in every image format a chosen writer embeds."""
+    formats: set[str] = set()
+    for _, writer in writers:
+        formats |= getattr(type(writer), "CHART_IMAGES", frozenset())
+    charts = document.charts()
+    if not formats or not charts:
+        return document
+    from reportctl.charts import export_charts
+
+    say(f"drawing {len(charts)} chart{'s' if len(charts) != 1 else ''}")
+    t = time.perf_counter()
+    images = export_charts(charts, formats, timezone=document.info.timezone)
+    timings["charts"] = _lap(t)
+    return dataclasses.replace(document, chart_images=images)
 
 
 def _lap(since: float) -> float:
@@ -247,10 +280,18 @@ def _write_all(document: Document, writers: list[tuple[str, Any]], directory: Pa
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(writers), os.cpu_count() or 2))) as pool:
         futures = [pool.submit(run, name, writer) for name, writer in writers]
-        return [artifact for future in futures for artifact in future.result()]
+        # two writers may write the same file (markdown and png both write a chart's PNG): list it once
+        unique = {artifact.path: artifact for future in futures for artifact in future.result()}
+        return list(unique.values())
 
 
-def _artifact(name: str, path: Path) -> Artifact:
+def _artifact(writer: str, path: Path) -> Artifact:
+    """The artifact at ``path``; its format is its suffix when that names a writer (a chart PNG written by the
+    markdown writer is a png), else the writer's name."""
+    from reportctl.plugins import WRITERS, plugin_names
+
+    suffix = path.suffix.removeprefix(".")
+    name = suffix if suffix in plugin_names(WRITERS) else writer
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

@@ -126,7 +126,8 @@ def test_unknown_format_is_a_usage_error(cli: Cli, project: Path, spec: Path) ->
     result = cli("render", str(spec), "-f", "jsn")
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: -f: unknown output format 'jsn' (did you mean 'json'?); not available, try one of: csv, json\n"
+        "error: -f: unknown output format 'jsn' (did you mean 'json'?); "
+        "not available, try one of: csv, html, json, md, pdf, png, svg, xlsx\n"
     )
 
 

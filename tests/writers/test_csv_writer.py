@@ -123,7 +123,6 @@ def test_metadata_comments(tmp_path: Path) -> None:
     assert meta == {
         "report": "server-health",
         "title": "Server health\\nweek 48",
-        "run_id": "20261128T090000-abc",
         "generated_at": "2026-11-28T09:00:01+00:00",
         "timezone": BERLIN,
         "spec_hash": "sha256:0123",

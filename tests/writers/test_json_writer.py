@@ -130,7 +130,6 @@ def test_report_and_parameters(tmp_path: Path) -> None:
         "version": "1.2",
         "owner": "sre",
         "labels": {"area": "ops", "tier": "gold"},
-        "run_id": "20261128T090000-abc",
         "generated_at": "2026-11-28T09:00:01+01:00",
         "timezone": "Europe/Berlin",
         "spec_path": "specs/server-health.yaml",

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from reportctl import __version__
-from reportctl.cli import project, render, validate
+from reportctl.cli import doctor, project, render, validate
 from reportctl.cli.output import State
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ app.command("validate")(validate.validate)
 app.command("schema")(project.schema)
 app.command("init")(project.init)
 app.command("list")(project.list_specs)
+app.command("doctor")(doctor.doctor)
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ class CsvWriter:
     """Writes ``<report>.csv`` for a single table, else ``<report>.<table id>.csv`` per table."""
 
     PLUGIN_NAME: ClassVar[str] = "csv"
+    CHART_IMAGES: ClassVar[frozenset[str]] = frozenset()
     Options: ClassVar[type[WriterOptions]] = CsvOptions
 
     def __init__(self, options: Any = None) -> None:
@@ -86,7 +87,6 @@ def _metadata(document: Document, table: TableBlock, rows: int) -> str:
     fields: list[tuple[str, Any]] = [
         ("report", info.name),
         ("title", info.title),
-        ("run_id", info.run_id),
         ("generated_at", info.generated_at.isoformat()),
         ("timezone", info.timezone),
         ("spec_hash", info.spec_hash),

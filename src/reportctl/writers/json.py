@@ -42,6 +42,7 @@ class JsonWriter:
     """Writes ``<report>.json``: report info, parameters and every section with its data."""
 
     PLUGIN_NAME: ClassVar[str] = "json"
+    CHART_IMAGES: ClassVar[frozenset[str]] = frozenset()
     Options: ClassVar[type[WriterOptions]] = JsonOptions
 
     def __init__(self, options: Any = None) -> None:
@@ -75,7 +76,6 @@ def _skeleton(document: Document) -> dict[str, Any]:
             "version": info.version,
             "owner": info.owner,
             "labels": dict(sorted(info.labels.items())),
-            "run_id": info.run_id,
             "generated_at": info.generated_at.isoformat(),
             "timezone": info.timezone,
             "spec_path": info.spec_path,

@@ -1,0 +1,555 @@
+"""Charts: a ``ChartBlock`` as a Plotly figure, and every chart of a run exported to PNG/SVG in one browser.
+
+Kinds and how the block's columns are read:
+
+    line, scatter      one trace per y column (and per ``series`` value); ``stacked`` stacks lines
+    bar                grouped bars; ``stacked: true`` stacks them (negatives below zero)
+    area               filled lines, stacked when there are several y columns or a ``series``
+    pie, donut         x gives the slice labels, the first y column their values
+    heatmap            x across; rows from ``series`` with y[0] as the value, or, without a series,
+                       y[0] as the row column and y[1] as the value; one row per cell (first one wins)
+
+Values read as in the other writers: the block's ``format`` (a ``reportctl.formats`` spec) becomes a d3 tick
+and hover format with prefix/suffix; bytes and durations, which d3 cannot spell, get ticks placed and labelled
+here with ``ColumnFormat.format``. Datetimes are shown in the report's time zone. The same block always gives
+the same figure JSON, and exporting it gives the same bytes (SVG ids made stable after export).
+
+Exporting needs Chromium (found by ``find_browser``), driven by kaleido: one browser for the whole run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reportctl.document import ChartBlock, ChartImage
+from reportctl.errors import RenderError
+from reportctl.formats import ColumnFormat, default_format_for, parse_format
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+    import polars as pl
+
+BROWSER_ENV = "REPORTCTL_BROWSER"
+BROWSER_NAMES = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+IMAGE_FORMATS = frozenset({"png", "svg"})
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#999999", "#F0E442")
+"""Okabe-Ito, the colour-blind-safe qualitative palette, with its yellow last and black as grey."""
+HEATMAP_SCALE = ((0.0, "#f7fbff"), (0.25, "#c6dbef"), (0.5, "#6baed6"), (0.75, "#2171b5"), (1.0, "#08306b"))
+FONT_FAMILY = "DejaVu Sans, Arial, sans-serif"
+_TEXT, _GRID, _AXIS = "#333333", "#e5e5e5", "#bbbbbb"
+_BYTE_STEPS = tuple(m * 1024**p for p in range(7) for m in (1, 2, 5, 10, 20, 50, 100, 200, 500))
+_DURATION_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+class ChartError(RenderError):
+    """A chart could not be built or exported."""
+
+
+class BrowserMissingError(ChartError):
+    """No Chrome/Chromium to export charts with."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "charts need Chromium, which was not found; install it with `sudo apt-get install "
+            f"chromium-headless-shell` (Debian/Ubuntu), or set {BROWSER_ENV} to a Chrome/Chromium binary"
+        )
+
+
+# -- figures -------------------------------------------------------------------------------------------------
+
+
+def build_figure(block: ChartBlock, timezone: str) -> go.Figure:
+    """The block as a themed Plotly figure; datetimes in ``timezone``, values formatted as the block says."""
+    import plotly.graph_objects as go
+
+    frame = _plain_frame(block.frame, timezone)
+    missing = [c for c in (block.x, *block.y, block.series) if c is not None and c not in frame.columns]
+    if missing:
+        raise ChartError(f"chart '{block.id}': no column {', '.join(map(repr, missing))} in its dataset")
+    value_format = _value_format(block, frame)
+    layout = _theme(block.title)
+    if block.chart in ("pie", "donut"):
+        traces = _pie(block, frame, value_format)
+    elif block.chart == "heatmap":
+        traces = _heatmap(block, frame, value_format, layout, timezone)
+    else:
+        traces = _xy_traces(block, frame, value_format, layout)
+        layout["xaxis"] |= {"title": {"text": _x_title(block, timezone)}, **_temporal_axis(frame, block.x)}
+        axis = _axis_format(value_format, _values(frame, block))
+        if not block.format and "tickformat" in axis:  # by type: plain ticks, as many decimals as they need
+            axis |= {"tickformat": ",", "ticksuffix": "", "tickprefix": ""}
+        layout["yaxis"] |= {"title": {"text": _y_title(block)}, **axis}
+    if frame.height == 0:
+        layout["annotations"] = [
+            {
+                "text": "No data for this period",
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0.5,
+                "y": 0.5,
+            }
+        ]
+    for index, trace in enumerate(traces):
+        trace["uid"] = f"trace-{index}"
+    return go.Figure({"data": traces, "layout": layout}, skip_invalid=False)
+
+
+def figure_json(figure: go.Figure) -> str:
+    """The figure as canonical JSON: equal figures give equal text, which keys the export cache."""
+    from plotly.io import to_json
+
+    text: str = to_json(figure, validate=False, pretty=False, remove_uids=False, engine="json")
+    return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _plain_frame(frame: pl.DataFrame, timezone: str) -> pl.DataFrame:
+    """Aware datetimes as wall-clock times in ``timezone``, durations as seconds, decimals as floats."""
+    import polars as pl
+
+    exprs = []
+    for name, dtype in frame.schema.items():
+        column = pl.col(name)
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone:
+            exprs.append(column.dt.convert_time_zone(timezone).dt.replace_time_zone(None))
+        elif isinstance(dtype, pl.Duration):
+            exprs.append(column.dt.total_microseconds() / 1e6)
+        elif dtype.is_decimal():
+            exprs.append(column.cast(pl.Float64))
+        else:
+            continue
+        exprs[-1] = exprs[-1].alias(name)
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def _values(frame: pl.DataFrame, block: ChartBlock) -> list[float]:
+    """Every finite number the value axis shows (for ticks computed here)."""
+    numbers = (v for column in block.y for v in frame.get_column(column).to_list())
+    return [float(v) for v in numbers if isinstance(v, int | float) and math.isfinite(v)]
+
+
+def _column(frame: pl.DataFrame, name: str) -> list[Any]:
+    """A column as JSON-ready values: NaN as None (a gap), so the figure JSON stays strict."""
+    return [None if isinstance(v, float) and not math.isfinite(v) else v for v in frame.get_column(name).to_list()]
+
+
+def _groups(frame: pl.DataFrame, series: str | None) -> list[tuple[str | None, pl.DataFrame]]:
+    """Rows split by the series column's values, in order of first appearance."""
+    if series is None:
+        return [(None, frame)]
+    import polars as pl
+
+    keys = frame.get_column(series).unique(maintain_order=True).to_list()
+    return [
+        (str(key), frame.filter(pl.col(series).is_null() if key is None else pl.col(series) == key)) for key in keys
+    ]
+
+
+def _xy_traces(
+    block: ChartBlock, frame: pl.DataFrame, value_format: ColumnFormat, layout: dict[str, Any]
+) -> list[dict[str, Any]]:
+    stack = block.chart == "area" and (len(block.y) > 1 or block.series is not None)
+    stack = stack or (block.stacked and block.chart == "line")
+    if block.chart == "bar":
+        layout["barmode"] = "relative" if block.stacked else "group"
+    hover = _hover_template(value_format)
+    traces: list[dict[str, Any]] = []
+    for key, rows in _groups(frame, block.series):
+        for column in block.y:
+            name = key if len(block.y) == 1 else (f"{key} · {humanise(column)}" if key else humanise(column))
+            trace: dict[str, Any] = {
+                "x": _column(rows, block.x),
+                "y": _column(rows, column),
+                "name": name or humanise(column),
+                "hovertemplate": f"%{{x}}<br>{hover}<extra>%{{fullData.name}}</extra>",
+            }
+            color = PALETTE[len(traces) % len(PALETTE)]
+            if block.chart == "bar":
+                trace |= {"type": "bar", "marker": {"color": color}}
+            elif block.chart == "scatter":
+                trace |= {"type": "scatter", "mode": "markers", "marker": {"color": color, "size": 7}}
+            else:
+                trace |= {"type": "scatter", "mode": "lines", "line": {"color": color, "width": 2}}
+                if block.chart == "area":
+                    trace["fill"] = "tonexty" if stack else "tozeroy"
+                    trace["fillcolor"] = _translucent(color)
+                if stack:
+                    trace["stackgroup"] = "one"
+                    if block.chart == "line":
+                        trace["fill"] = "none"
+            traces.append(trace)
+    layout["showlegend"] = len(traces) > 1
+    return traces
+
+
+def _pie(block: ChartBlock, frame: pl.DataFrame, value_format: ColumnFormat) -> list[dict[str, Any]]:
+    labels = [str(v) for v in _column(frame, block.x)]
+    return [
+        {
+            "type": "pie",
+            "labels": labels,
+            "values": _column(frame, block.y[0]),
+            "hole": 0.5 if block.chart == "donut" else 0,
+            "sort": False,
+            "direction": "clockwise",
+            "textinfo": "percent",
+            "marker": {"colors": [PALETTE[i % len(PALETTE)] for i in range(len(labels))]},
+            "hovertemplate": f"%{{label}}: {_hover_template(value_format, '%{value')}<extra></extra>",
+        }
+    ]
+
+
+def _heatmap(
+    block: ChartBlock, frame: pl.DataFrame, value_format: ColumnFormat, layout: dict[str, Any], timezone: str
+) -> list[dict[str, Any]]:
+    if block.series is not None:
+        row_column, value_column = block.series, block.y[0]
+    elif len(block.y) >= 2:
+        row_column, value_column = block.y[0], block.y[1]
+    else:
+        raise ChartError(
+            f"chart '{block.id}': a heatmap needs `series` (its rows) with y as the value, or y: [ROW, VALUE]"
+        )
+    xs = frame.get_column(block.x).unique(maintain_order=True).to_list()
+    rows = frame.get_column(row_column).unique(maintain_order=True).to_list()
+    where = {x: i for i, x in enumerate(xs)}
+    which = {r: i for i, r in enumerate(rows)}
+    z: list[list[Any]] = [[None] * len(xs) for _ in rows]
+    for x, row, value in zip(
+        _column(frame, block.x), _column(frame, row_column), _column(frame, value_column), strict=True
+    ):
+        if z[which[row]][where[x]] is None:
+            z[which[row]][where[x]] = value
+    axis = _axis_format(value_format, [float(v) for r in z for v in r if isinstance(v, int | float)])
+    layout["xaxis"] |= {
+        "title": {"text": _x_title(block, timezone)},
+        "showgrid": False,
+        **_temporal_axis(frame, block.x),
+    }
+    layout["yaxis"] |= {"title": {"text": block.y_label or humanise(row_column)}, "showgrid": False, "type": "category"}
+    colorbar = {key: value for key, value in axis.items() if key.startswith("tick")}
+    return [
+        {
+            "type": "heatmap",
+            "x": [x if x is None or isinstance(x, int | float) else _jsonable(x) for x in xs],
+            "y": [str(r) for r in rows],
+            "z": z,
+            "colorscale": [list(stop) for stop in HEATMAP_SCALE],
+            "colorbar": {"outlinewidth": 0, "thickness": 12, **colorbar},
+            "hovertemplate": f"%{{x}}, %{{y}}: {_hover_template(value_format, '%{z')}<extra></extra>",
+        }
+    ]
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _theme(title: str | None) -> dict[str, Any]:
+    axis = {
+        "automargin": True,
+        "showgrid": True,
+        "gridcolor": _GRID,
+        "zeroline": False,
+        "showline": True,
+        "linecolor": _AXIS,
+        "ticks": "outside",
+        "tickcolor": _AXIS,
+        "title": {"standoff": 8},
+    }
+    return {
+        "template": {},
+        "title": {"text": title or "", "xref": "paper", "x": 0, "xanchor": "left", "font": {"size": 16}},
+        "font": {"family": FONT_FAMILY, "size": 12, "color": _TEXT},
+        "paper_bgcolor": "#ffffff",
+        "plot_bgcolor": "#ffffff",
+        "colorway": list(PALETTE),
+        "separators": ".,",
+        "margin": {"l": 56, "r": 16, "t": 48 if title else 16, "b": 48, "pad": 0},
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.18, "yanchor": "top"},
+        "hoverlabel": {"font": {"family": FONT_FAMILY}},
+        "xaxis": dict(axis),
+        "yaxis": dict(axis),
+    }
+
+
+def humanise(column: str) -> str:
+    """A column name as words: "p95_latency" -> "p95 latency"."""
+    return re.sub(r"[_\-\s]+", " ", column).strip() or column
+
+
+def _x_title(block: ChartBlock, timezone: str) -> str:
+    """The x label; aware times say which zone they are shown in."""
+    if block.x_label:
+        return block.x_label
+    dtype = block.frame.schema.get(block.x)
+    zone = getattr(dtype, "time_zone", None)
+    return f"{humanise(block.x)} ({timezone})" if zone else humanise(block.x)
+
+
+def _y_title(block: ChartBlock) -> str:
+    if block.y_label:
+        return block.y_label
+    return humanise(block.y[0]) if len(block.y) == 1 else ""
+
+
+def _temporal_axis(frame: pl.DataFrame, column: str) -> dict[str, Any]:
+    dtype = frame.schema[column]
+    if dtype.is_temporal():
+        return {"type": "date", "hoverformat": "%Y-%m-%d %H:%M"}
+    return {}
+
+
+def _translucent(color: str) -> str:
+    red, green, blue = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},0.35)"
+
+
+# -- formats -------------------------------------------------------------------------------------------------
+
+
+def _value_format(block: ChartBlock, frame: pl.DataFrame) -> ColumnFormat:
+    """The block's format, else the one its first y column's type gets in tables (durations by their source)."""
+    if block.format:
+        return parse_format(block.format)
+    if block.y[0] in block.frame.columns:
+        return default_format_for(block.frame.schema[block.y[0]])
+    return default_format_for(frame.schema[block.y[0]])
+
+
+def d3_format(fmt: ColumnFormat) -> tuple[str, str, str] | None:
+    """(tickformat, prefix, suffix) spelling ``fmt`` in d3, or None when d3 cannot (bytes, durations, dates)."""
+    decimals = fmt.decimals if fmt.decimals is not None else 0
+    suffix = f" {fmt.unit}" if fmt.unit else ""
+    if fmt.kind == "number":
+        return f",.{decimals}f", "", suffix
+    if fmt.kind == "integer":
+        return ",.0f", "", suffix
+    if fmt.kind == "percent":
+        return f",.{decimals}%", "", ""
+    if fmt.kind == "currency":
+        from reportctl.formats import currency_symbol
+
+        code = fmt.currency or "USD"
+        return f",.{decimals}f", currency_symbol(code), ""
+    return None
+
+
+def _axis_format(fmt: ColumnFormat, values: list[float]) -> dict[str, Any]:
+    spelled = d3_format(fmt)
+    if spelled is not None:
+        tickformat, prefix, suffix = spelled
+        return {"tickformat": tickformat, "tickprefix": prefix, "ticksuffix": suffix, "hoverformat": tickformat}
+    if fmt.kind in ("bytes", "duration") and values:
+        steps = _BYTE_STEPS if fmt.kind == "bytes" else _DURATION_STEPS
+        ticks = _ticks(min(0.0, *values), max(0.0, *values), steps)
+        return {"tickmode": "array", "tickvals": ticks, "ticktext": [fmt.format(v) for v in ticks]}
+    return {"tickformat": ","}
+
+
+def _hover_template(fmt: ColumnFormat, field: str = "%{y") -> str:
+    spelled = d3_format(fmt)
+    if spelled is None:
+        return field + "}"
+    tickformat, prefix, suffix = spelled
+    return f"{prefix}{field}:{tickformat}}}{suffix}"
+
+
+def _ticks(low: float, high: float, steps: Sequence[float], target: int = 6) -> list[float]:
+    """Ticks at multiples of the smallest step giving at most ``target`` intervals over [low, high]."""
+    span = high - low
+    if span <= 0:
+        return [low]
+    step = next((s for s in steps if span / s <= target), steps[-1] * math.ceil(span / steps[-1] / target))
+    first = math.floor(low / step)
+    return [float(n * step) for n in range(first, math.ceil(high / step) + 1)]
+
+
+# -- browser -------------------------------------------------------------------------------------------------
+
+
+def find_browser() -> Path | None:
+    """The Chrome/Chromium to export with: $REPORTCTL_BROWSER, else one on PATH, else kaleido's downloaded one."""
+    explicit = os.environ.get(BROWSER_ENV)
+    if explicit:
+        path = Path(explicit).expanduser()
+        return path if path.is_file() and os.access(path, os.X_OK) else None
+    for name in BROWSER_NAMES:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    try:
+        from choreographer.cli._cli_utils import get_chrome_download_path, get_old_chrome_download_path
+    except ImportError:  # pragma: no cover - another choreographer layout
+        return None
+    for downloaded in (get_chrome_download_path(mkdir=False), get_old_chrome_download_path()):  # type: ignore[no-untyped-call]
+        if downloaded is not None and downloaded.is_file() and os.access(downloaded, os.X_OK):
+            return Path(downloaded)
+    return None
+
+
+def check_browser() -> tuple[bool, str]:
+    """For `reportctl doctor`: whether charts can be exported here, in one line."""
+    import subprocess
+
+    path = find_browser()
+    if path is None:
+        return False, str(BrowserMissingError())
+    try:
+        version = subprocess.run(
+            [str(path), "--version"], check=False, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        version = ""
+    probe = ChartImage(0, 0)
+    try:
+        import polars as pl
+
+        block = ChartBlock("doctor", None, "bar", pl.DataFrame({"x": ["a"], "y": [1]}), "x", ("y",))
+        probe = export_charts([block], {"png"}, timezone="UTC", width=60, height=40, scale=1)["doctor"]
+    except ChartError as exc:
+        return False, f"{path}: {exc}"
+    if not (probe.png or b"").startswith(b"\x89PNG"):
+        return False, f"{path}: the test export gave no PNG"
+    return True, f"{version or 'browser'} at {path} exports charts"
+
+
+# -- export --------------------------------------------------------------------------------------------------
+
+
+def export_charts(
+    blocks: Sequence[ChartBlock],
+    formats: Collection[str],
+    *,
+    timezone: str,
+    width: int = 900,
+    height: int = 450,
+    scale: int = 2,
+    stats: dict[str, float] | None = None,
+) -> dict[str, ChartImage]:
+    """Every chart as PNG (at ``scale``) and/or SVG, keyed by block id, all in one browser session.
+
+    Charts with the same figure are exported once. ``stats`` (when given) receives the seconds spent starting
+    the browser and exporting, and the number of figures and of exports.
+    """
+    wanted = sorted(set(formats))
+    unknown = [f for f in wanted if f not in IMAGE_FORMATS]
+    if unknown:
+        raise ChartError(f"unknown chart image format {unknown[0]!r}; valid formats: png, svg")
+    browser = find_browser()
+    if browser is None:
+        raise BrowserMissingError
+    if not blocks or not wanted:
+        return {}
+    unique: dict[str, dict[str, Any]] = {}
+    owners: dict[str, list[str]] = {}
+    key_of: dict[str, str] = {}
+    for block in blocks:
+        try:
+            # every writer that embeds the picture puts the section's title above it, so the picture has none
+            key = figure_json(build_figure(dataclasses.replace(block, title=None), timezone))
+        except ChartError:
+            raise
+        except Exception as exc:
+            raise ChartError(f"chart '{block.id}': cannot build the figure: {_first_line(exc)}") from exc
+        key_of[block.id] = key
+        unique.setdefault(key, json.loads(key))
+        owners.setdefault(key, []).append(block.id)
+    jobs = [(owners[key][0], key, figure) for key, figure in unique.items()]
+    timings: dict[str, float] = {}
+    results = _in_own_loop(_export_session(browser, jobs, wanted, width, height, scale, timings))
+    images = {
+        key: ChartImage(width, height, png=images.get("png"), svg=images.get("svg"), png_scale=scale)
+        for key, images in results.items()
+    }
+    if stats is not None:
+        stats.update(timings, figures=float(len(blocks)), exported=float(len(jobs)))
+    return {block.id: images[key_of[block.id]] for block in blocks}
+
+
+async def _export_session(
+    browser: Path,
+    jobs: list[tuple[str, str, dict[str, Any]]],
+    formats: list[str],
+    width: int,
+    height: int,
+    scale: int,
+    timings: dict[str, float],
+) -> dict[str, dict[str, bytes]]:
+    import kaleido
+
+    started = time.perf_counter()
+    try:
+        session = kaleido.Kaleido(path=str(browser), mathjax=False, timeout=60)
+    except Exception as exc:
+        raise ChartError(f"cannot start the browser {browser}: {_first_line(exc)}") from exc
+    try:
+        await session.open()
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            await session.close()
+        raise ChartError(f"cannot start the browser {browser}: {_first_line(exc)}") from exc
+    timings["browser_start"] = time.perf_counter() - started
+    started = time.perf_counter()
+    results: dict[str, dict[str, bytes]] = {}
+    try:
+        for chart_id, key, figure in jobs:
+            results[key] = {}
+            for fmt in formats:
+                opts = {"format": fmt, "width": width, "height": height, "scale": scale if fmt == "png" else 1}
+                try:
+                    data: bytes = await session.calc_fig(figure, opts=opts)
+                except Exception as exc:
+                    raise ChartError(f"chart '{chart_id}': {fmt} export failed: {_first_line(exc)}") from exc
+                results[key][fmt] = _stable_svg(data) if fmt == "svg" else data
+    finally:
+        timings["export"] = time.perf_counter() - started
+        await session.close()
+    return results
+
+
+def _in_own_loop(coroutine: Any) -> Any:
+    """Run ``coroutine`` in a fresh event loop on its own thread, so callers inside a loop can export too."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="reportctl-charts")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _stable_svg(svg: bytes) -> bytes:
+    """Plotly names its clip paths and defs after a random per-render id; fix it, so equal charts give equal files."""
+    found = re.search(rb'<defs id="defs-([0-9a-f]+)"', svg)
+    if not found:
+        return svg
+    uid = found.group(1)
+    stable = hashlib.sha256(svg.replace(uid, b"")).hexdigest()[: len(uid)].encode()
+    return re.sub(
+        rb'(id="|url\([\'"]?#|href="#)([^"\'\)]*)', lambda m: m.group(1) + m.group(2).replace(uid, stable), svg
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

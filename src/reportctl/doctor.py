@@ -1,0 +1,93 @@
+"""``reportctl doctor``: what this machine has for rendering reports, and how to fix what is missing.
+
+Each check returns a ``Check``; later subsystems (state store, keyring, delivery channels) add their own.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def check_python() -> Check:
+    version = ".".join(str(p) for p in sys.version_info[:3])
+    ok = sys.version_info >= (3, 11)
+    return Check("python", ok, f"Python {version}", "" if ok else "install Python 3.11 or newer")
+
+
+def check_plugins() -> Check:
+    from reportctl.plugins import SOURCES, WRITERS, PluginError, load_plugin, plugin_names
+
+    loaded, broken = [], []
+    for group in (SOURCES, WRITERS):
+        try:
+            names = plugin_names(group)
+        except PluginError as exc:
+            return Check("plugins", False, str(exc), "uninstall the duplicate plugin package")
+        for name in names:
+            try:
+                load_plugin(group, name)
+                loaded.append(name)
+            except PluginError as exc:
+                broken.append(str(exc))
+    if broken:
+        return Check("plugins", False, broken[0], "reinstall or remove the plugin named above")
+    return Check("plugins", True, f"{len(loaded)} sources and writers: {', '.join(loaded)}")
+
+
+def check_fonts() -> Check:
+    from reportctl import fonts
+
+    missing = [f.name for f in fonts.ALL if not f.is_file() or f.stat().st_size == 0]
+    if missing:
+        return Check("fonts", False, f"missing {', '.join(missing)}", "reinstall reportctl")
+    return Check("fonts", True, f"{len(fonts.ALL)} TrueType fonts shipped (DejaVu Sans, Droid Sans Fallback for CJK)")
+
+
+def check_browser() -> Check:
+    from reportctl.charts import check_browser as probe
+
+    ok, detail = probe()
+    fix = "" if ok else "install chromium-headless-shell (Debian/Ubuntu: apt-get install chromium-headless-shell) "
+    fix += "" if ok else "or set REPORTCTL_BROWSER to a Chrome or Chromium binary"
+    return Check("charts", ok, detail, fix, required=False)
+
+
+def check_project(start: Path | None = None) -> Check:
+    from reportctl.config import find_config, load_config
+    from reportctl.errors import SpecError
+
+    config = find_config(start or Path.cwd())
+    if config is None:
+        return Check("project", True, "no reportctl.yaml here; defaults apply", required=False)
+    try:
+        load_config(config)
+    except SpecError as exc:
+        return Check("project", False, str(exc.problems[0]), f"fix {config} (reportctl validate lists every problem)")
+    return Check("project", True, f"{config} is valid")
+
+
+CHECKS: tuple[Callable[[], Check], ...] = (check_python, check_plugins, check_fonts, check_browser, check_project)
+
+
+def run_checks() -> list[Check]:
+    """Every check, in order; a check that crashes is reported as failed rather than stopping the others."""
+    results = []
+    for check in CHECKS:
+        try:
+            results.append(check())
+        except Exception as exc:  # doctor must report, not crash, whatever is broken
+            name = check.__name__.removeprefix("check_")
+            results.append(Check(name, False, f"{type(exc).__name__}: {exc}", "run with --debug and report it"))
+    return results

@@ -1,0 +1,279 @@
+"""The PDF page machinery: an fpdf2 document with the shipped fonts, page furniture and cached text metrics.
+
+Measuring text is done here from the fonts' own advance widths (memoised), since fpdf2's ``get_string_width``
+is too slow to call once per table cell; ``draw_text`` falls back to Droid Sans for glyphs DejaVu lacks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from reportctl import fonts
+from reportctl.formats import format_datetime
+
+Orientation = Literal["P", "L"]
+
+FAMILY = "DejaVu"
+FALLBACK = "DroidFallback"
+ELLIPSIS = "…"
+MM_PER_PT = 25.4 / 72
+
+ACCENT = (31, 58, 95)
+INK = (33, 37, 41)
+MUTED = (108, 117, 125)
+RULE = (206, 212, 218)
+HEADER_FILL = (226, 232, 240)
+STRIPE = (245, 247, 250)
+CARD_FILL = (244, 246, 249)
+WHITE = (255, 255, 255)
+
+MARGIN_X = 16.0
+MARGIN_TOP = 22.0
+MARGIN_BOTTOM = 18.0
+
+
+@dataclass(frozen=True)
+class Furniture:
+    """What the header and footer of every page show."""
+
+    title: str
+    generated: str
+    name: str
+
+
+class FontMetrics:
+    """Advance widths of the text font's styles, with Droid Sans Fallback for glyphs DejaVu lacks."""
+
+    def __init__(self, pdf: Any) -> None:
+        self._widths: dict[str, Any] = {s: pdf.fonts[FAMILY.lower() + s].cw for s in ("", "B", "I", "BI")}
+        self._cmap: dict[int, Any] = pdf.fonts[FAMILY.lower()].cmap
+        fallback = pdf.fonts[FALLBACK.lower()]
+        self._fallback_widths: Any = fallback.cw
+        self._cache: dict[tuple[str, str], int] = {}
+
+    def covered(self, text: str) -> bool:
+        """True when the text font has every glyph of ``text``."""
+        return text.isascii() or all(ord(c) in self._cmap for c in text)
+
+    def units(self, text: str, style: str = "") -> int:
+        """The advance width of ``text`` in thousandths of the font size."""
+        key = (style, text)
+        width = self._cache.get(key)
+        if width is None:
+            widths, cmap, fallback = self._widths[style], self._cmap, self._fallback_widths
+            width = sum(widths[o] if o in cmap else fallback[o] for o in map(ord, text))
+            self._cache[key] = width
+        return width
+
+    def width(self, text: str, style: str, size: float) -> float:
+        """The width of ``text`` in mm at ``size`` points."""
+        return self.units(text, style) * size * MM_PER_PT / 1000
+
+    def fit(self, text: str, style: str, size: float, room: float) -> tuple[str, float]:
+        """``text`` cut with an ellipsis to fit ``room`` mm, and its width."""
+        width = self.width(text, style, size)
+        if width <= room:
+            return text, width
+        limit = room * 1000 / (size * MM_PER_PT) - self.units(ELLIPSIS, style)
+        used, cut = 0, 0
+        for index, char in enumerate(text):
+            used += self.units(char, style)
+            if used > limit:
+                cut = index
+                break
+        short = text[:cut].rstrip() + ELLIPSIS
+        return short, self.width(short, style, size)
+
+    def runs(self, text: str) -> list[tuple[str, str]]:
+        """``text`` split into (family, text) runs: the text font, or the fallback where it lacks a glyph."""
+        result: list[tuple[str, str]] = []
+        for char in text:
+            family = FAMILY if ord(char) in self._cmap else FALLBACK
+            if result and result[-1][0] == family:
+                result[-1] = (family, result[-1][1] + char)
+            else:
+                result.append((family, char))
+        return result
+
+
+class Canvas:
+    """One PDF being drawn: page geometry, fonts and the drawing helpers every block uses."""
+
+    def __init__(self, page_size: str, orientation: Orientation, furniture: Furniture, created: datetime) -> None:
+        from fpdf import FPDF
+
+        pdf: Any = FPDF(orientation=orientation, unit="mm", format=page_size)
+        pdf.add_font(FAMILY, "", str(fonts.REGULAR))
+        pdf.add_font(FAMILY, "B", str(fonts.BOLD))
+        pdf.add_font(FAMILY, "I", str(fonts.ITALIC))
+        pdf.add_font(FAMILY, "BI", str(fonts.BOLD_ITALIC))
+        pdf.add_font(FALLBACK, "", str(fonts.CJK_FALLBACK))
+        pdf.set_fallback_fonts([FALLBACK], exact_match=False)
+        pdf.set_margins(MARGIN_X, MARGIN_TOP, MARGIN_X)
+        pdf.set_auto_page_break(True, margin=MARGIN_BOTTOM)
+        pdf.set_creation_date(created)
+        pdf.alias_nb_pages("{nb}")
+        pdf.MARKDOWN_LINK_COLOR = ACCENT
+        pdf.c_margin = 0  # text blocks start exactly at the margin, aligned with headings and rules
+        pdf.header = self._header
+        pdf.footer = self._footer
+        self.pdf: Any = pdf
+        self.metrics = FontMetrics(pdf)
+        self.base_orientation: Orientation = orientation
+        self.page_size = page_size
+        self.furniture = furniture
+
+    @property
+    def left(self) -> float:
+        return float(self.pdf.l_margin)
+
+    @property
+    def width(self) -> float:
+        """The width between the margins of the current page."""
+        return float(self.pdf.epw)
+
+    @property
+    def bottom(self) -> float:
+        """The lowest y that content may reach on the current page."""
+        return float(self.pdf.h - MARGIN_BOTTOM)
+
+    @property
+    def y(self) -> float:
+        return float(self.pdf.y)
+
+    def orientation(self) -> Orientation:
+        return "L" if self.pdf.w > self.pdf.h else "P"
+
+    def page_width(self, orientation: Orientation) -> float:
+        """The width between the margins of a page in ``orientation``."""
+        short, long = sorted((float(self.pdf.w), float(self.pdf.h)))
+        return (long if orientation == "L" else short) - 2 * MARGIN_X
+
+    def new_page(self, orientation: Orientation | None = None) -> None:
+        self.pdf.add_page(orientation=orientation or self.orientation())
+
+    def need(self, height: float, orientation: Orientation | None = None) -> None:
+        """Start a new page unless ``height`` mm fit below the cursor (and the page has ``orientation``)."""
+        wanted = orientation or self.base_orientation
+        turn = self.pdf.page == 0 or wanted != self.orientation()
+        if turn or (self.y + height > self.bottom and self.y > MARGIN_TOP + 0.5):
+            self.new_page(wanted)
+
+    def font(self, style: str = "", size: float = 9, color: tuple[int, int, int] = INK) -> None:
+        self.pdf.set_font(FAMILY, style, size)
+        self.pdf.set_text_color(*color)
+
+    def draw_text(self, x: float, baseline: float, text: str, style: str = "", size: float = 9) -> None:
+        """Draw one line at a baseline with the current font, switching to the fallback font where needed."""
+        if self.metrics.covered(text):
+            self.pdf.text(x, baseline, text)
+            return
+        for family, run in self.metrics.runs(text):
+            self.pdf.set_font(family, style if family == FAMILY else "", size)
+            self.pdf.text(x, baseline, run)
+            x += self.metrics.width(run, style, size)
+        self.pdf.set_font(FAMILY, style, size)
+
+    def rule(self, y: float, color: tuple[int, int, int] = RULE, width: float = 0.2, x: float | None = None) -> None:
+        self.pdf.set_draw_color(*color)
+        self.pdf.set_line_width(width)
+        start = self.left if x is None else x
+        self.pdf.line(start, y, start + self.width, y)
+
+    def heading(self, title: str) -> None:
+        """A section heading: accent-coloured, with a hairline rule below."""
+        self.pdf.ln(3)
+        self.font("B", 12.5, ACCENT)
+        y = self.y
+        self.draw_text(self.left, y + 5.2, self.metrics.fit(title, "B", 12.5, self.width)[0], "B", 12.5)
+        self.rule(y + 7.6)
+        self.pdf.set_y(y + 10.5)
+
+    def _header(self) -> None:
+        pdf, furniture = self.pdf, self.furniture
+        size = 7.5
+        generated = f"Generated {furniture.generated}"
+        room = self.width - self.metrics.width(generated, "", size) - 8
+        self.font("B", size, ACCENT)
+        self.draw_text(self.left, 12, self.metrics.fit(furniture.title, "B", size, room)[0], "B", size)
+        self.font("", size, MUTED)
+        self.pdf.text(pdf.w - MARGIN_X - self.metrics.width(generated, "", size), 12, generated)
+        self.rule(14.5)
+        pdf.set_y(MARGIN_TOP)
+
+    def _footer(self) -> None:
+        pdf, size = self.pdf, 7.5
+        y = pdf.h - 10
+        self.rule(y - 4)
+        self.font("", size, MUTED)
+        self.draw_text(self.left, y, self.metrics.fit(self.furniture.name, "", size, self.width / 2)[0], "", size)
+        # "{nb}" becomes the page count on output, which fpdf2 does for cell() text but not text().
+        pdf.set_xy(pdf.w - MARGIN_X - 40, y - 3)
+        pdf.cell(40, 4, f"Page {pdf.page_no()} of {{nb}}", align="R")
+
+    def output(self) -> bytes:
+        return bytes(self.pdf.output())
+
+
+def shown_time(moment: datetime, timezone: str) -> str:
+    """A run time as the reader sees it: in the report's time zone, with its abbreviation."""
+    return format_datetime(moment, None, timezone)
+
+
+_ITALIC_STARS = re.compile(r"(?<![*\w\\])\*(?![*\s])(.+?)(?<![*\s\\])\*(?!\*)")
+_ITALIC_UNDERSCORES = re.compile(r"(?<![\w\\])_(?![_\s])(.+?)(?<![_\s\\])_(?!\w)")
+_BOLD_UNDERSCORES = re.compile(r"(?<!\\)__(?!\s)(.+?)(?<!\s)__")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|(\d+)[.)])\s+(.*)$")
+_HEADING = re.compile(r"^#{1,6}\s+(.*)$")
+
+
+@dataclass(frozen=True)
+class MarkdownLine:
+    """A paragraph, list item or heading of a text section, its inline marks in fpdf2's markdown syntax."""
+
+    kind: Literal["paragraph", "bullet", "heading"]
+    text: str
+    marker: str = "•"
+
+
+def markdown_lines(markdown: str) -> list[MarkdownLine]:
+    """Paragraphs, bullet and numbered list items and headings of simple Markdown, inline marks for fpdf2."""
+    result: list[MarkdownLine] = []
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        if paragraph:
+            result.append(MarkdownLine("paragraph", _inline(" ".join(paragraph))))
+            paragraph.clear()
+
+    for raw in markdown.splitlines():
+        line = raw.strip()
+        item = _LIST_ITEM.match(raw)
+        heading = _HEADING.match(line)
+        if not line:
+            flush()
+        elif item:
+            flush()
+            marker = f"{item.group(1)}." if item.group(1) else "•"
+            result.append(MarkdownLine("bullet", _inline(item.group(2).strip()), marker))
+        elif heading:
+            flush()
+            result.append(MarkdownLine("heading", _inline(heading.group(1).strip())))
+        elif result and result[-1].kind == "bullet" and raw[:1].isspace() and not paragraph:
+            last = result[-1]
+            result[-1] = MarkdownLine("bullet", f"{last.text} {_inline(line)}", last.marker)
+        else:
+            paragraph.append(line)
+    flush()
+    return result
+
+
+def _inline(text: str) -> str:
+    """CommonMark emphasis in fpdf2's markers: ``**bold**``, ``__italic__``; its other markers escaped."""
+    text = re.sub(r"(~~|--)", r"\\\1", text)
+    text = _BOLD_UNDERSCORES.sub(r"**\1**", text)
+    text = _ITALIC_STARS.sub(r"__\1__", text)
+    return _ITALIC_UNDERSCORES.sub(r"__\1__", text)

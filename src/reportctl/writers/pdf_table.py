@@ -1,0 +1,221 @@
+"""Tables in the PDF: cell text formatted once, columns fitted to the page, rows drawn with fpdf2's primitives.
+
+fpdf2's ``table()`` and ``cell()`` are far too slow for thousands of rows, so rows are single lines drawn with
+``rect`` and ``text`` at computed positions, with this module's own page breaks (a header row on every page).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from reportctl.document import TableBlock
+from reportctl.formats import ColumnFormat, default_format_for, parse_format
+from reportctl.writers.pdf_canvas import (
+    HEADER_FILL,
+    INK,
+    RULE,
+    STRIPE,
+    Canvas,
+    FontMetrics,
+    Orientation,
+)
+
+if TYPE_CHECKING:
+    import polars as pl
+
+BODY_SIZE = 7.8
+HEADER_SIZE = 7.4
+PAD = 1.6
+ROW_HEIGHT = 5.0
+HEADER_LINE = 3.4
+SAMPLE_ROWS = 400
+MIN_TEXT_WIDTH = 18.0
+SHORT_TEXT_WIDTH = 26.0
+"""Text columns up to this wide (mm) are never cut; wider ones may shrink to MIN_TEXT_WIDTH."""
+_RIGHT_KINDS = frozenset({"number", "integer", "percent", "currency", "bytes", "duration"})
+
+
+@dataclass
+class TableText:
+    """A table's displayed rows as text, column by column, before fitting to widths."""
+
+    labels: list[str]
+    columns: list[list[str]]
+    right: list[bool]
+    rigid: list[bool]
+    """Columns whose text should not be cut (numbers, dates): their minimum width is their content's."""
+    total_rows: int
+
+    @property
+    def shown_rows(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+
+def table_text(table: TableBlock, max_rows: int | None, timezone: str) -> TableText:
+    """Every shown cell formatted once with its column's format (distinct values formatted once)."""
+    import polars as pl
+
+    frame = table.frame
+    names = [c.name for c in table.columns] or list(frame.columns)
+    labels = [c.label for c in table.columns] or names
+    formats = {c.name: c.format for c in table.columns}
+    shown = frame.head(max_rows) if max_rows is not None else frame
+    columns: list[list[str]] = []
+    right: list[bool] = []
+    rigid: list[bool] = []
+    for name in names:
+        series = shown.get_column(name)
+        spec = formats.get(name)
+        fmt = parse_format(spec) if spec else default_format_for(series.dtype)
+        columns.append(_formatted(series, fmt, timezone))
+        right.append(series.dtype.is_numeric() or fmt.kind in _RIGHT_KINDS)
+        rigid.append(right[-1] or series.dtype.is_temporal() or series.dtype == pl.Boolean)
+    return TableText(labels, columns, right, rigid, frame.height)
+
+
+def _formatted(series: pl.Series, fmt: ColumnFormat, timezone: str) -> list[str]:
+    seen: dict[object, str] = {}
+    result = []
+    for value in series.to_list():
+        try:
+            text = seen.get(value)
+        except TypeError:  # unhashable (lists, dicts): formatted every time
+            text = fmt.format(value, timezone)
+        else:
+            if text is None:
+                text = seen[value] = fmt.format(value, timezone)
+        result.append(text.replace("\n", " "))
+    return result
+
+
+@dataclass
+class ColumnWidths:
+    natural: list[float]
+    minimum: list[float]
+
+    def fits(self, room: float) -> bool:
+        return sum(self.minimum) <= room
+
+    def distribute(self, room: float) -> list[float]:
+        """Widths that fill ``room``: natural widths grown or shrunk (not below minimum unless they must)."""
+        natural, minimum = self.natural, self.minimum
+        total = sum(natural)
+        if total <= room:
+            # Narrow tables grow by at most half, so that two columns do not end up a page apart.
+            grow = min(room / total, 1.5) if total * 1.5 < room * 0.75 else room / total
+            return [w * grow for w in natural]
+        if sum(minimum) <= room:
+            slack = total - sum(minimum)
+            share = (room - sum(minimum)) / slack if slack else 0
+            return [m + (n - m) * share for n, m in zip(natural, minimum, strict=True)]
+        return [m * room / sum(minimum) for m in minimum]
+
+
+def measure(text: TableText, metrics: FontMetrics) -> ColumnWidths:
+    """Natural and minimum column widths from the labels and a sample of the rows."""
+    rows = text.shown_rows
+    step = max(1, rows // SAMPLE_ROWS)
+    natural: list[float] = []
+    minimum: list[float] = []
+    for label, cells, rigid in zip(text.labels, text.columns, text.rigid, strict=True):
+        sample = cells[::step]
+        content = max((metrics.width(s, "", BODY_SIZE) for s in sample), default=0.0) + 2 * PAD
+        words = label.split() or [""]
+        header = metrics.width(label, "B", HEADER_SIZE) + 2 * PAD
+        word = max(metrics.width(w, "B", HEADER_SIZE) for w in words) + 2 * PAD
+        natural.append(max(content, min(header, max(word, 28.0))))
+        floor = content if rigid or content <= SHORT_TEXT_WIDTH else MIN_TEXT_WIDTH
+        minimum.append(max(min(floor, 40.0), min(word, 24.0)))
+    return ColumnWidths(natural, minimum)
+
+
+def choose_orientation(widths: ColumnWidths, canvas: Canvas, wanted: str) -> Orientation:
+    """The page orientation for the table: landscape in "auto" mode when portrait cannot hold the minimum."""
+    if wanted == "landscape":
+        return "L"
+    if wanted == "portrait":
+        return "P"
+    return "P" if widths.fits(canvas.page_width("P")) else "L"
+
+
+def _wrap(label: str, metrics: FontMetrics, room: float, lines: int = 3) -> list[str]:
+    """A header label word-wrapped into at most ``lines`` lines, the last cut with an ellipsis."""
+    result: list[str] = []
+    for word in label.split():
+        if result and metrics.width(f"{result[-1]} {word}", "B", HEADER_SIZE) <= room:
+            result[-1] = f"{result[-1]} {word}"
+        else:
+            result.append(word)
+    if len(result) > lines:
+        result = [*result[: lines - 1], " ".join(result[lines - 1 :])]
+    return [metrics.fit(line, "B", HEADER_SIZE, room)[0] for line in result] or [""]
+
+
+def draw_table(canvas: Canvas, text: TableText, widths: list[float]) -> None:
+    """Draw the header and rows from the cursor on, breaking pages between rows and repeating the header."""
+    pdf, metrics = canvas.pdf, canvas.metrics
+    left = canvas.left
+    total = sum(widths)
+    xs = [left + sum(widths[:i]) for i in range(len(widths))]
+    header = [_wrap(label, metrics, w - 2 * PAD) for label, w in zip(text.labels, widths, strict=True)]
+    header_height = max(len(lines) for lines in header) * HEADER_LINE + 2.6
+
+    cells: list[list[tuple[str, float]]] = []
+    for column, width in zip(text.columns, widths, strict=True):
+        fitted: dict[str, tuple[str, float]] = {}
+        room = width - 2 * PAD
+        out = []
+        for value in column:
+            hit = fitted.get(value)
+            if hit is None:
+                hit = fitted[value] = metrics.fit(value, "", BODY_SIZE, room)
+            out.append(hit)
+        cells.append(out)
+
+    def draw_header(y: float) -> float:
+        pdf.set_fill_color(*HEADER_FILL)
+        pdf.rect(left, y, total, header_height, style="F")
+        canvas.font("B", HEADER_SIZE, INK)
+        for lines, x, w, right in zip(header, xs, widths, text.right, strict=True):
+            top = y + header_height - 1.6 - (len(lines) - 1) * HEADER_LINE
+            for index, line in enumerate(lines):
+                dx = w - PAD - metrics.width(line, "B", HEADER_SIZE) if right else PAD
+                canvas.draw_text(x + dx, top + index * HEADER_LINE, line, "B", HEADER_SIZE)
+        canvas.font("", BODY_SIZE, INK)
+        pdf.set_fill_color(*STRIPE)
+        return y + header_height
+
+    bottom = canvas.bottom
+    y = draw_header(canvas.y)
+    baseline = ROW_HEIGHT / 2 + BODY_SIZE * 0.3528 * 0.36
+    covered = metrics.covered
+    text_at = pdf.text
+    columns = list(zip(xs, widths, text.right, cells, strict=True))
+    for row in range(text.shown_rows):
+        if y + ROW_HEIGHT > bottom:
+            canvas.rule(y, RULE, 0.3, left)
+            canvas.new_page()
+            bottom = canvas.bottom
+            y = draw_header(canvas.y)
+        if row % 2:
+            pdf.rect(left, y, total, ROW_HEIGHT, style="F")
+        base = y + baseline
+        for x, w, right, fitted_column in columns:
+            value, width = fitted_column[row]
+            if not value:
+                continue
+            at = x + w - PAD - width if right else x + PAD
+            if covered(value):
+                text_at(at, base, value)
+            else:
+                canvas.draw_text(at, base, value, "", BODY_SIZE)
+        y += ROW_HEIGHT
+    canvas.rule(y, RULE, 0.3, left)
+    pdf.set_y(y + 1.5)
+
+
+def header_height_for(canvas: Canvas, text: TableText, widths: list[float]) -> float:
+    """The height of the header row at these widths, for keeping a heading with the first rows."""
+    lines = [_wrap(label, canvas.metrics, w - 2 * PAD) for label, w in zip(text.labels, widths, strict=True)]
+    return max((len(x) for x in lines), default=1) * HEADER_LINE + 2.6
