@@ -54,9 +54,12 @@ unit: $(VENV)/.installed-dev browser
 
 test: lint typecheck unit
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-dev browser
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_help.py
+	$(BIN)/python benchmarks/bench_pdf.py
+	$(BIN)/python benchmarks/bench_xlsx.py
+	$(BIN)/python benchmarks/bench_charts.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

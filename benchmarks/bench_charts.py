@@ -1,7 +1,7 @@
 """Exporting a report's charts: the browser start and the per-chart export, in one session per run.
 
 A report with 4 charts (a line chart with 4 series, a stacked bar chart, a donut and a heatmap) over one
-week of hourly data for 4 services (672 rows) is exported with ``reportctl.charts.export_charts`` as a run
+week of hourly data for 4 services (672 rows) is exported with ``reportctl.chart_export.export_charts`` as a run
 would do it: one Chromium for all charts. Each run reports, from ``export_charts``'s ``stats``:
 
 - browser start: launching Chromium and loading plotly.js into its page (kaleido's ``open``);
@@ -66,7 +66,8 @@ def main() -> int:
     formats = {f.strip() for f in args.formats.split(",") if f.strip()}
 
     t = time.perf_counter()
-    from reportctl.charts import ChartError, build_figure, export_charts, find_browser
+    from reportctl.chart_export import export_charts, find_browser
+    from reportctl.charts import ChartError, build_figure
 
     import_seconds = time.perf_counter() - t
     browser = find_browser()
@@ -116,7 +117,7 @@ def main() -> int:
         "charts": len(blocks),
         "formats": sorted(formats),
         "runs": args.runs,
-        "import reportctl.charts (s)": round(import_seconds, 4),
+        "import reportctl.chart_export (s)": round(import_seconds, 4),
         "first figure build incl. plotly import (s)": round(first_build, 4),
         "summary": summary,
         "samples": samples,

@@ -12,17 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from reportctl.charts import (
-    BROWSER_ENV,
-    PALETTE,
-    BrowserMissingError,
-    ChartError,
-    build_figure,
-    check_browser,
-    export_charts,
-    figure_json,
-    find_browser,
-)
+from reportctl.chart_export import BROWSER_ENV, BrowserMissingError, check_browser, export_charts, find_browser
+from reportctl.charts import PALETTE, ChartError, build_figure, figure_json
 from reportctl.document import ChartBlock, ChartImage
 from reportctl.errors import ExitCode
 

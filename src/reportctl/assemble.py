@@ -72,14 +72,19 @@ def assemble_document(
     """The document of one run; templates, KPIs and formulas are evaluated here, once for every writer."""
     from reportctl.data.expressions import evaluate_kpi
     from reportctl.spec.parameters import bind_values
-    from reportctl.templating import TemplateError, render_template
 
     spec = loaded.spec
     timezone = spec.report_timezone(loaded.project.config.timezone)
     bound = bind_values(spec.parameters, values)
-    context = template_context(loaded, frames, values, run_id, now)
+    context: dict[str, Any] = {}
 
     def render(text: str, path: tuple[Any, ...]) -> str:
+        if not any(mark in text for mark in ("{{", "{%", "{#")):
+            return text  # plain text: no need to load Jinja at all
+        from reportctl.templating import TemplateError, render_template
+
+        if "params" not in context:
+            context.update(template_context(loaded, frames, values, run_id, now))
         where = format_path(path)
         try:
             return render_template(text, context, where=where, timezone=timezone)

@@ -56,7 +56,7 @@ def check_fonts() -> Check:
 
 
 def check_browser() -> Check:
-    from reportctl.charts import check_browser as probe
+    from reportctl.chart_export import check_browser as probe
 
     ok, detail = probe()
     fix = "" if ok else "install chromium-headless-shell (Debian/Ubuntu: apt-get install chromium-headless-shell) "

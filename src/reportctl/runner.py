@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import secrets as random
 import shutil
 import subprocess
 import time
@@ -75,7 +74,7 @@ def default_run_time() -> datetime:
 
 def new_run_id(now: datetime) -> str:
     """Sortable by time, unique by a random suffix: 20261128T090000Z-3f9a1c."""
-    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + random.token_hex(3)
+    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
 
 
 def resolve_parameters(loaded: LoadedSpec, given: Mapping[str, str], now: datetime) -> dict[str, Any]:
@@ -134,6 +133,10 @@ def render_report(
         )
     values = resolve_parameters(loaded, parameters or {}, now)
     writers = _writers(loaded, formats)
+    # the manifest's git commit is asked for now, so the git processes run while the report renders
+    background = ThreadPoolExecutor(max_workers=1)
+    commit = background.submit(git_commit, loaded.path)
+    background.shutdown(wait=False)
     timings["resolve"] = _lap(started)
 
     say("reading sources")
@@ -160,7 +163,7 @@ def render_report(
         timings["write"] = _lap(t)
         timings["total"] = _lap(started)
         result = RunResult(run_id, spec.name, "completed", final, artifacts, _jsonable(values), timings)
-        _write_manifest(loaded, result, staging, now)
+        _write_manifest(loaded, result, staging, now, commit.result())
         staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -179,7 +182,7 @@ def _with_chart_images(
     charts = document.charts()
     if not formats or not charts:
         return document
-    from reportctl.charts import export_charts
+    from reportctl.chart_export import export_charts
 
     say(f"drawing {len(charts)} chart{'s' if len(charts) != 1 else ''}")
     t = time.perf_counter()
@@ -331,7 +334,7 @@ def git_commit(path: Path) -> str | None:
     return commit + ("+dirty" if status else "") if commit else None
 
 
-def _write_manifest(loaded: LoadedSpec, result: RunResult, directory: Path, now: datetime) -> None:
+def _write_manifest(loaded: LoadedSpec, result: RunResult, directory: Path, now: datetime, commit: str | None) -> None:
     manifest = {
         "run_id": result.run_id,
         "report": result.report,
@@ -342,7 +345,7 @@ def _write_manifest(loaded: LoadedSpec, result: RunResult, directory: Path, now:
             "path": str(loaded.path),
             "hash": loaded.spec_hash,
             "files": [str(f) for f in loaded.files],
-            "git_commit": git_commit(loaded.path),
+            "git_commit": commit,
         },
         "parameters": result.parameters,
         "timings": result.timings,

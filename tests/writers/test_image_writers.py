@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from reportctl.charts import BROWSER_ENV, export_charts, find_browser
+from reportctl.chart_export import BROWSER_ENV, export_charts, find_browser
 from reportctl.document import ChartBlock, ChartImage, Document, ReportInfo, TextBlock
 from reportctl.errors import RenderError
 from reportctl.writers.images import PngWriter, SvgWriter
