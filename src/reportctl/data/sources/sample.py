@@ -180,7 +180,8 @@ class SampleSource:
 
         region_factor = np.array([_REGIONS.get(r, (_invented_factor(r), 0.0))[0] for r in regions])
         region_shift = np.array([_REGIONS.get(r, (1.0, 0.0))[1] for r in regions])
-        hour = (timestamps % _DAY_US) / _HOUR_US + region_shift[region]
+        day_fraction = (timestamps % _DAY_US) / _DAY_US
+        hour = day_fraction * 24 + region_shift[region]
         # 0 in the small hours, 1 in the mid-afternoon peak.
         load = 0.5 + 0.5 * np.sin(2 * np.pi * (hour - 9) / 24)
 
@@ -195,7 +196,7 @@ class SampleSource:
 
         host_memory = rng.uniform(35, 70, size=len(services) * len(regions) * per_host)
         # Memory creeps up through the day and drops at the nightly restart.
-        memory = host_memory[host] + 12 * ((timestamps % _DAY_US) / _DAY_US) + rng.normal(0, 2, size=n)
+        memory = host_memory[host] + 12 * day_fraction + rng.normal(0, 2, size=n)
 
         _add_incidents(
             rng,
