@@ -183,7 +183,7 @@ def _pie(block: ChartBlock, frame: pl.DataFrame, value_format: ColumnFormat) -> 
             "hole": 0.5 if block.chart == "donut" else 0,
             "sort": False,
             "direction": "clockwise",
-            "textinfo": "percent",
+            "texttemplate": "%{percent:.1%}",  # one decimal on every slice, as percent formats default to
             "marker": {"colors": [PALETTE[i % len(PALETTE)] for i in range(len(labels))]},
             "hovertemplate": f"%{{label}}: {_hover_template(value_format, '%{value')}<extra></extra>",
         }
