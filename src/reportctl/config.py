@@ -7,13 +7,32 @@ folder is the root and the defaults apply.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from reportctl.spec.types import StrictModel, TimeZoneName
+from reportctl.spec.types import PositiveDuration, StrictModel, TimeZoneName
 
 CONFIG_NAME = "reportctl.yaml"
+
+
+class StateConfig(StrictModel):
+    """Where runs are recorded and how long their history and files are kept."""
+
+    url: str | None = Field(
+        default=None,
+        description="Database URL of the state store (sqlite:///path or postgresql://user@host/db; ${secret:NAME} "
+        "allowed); default sqlite:///.reportctl/state.db. REPORTCTL_STATE_URL overrides it.",
+    )
+    history: int = Field(default=100, ge=0, description="Runs kept per report; older finished runs are forgotten.")
+    retention: PositiveDuration | None = Field(
+        default=timedelta(days=30),
+        description="Age after which a finished run's artifacts are deleted; null keeps them.",
+    )
+    heartbeat_timeout: PositiveDuration = Field(
+        default=timedelta(minutes=2), description="A run whose worker is silent this long is failed as 'worker lost'."
+    )
 
 
 class ProjectConfig(StrictModel):
@@ -26,6 +45,7 @@ class ProjectConfig(StrictModel):
     allow_paths: list[str] = Field(
         default_factory=list, description="Folders outside the project that file sources may read."
     )
+    state: StateConfig = Field(default_factory=StateConfig, description="The state store: runs, history, retention.")
 
     @field_validator("outputs")
     @classmethod

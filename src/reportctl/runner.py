@@ -18,12 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reportctl import __version__
 from reportctl.document import Period
 from reportctl.errors import ParameterError, RenderError, ReportctlError, SpecError, UsageError, did_you_mean
 from reportctl.spec.loader import LoadedSpec
+from reportctl.state.lifecycle import new_run_id
 
 if TYPE_CHECKING:
     import polars as pl
@@ -61,6 +62,19 @@ class RunResult:
 Progress = Callable[[str], None]
 
 
+class RunObserver(Protocol):
+    """Told about a run's progress, e.g. to record it in the state store; the runner itself never stores."""
+
+    def stage(self, state: str) -> None:
+        """The run entered ``state``: GENERATING, FORMATTING or DISTRIBUTING."""
+
+    def completed(self, result: RunResult) -> None:
+        """Every artifact is in place."""
+
+    def failed(self, error: BaseException) -> None:
+        """The run stopped with ``error``; nothing of it was left in the output folder."""
+
+
 def default_run_time() -> datetime:
     """Now, or ``SOURCE_DATE_EPOCH`` when set, so a build can pin the run time and get byte-identical files."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
@@ -70,11 +84,6 @@ def default_run_time() -> datetime:
         return datetime.fromtimestamp(int(epoch), UTC)
     except (ValueError, OverflowError, OSError):
         raise UsageError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01 UTC, got '{epoch}'") from None
-
-
-def new_run_id(now: datetime) -> str:
-    """Sortable by time, unique by a random suffix: 20261128T090000Z-3f9a1c."""
-    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
 
 
 def resolve_parameters(loaded: LoadedSpec, given: Mapping[str, str], now: datetime) -> dict[str, Any]:
@@ -120,10 +129,37 @@ def render_report(
     output_dir: Path | None = None,
     now: datetime | None = None,
     progress: Progress | None = None,
+    run_id: str | None = None,
+    observer: RunObserver | None = None,
 ) -> RunResult:
-    """Render ``loaded`` once and return where its artifacts are; raise ``ReportctlError`` on any failure."""
-    say = progress or (lambda _message: None)
+    """Render ``loaded`` once and return where its artifacts are; raise ``ReportctlError`` on any failure.
+
+    ``observer`` hears of each stage, the result and any failure (the state store records runs through it).
+    """
     now = now or default_run_time()
+    try:
+        result = _render(loaded, parameters, formats, output_dir, now, progress, run_id or new_run_id(now), observer)
+    except BaseException as exc:
+        if observer is not None:
+            observer.failed(exc)
+        raise
+    if observer is not None:
+        observer.completed(result)
+    return result
+
+
+def _render(
+    loaded: LoadedSpec,
+    parameters: Mapping[str, str] | None,
+    formats: list[str] | None,
+    output_dir: Path | None,
+    now: datetime,
+    progress: Progress | None,
+    run_id: str,
+    observer: RunObserver | None,
+) -> RunResult:
+    say = progress or (lambda _message: None)
+    stage = observer.stage if observer is not None else (lambda _state: None)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     spec = loaded.spec
@@ -139,11 +175,12 @@ def render_report(
     background.shutdown(wait=False)
     timings["resolve"] = _lap(started)
 
+    stage("GENERATING")
     say("reading sources")
     frames = _compute_datasets(loaded, values, now, timings)
 
+    stage("FORMATTING")
     say("building the document")
-    run_id = new_run_id(now)
     t = time.perf_counter()
     from reportctl.assemble import assemble_document
 
@@ -162,13 +199,14 @@ def render_report(
         artifacts = _write_all(document, writers, staging)
         timings["write"] = _lap(t)
         timings["total"] = _lap(started)
-        result = RunResult(run_id, spec.name, "completed", final, artifacts, _jsonable(values), timings)
+        result = RunResult(run_id, spec.name, "completed", final, artifacts, jsonable_parameters(values), timings)
         _write_manifest(loaded, result, staging, now, commit.result())
         staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     result.artifacts = [Artifact(a.format, final / a.path.name, a.bytes, a.sha256) for a in artifacts]
+    stage("DISTRIBUTING")  # delivery starts from the artifacts in their final place
     return result
 
 
@@ -302,7 +340,9 @@ def _artifact(writer: str, path: Path) -> Artifact:
     return Artifact(name, path, path.stat().st_size, digest.hexdigest())
 
 
-def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+def jsonable_parameters(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameter values as JSON: periods as {name, start, end}, dates ISO, durations in seconds."""
+
     def convert(value: Any) -> Any:
         if isinstance(value, Period):
             return {"name": value.name, "start": value.start.isoformat(), "end": value.end.isoformat()}

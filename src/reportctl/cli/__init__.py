@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from reportctl import __version__
-from reportctl.cli import doctor, project, render, validate
+from reportctl.cli import doctor, project, render, runs, schedule, validate
 from reportctl.cli.output import State
 
 app = typer.Typer(
@@ -47,6 +47,8 @@ app.command("schema")(project.schema)
 app.command("init")(project.init)
 app.command("list")(project.list_specs)
 app.command("doctor")(doctor.doctor)
+app.add_typer(runs.app, name="runs")
+app.add_typer(schedule.app, name="schedule")
 
 
 def main() -> None:

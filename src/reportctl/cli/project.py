@@ -33,9 +33,9 @@ def list_specs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the project's specs with their title, schedule and outputs."""
-    from reportctl.cli.validate import find_yaml
     from reportctl.config import CONFIG_NAME, find_project
     from reportctl.errors import ReportctlError
+    from reportctl.spec.files import find_yaml
     from reportctl.spec.loader import load_spec, output_formats
 
     project = find_project()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -35,6 +35,7 @@ def render(
         Path | None, typer.Option("--output", "-o", help="Output folder (default: the project's).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object describing the run.")] = False,
+    no_state: Annotated[bool, typer.Option("--no-state", help="Do not record this run in the state store.")] = False,
 ) -> None:
     """Render SPEC once: read its data, write its outputs to OUT/<name>/<run-id>/ with a manifest."""
     from reportctl.formats import format_bytes
@@ -45,7 +46,10 @@ def render(
     chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else None
     loaded = load_spec(spec)
     with progress(not as_json) as say:
-        result = render_report(loaded, parameters=values, formats=chosen, output_dir=output, progress=say)
+        if no_state:
+            result = render_report(loaded, parameters=values, formats=chosen, output_dir=output, progress=say)
+        else:
+            result = _render_recorded(loaded, values, chosen, output, say)
     if as_json:
         print_json(
             {
@@ -67,6 +71,31 @@ def render(
         f"rendered {result.report} in {result.timings.get('total', 0):.2f} s: "
         f"{count} file{'s' if count != 1 else ''} in {_shown(result.directory)}"
     )
+
+
+def _render_recorded(
+    loaded: Any, values: dict[str, str], formats: list[str] | None, output: Path | None, say: Any
+) -> Any:
+    """Render with the run recorded in the state store (the parameters are checked before anything is recorded)."""
+    from reportctl.runner import default_run_time, git_commit, jsonable_parameters, resolve_parameters
+    from reportctl.state import open_store
+    from reportctl.state.recording import render_recorded
+
+    now = default_run_time()
+    resolved = resolve_parameters(loaded, values, now)
+    with open_store(loaded.project) as store:
+        run = store.create_run(
+            loaded.spec.name,
+            trigger="manual",
+            spec_path=str(loaded.path),
+            spec_hash=loaded.spec_hash,
+            git_commit=git_commit(loaded.path),
+            parameters=jsonable_parameters(resolved),
+            now=now,
+        )
+        return render_recorded(
+            store, loaded, run.id, parameters=values, formats=formats, output_dir=output, now=now, progress=say
+        )
 
 
 def _shown(path: Path) -> str:

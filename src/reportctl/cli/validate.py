@@ -10,38 +10,16 @@ import typer
 
 from reportctl.cli.output import echo, print_json
 from reportctl.errors import ExitCode, Problem, SpecError
+from reportctl.spec.files import find_yaml
 
 if TYPE_CHECKING:
     from reportctl.config import Project
-
-PROJECT_FILES = ("people.yaml", "policies.yaml")
-SKIPPED_FOLDERS = {"out", "node_modules", "__pycache__", ".venv", "venv"}
 
 
 class Format(StrEnum):
     text = "text"
     json = "json"
     github = "github"
-
-
-def find_yaml(paths: list[Path]) -> list[Path]:
-    """The YAML files named, and those found in named folders (recursively, skipping hidden and output folders)."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            for candidate in sorted(path.rglob("*")):
-                relative = candidate.relative_to(path).parts
-                if any(p.startswith(".") or p in SKIPPED_FOLDERS for p in relative[:-1]):
-                    continue
-                if (
-                    candidate.suffix in (".yaml", ".yml")
-                    and candidate.is_file()
-                    and candidate.name not in PROJECT_FILES
-                ):
-                    found.append(candidate)
-        else:
-            found.append(path)
-    return found
 
 
 def validate(

@@ -1,0 +1,213 @@
+"""``reportctl runs list`` and ``runs show``: the recorded runs of the project's reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from reportctl.cli.output import echo, print_json
+
+if TYPE_CHECKING:
+    from reportctl.state import RunRecord, StateChange, StateStore
+
+app = typer.Typer(help="Recorded runs: what ran, when, how it went, and what it produced.", no_args_is_help=True)
+
+ERROR_WIDTH = 48
+
+
+@contextmanager
+def _store() -> Iterator[StateStore]:
+    from reportctl.config import find_project
+    from reportctl.state import open_store
+
+    store = open_store(find_project())
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@app.command("list")
+def list_runs(
+    report: Annotated[str | None, typer.Option("--report", help="Only runs of this report.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="Only runs in this state, e.g. FAILED.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only runs since a time (ISO, e.g. 2026-11-28T09:00) or for a duration (24h)."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List recorded runs, newest first."""
+    from reportctl.errors import UsageError
+    from reportctl.state import RunState
+
+    chosen_state = None
+    if state is not None:
+        try:
+            chosen_state = RunState.parse(state)
+        except ValueError as exc:
+            raise UsageError(f"--state: {exc}") from None
+    start = _since(since) if since is not None else None
+    with _store() as store:
+        runs = store.list_runs(report=report, state=chosen_state, since=start, limit=limit)
+    if as_json:
+        print_json([run.as_dict() for run in runs])
+        return
+    if not runs:
+        echo("no runs recorded")
+        return
+    rows = [
+        (
+            run.id,
+            run.report,
+            run.trigger,
+            run.state.value,
+            _local(run.started_at),
+            _duration(run.duration_seconds),
+            _truncate(run.error),
+        )
+        for run in runs
+    ]
+    for line in _columns(("RUN", "REPORT", "TRIGGER", "STATE", "STARTED", "DURATION", "ERROR"), rows):
+        echo(line)
+
+
+@app.command("show")
+def show(
+    run: Annotated[str, typer.Argument(help="Run id, or enough of its start to be unique.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one run: times, timeline of states, parameters, artifacts and error."""
+    with _store() as store:
+        record = store.get_run(run)
+        timeline = store.timeline(record.id)
+    if as_json:
+        print_json({**record.as_dict(), "timeline": _timeline_json(timeline, record)})
+        return
+    for line in _describe(record, timeline):
+        echo(line)
+
+
+def _columns(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
+    """Aligned columns; the last one (the error) is shortened to the terminal width rather than wrapped."""
+    import shutil
+
+    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
+    room = max(shutil.get_terminal_size().columns - sum(widths[:-1]) - 2 * (len(headers) - 1), 12)
+    for row in [headers, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
+        yield "  ".join([*cells, _truncate(row[-1], room)]).rstrip()
+
+
+def _since(text: str) -> datetime:
+    """An ISO time (local when it has no offset) or a duration meaning 'that long ago'."""
+    from datetime import UTC
+
+    from reportctl.errors import UsageError
+    from reportctl.spec.types import parse_duration
+
+    try:
+        return datetime.now(UTC) - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--since: expected an ISO time such as 2026-11-28T09:00 or a duration such as 24h, got '{text}'"
+        ) from None
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+def _local(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _duration(seconds: float | None) -> str:
+    from reportctl.formats import format_duration
+
+    return "-" if seconds is None else format_duration(seconds)
+
+
+def _truncate(text: str | None, width: int = ERROR_WIDTH) -> str:
+    line = (text or "").strip().splitlines()[0] if text and text.strip() else ""
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _spent(timeline: list[StateChange], record: RunRecord) -> list[float | None]:
+    """Seconds spent in each state: until the next one; the last state of a live run until now."""
+    from datetime import UTC
+
+    spent: list[float | None] = []
+    for index, change in enumerate(timeline):
+        if index + 1 < len(timeline):
+            spent.append((timeline[index + 1].at - change.at).total_seconds())
+        elif not change.state.terminal:
+            spent.append((datetime.now(UTC) - change.at).total_seconds())
+        else:
+            spent.append(None)
+    return spent
+
+
+def _timeline_json(timeline: list[StateChange], record: RunRecord) -> list[dict[str, Any]]:
+    return [
+        {**change.as_dict(), "seconds": None if seconds is None else round(seconds, 3)}
+        for change, seconds in zip(timeline, _spent(timeline, record), strict=True)
+    ]
+
+
+def _describe(record: RunRecord, timeline: list[StateChange]) -> Iterator[str]:
+    from pathlib import Path
+
+    from reportctl.formats import format_bytes
+
+    yield f"run        {record.id}"
+    yield f"report     {record.report}"
+    yield f"state      {record.state.value}"
+    yield f"trigger    {record.trigger}" + (f" (attempt {record.attempt})" if record.attempt > 1 else "")
+    if record.scheduled_for:
+        yield f"scheduled  {_local(record.scheduled_for)}"
+    if record.planned_at:
+        yield f"planned    {_local(record.planned_at)}"
+    yield f"started    {_local(record.started_at)}"
+    yield f"finished   {_local(record.finished_at)}"
+    yield f"duration   {_duration(record.duration_seconds)}"
+    if record.spec_path:
+        commit = f", commit {record.git_commit}" if record.git_commit else ""
+        yield f"spec       {record.spec_path} (hash {record.spec_hash[:12] or '-'}{commit})"
+    if record.viewer:
+        yield f"viewer     {record.viewer}"
+    if record.worker:
+        yield f"worker     {record.worker}"
+    yield ""
+    yield "timeline"
+    for change, seconds in zip(timeline, _spent(timeline, record), strict=True):
+        took = "" if seconds is None else _duration(seconds)
+        detail = f"  {_truncate(change.detail, 80)}" if change.detail else ""
+        yield f"  {change.state.value:<13}{_local(change.at)}  {took:>8}{detail}".rstrip()
+    if record.parameters:
+        yield ""
+        yield "parameters"
+        for name, value in record.parameters.items():
+            yield f"  {name} = {value}"
+    if record.artifacts or record.artifacts_note:
+        yield ""
+        yield "artifacts" + (
+            f" ({record.artifacts_note} on {_local(record.artifacts_deleted_at)})" if record.artifacts_note else ""
+        )
+        for artifact in record.artifacts:
+            path = Path(str(artifact.get("path", "")))
+            if not path.is_absolute() and record.output_dir:
+                path = Path(record.output_dir) / path
+            size = format_bytes(artifact.get("bytes")) if artifact.get("bytes") is not None else "?"
+            yield f"  {artifact.get('format', '?'):<6}{size:>10}  {path}"
+    if record.error:
+        yield ""
+        yield "error"
+        for line in record.error.strip().splitlines():
+            yield f"  {line}"

@@ -1,0 +1,144 @@
+"""``reportctl schedule``: the scheduled specs and when they fire."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from reportctl.cli.output import echo, error, print_json, progress
+from reportctl.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from reportctl.schedule import ScheduledSpec
+
+app = typer.Typer(no_args_is_help=True, help="Scheduled reports: list them, run what is due, or run the daemon.")
+
+NEXT_FIRES = 3
+NOW_HELP = "Pretend it is TIME (ISO 8601, e.g. 2026-11-30T08:55:00+01:00; without an offset, UTC)."
+
+
+@app.callback()
+def _schedule() -> None:
+    """Scheduled reports: list them, run what is due, or run the daemon."""
+
+
+def parse_now(value: str | None) -> datetime:
+    """The clock for this command: ``value`` (ISO 8601, naive means UTC) or the current time."""
+    from datetime import UTC
+
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--now: '{value}' is not an ISO 8601 time; use e.g. 2026-11-30T08:55:00+01:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@app.command("list")
+def list_schedules(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    now: Annotated[str | None, typer.Option("--now", metavar="TIME", help=NOW_HELP)] = None,
+) -> None:
+    """List every scheduled spec with its cron, time zone, priority and next three fire times (local and UTC)."""
+    from reportctl.config import find_project
+    from reportctl.schedule import scheduled_specs
+
+    clock = parse_now(now)
+    project = find_project()
+    specs, problems = scheduled_specs([d for d in project.spec_dirs if d.is_dir()], project)
+    rows = [_row(spec, project.root, clock) for spec in sorted(specs, key=lambda s: s.name)]
+    if as_json:
+        print_json(rows)
+    elif rows:
+        _print_table(rows)
+    elif not problems:
+        echo("no scheduled specs found")
+    for problem in problems:
+        error(str(problem))
+    if problems:
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _row(spec: ScheduledSpec, root: Path, clock: datetime) -> dict[str, Any]:
+    from datetime import UTC
+
+    from reportctl.schedule import fire_times, planned_time
+
+    fires = []
+    for fire in fire_times(spec.cron, spec.timezone, clock, count=NEXT_FIRES):
+        planned = planned_time(spec.name, fire, spec.jitter)
+        fires.append(
+            {
+                "scheduled": fire.isoformat(),
+                "scheduled_utc": fire.astimezone(UTC).isoformat(),
+                "planned": planned.isoformat(),
+                "planned_utc": planned.astimezone(UTC).isoformat(),
+            }
+        )
+    return {
+        "name": spec.name,
+        "path": str(spec.path.relative_to(root)) if spec.path.is_relative_to(root) else str(spec.path),
+        "cron": spec.cron,
+        "timezone": spec.timezone,
+        "priority": spec.priority,
+        "jitter_seconds": _seconds(spec.jitter),
+        "overlap": spec.overlap,
+        "misfire_grace_seconds": _seconds(spec.misfire_grace),
+        "next": fires,
+    }
+
+
+def _seconds(value: timedelta) -> int | float:
+    seconds = value.total_seconds()
+    return int(seconds) if seconds.is_integer() else seconds
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    """One line per fire, the spec's columns on its first; PLANNED is the first fire with its jitter."""
+    header = ["NAME", "CRON", "TIMEZONE", "PRIORITY", "NEXT", "NEXT (UTC)", "PLANNED"]
+    lines = [header]
+    for row in rows:
+        fires = row["next"] or [{"scheduled": "never", "scheduled_utc": "", "planned": ""}]
+        for index, fire in enumerate(fires):
+            spec_columns = [row["name"], row["cron"], row["timezone"], row["priority"]] if index == 0 else [""] * 4
+            planned = fire["planned"] if index == 0 else ""
+            lines.append([*spec_columns, fire["scheduled"], fire["scheduled_utc"], planned])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+@app.command("tick")
+def tick(
+    now: Annotated[str | None, typer.Option("--now", metavar="TIME", help=NOW_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Run every report that fell due since the last tick (with no earlier tick: within each misfire grace).
+
+    For teams that drive reportctl from cron or a CI schedule instead of the daemon; fires are claimed in the
+    state store, so a tick and a daemon never run the same fire twice.
+    """
+    from reportctl.config import find_project
+    from reportctl.schedule.tick import run_tick
+    from reportctl.state import open_store
+
+    clock = parse_now(now)
+    project = find_project()
+    with open_store(project) as store, progress(not as_json) as say:
+        outcomes, problems = run_tick(project, store, clock, say=say)
+    if as_json:
+        print_json({"now": clock.isoformat(), "fires": [outcome.as_dict() for outcome in outcomes]})
+    else:
+        for outcome in outcomes:
+            run = f" {outcome.run_id}" if outcome.run_id else ""
+            echo(f"{outcome.state:9} {outcome.report} {outcome.scheduled.isoformat()}{run}  {outcome.detail}".rstrip())
+        if not outcomes:
+            echo(f"nothing due at {clock.isoformat()}")
+    for problem in problems:
+        error(str(problem))
+    if problems or any(outcome.state == "FAILED" for outcome in outcomes):
+        raise typer.Exit(int(ExitCode.FAILED))

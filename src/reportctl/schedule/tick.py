@@ -1,0 +1,201 @@
+"""``reportctl schedule tick``: run whatever fell due since the last tick, for teams driving reportctl from cron.
+
+Every fire is claimed in the state store before it runs (a unique key per report and scheduled time), so a tick
+and a daemon, or two ticks on two machines, never run the same fire twice. Fires missed beyond their misfire
+grace are recorded once as SKIPPED, never run as a burst of catch-up runs. A scheduled run renders as of its
+scheduled time, so "yesterday" means the day before the fire even when the tick comes late.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from reportctl.errors import ReportctlError, SourceError
+
+if TYPE_CHECKING:
+    from reportctl.config import Project
+    from reportctl.schedule.specs import ScheduledSpec
+    from reportctl.schedule.triggers import Fire
+    from reportctl.state.store import StateStore
+
+TICK_NAME = "tick"
+QUEUE_POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class TickOutcome:
+    """What a tick did with one fire of one report."""
+
+    report: str
+    scheduled: datetime
+    state: str
+    run_id: str | None = None
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "report": self.report,
+            "scheduled": self.scheduled.isoformat(),
+            "state": self.state,
+            "run_id": self.run_id,
+            "detail": self.detail,
+        }
+
+
+def run_tick(
+    project: Project,
+    store: StateStore,
+    now: datetime,
+    *,
+    say: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[list[TickOutcome], list[Any]]:
+    """Run every fire due at ``now`` since the last tick; returns what happened and the invalid specs skipped."""
+    from reportctl.schedule.specs import scheduled_specs
+    from reportctl.schedule.triggers import due_fires
+
+    say = say or (lambda _message: None)
+    specs, problems = scheduled_specs([d for d in project.spec_dirs if d.is_dir()], project)
+    store.reap_lost(project.config.state.heartbeat_timeout, now)
+    since = store.last_tick(TICK_NAME)
+    outcomes: list[TickOutcome] = []
+    # critical reports first, so they never wait behind standard ones
+    for spec in sorted(specs, key=lambda s: (s.priority != "critical", s.name)):
+        fires = due_fires(
+            spec.cron,
+            spec.timezone,
+            report=spec.name,
+            jitter=spec.jitter,
+            since=since,
+            now=now,
+            misfire_grace=spec.misfire_grace,
+        )
+        missed = [fire for fire in fires if fire.misfired]
+        if missed:
+            outcomes.extend(_record_missed(store, spec, missed, now))
+        for fire in (fire for fire in fires if not fire.misfired):
+            outcomes.append(_run_fire(project, store, spec, fire, now, say, sleep))
+    store.set_last_tick(TICK_NAME, now)
+    return outcomes, problems
+
+
+def _record_missed(store: StateStore, spec: ScheduledSpec, missed: list[Fire], now: datetime) -> list[TickOutcome]:
+    """One SKIPPED run for the latest missed fire, saying how many were missed: a record, not a backlog."""
+    from reportctl.state.lifecycle import RunState
+
+    latest = missed[-1]
+    claim = store.claim_fire(spec.name, latest.scheduled, latest.planned, spec_path=str(spec.path), now=now)
+    if claim is None:
+        return []
+    count = len(missed)
+    detail = (
+        f"missed {count} fire{'s' if count != 1 else ''} (the latest {_late(latest)} late), "
+        f"past misfire_grace {_seconds(spec.misfire_grace.total_seconds())}"
+    )
+    store.transition(claim.id, RunState.SKIPPED, detail=detail, now=now)
+    return [TickOutcome(spec.name, latest.scheduled, "SKIPPED", claim.id, detail)]
+
+
+def _run_fire(
+    project: Project,
+    store: StateStore,
+    spec: ScheduledSpec,
+    fire: Fire,
+    now: datetime,
+    say: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> TickOutcome:
+    from reportctl.runner import jsonable_parameters, resolve_parameters
+    from reportctl.spec.loader import load_spec
+    from reportctl.state.lifecycle import RunState
+
+    parameters = {name: str(value) for name, value in spec.parameters.items()}
+    loaded: Any = None
+    problem: ReportctlError | None = None
+    try:  # read before claiming, so the record holds the resolved parameters; a failure is recorded, not lost
+        loaded = load_spec(spec.path, project)
+        resolved = jsonable_parameters(resolve_parameters(loaded, parameters, fire.scheduled))
+    except ReportctlError as exc:
+        problem, resolved = exc, {}
+    active = store.active_run(spec.name)
+    claim = store.claim_fire(
+        spec.name,
+        fire.scheduled,
+        fire.planned,
+        spec_path=str(spec.path),
+        spec_hash=loaded.spec_hash if loaded else "",
+        parameters=resolved,
+        now=now,
+    )
+    if claim is None:
+        return TickOutcome(spec.name, fire.scheduled, "CLAIMED", None, "already run by another tick or daemon")
+    if problem is not None:
+        message = str(problem).splitlines()[0]
+        store.transition(claim.id, RunState.FAILED, error=message, now=now)
+        return TickOutcome(spec.name, fire.scheduled, "FAILED", claim.id, message)
+    if active is not None and spec.overlap == "skip":
+        detail = f"overlap: skip; run {active.id} of this report is still {active.state}"
+        store.transition(claim.id, RunState.SKIPPED, detail=detail, now=now)
+        return TickOutcome(spec.name, fire.scheduled, "SKIPPED", claim.id, detail)
+    if active is not None:  # overlap: queue, wait for the active run to end
+        say(f"{spec.name}: waiting for run {active.id} to finish")
+        while _still_active(store, active.id):
+            sleep(QUEUE_POLL_SECONDS)
+    return _render_with_retries(store, spec, loaded, parameters, resolved, fire, claim.id, say, sleep)
+
+
+def _still_active(store: StateStore, run_id: str) -> bool:
+    return not store.get_run(run_id).state.terminal
+
+
+def _render_with_retries(
+    store: StateStore,
+    spec: ScheduledSpec,
+    loaded: Any,
+    parameters: dict[str, str],
+    resolved: dict[str, Any],
+    fire: Fire,
+    run_id: str,
+    say: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> TickOutcome:
+    """Render the claimed run; on a retryable failure (a source that failed to answer) retry with backoff."""
+    from reportctl.state.recording import render_recorded
+
+    attempt = 1
+    while True:
+        say(f"{spec.name}: rendering the {fire.scheduled.isoformat()} fire (attempt {attempt})")
+        try:
+            result = render_recorded(store, loaded, run_id, parameters=parameters, now=fire.scheduled)
+        except ReportctlError as exc:
+            if not isinstance(exc, SourceError) or attempt > spec.retries:
+                return TickOutcome(spec.name, fire.scheduled, "FAILED", run_id, str(exc).splitlines()[0])
+            sleep(min(2 ** (attempt - 1), 60))  # 1 s, 2 s, 4 s ... at most a minute
+            attempt += 1
+            retry = store.create_run(
+                spec.name,
+                trigger="retry",
+                attempt=attempt,
+                spec_path=str(spec.path),
+                spec_hash=loaded.spec_hash,
+                parameters=resolved,
+                scheduled_for=fire.scheduled,
+                planned_at=fire.planned,
+            )
+            run_id = retry.id
+            continue
+        return TickOutcome(spec.name, fire.scheduled, "COMPLETED", result.run_id, str(result.directory))
+
+
+def _late(fire: Fire) -> str:
+    return _seconds(fire.late.total_seconds())
+
+
+def _seconds(total: float) -> str:
+    from reportctl.spec.types import format_duration_spec
+
+    return format_duration_spec(timedelta(seconds=int(total)))

@@ -1,0 +1,27 @@
+"""Which files in a folder are specs: YAML files, outside hidden and output folders, other than project files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PROJECT_FILES = ("people.yaml", "policies.yaml")
+SKIPPED_FOLDERS = frozenset({"out", "node_modules", "__pycache__", ".venv", "venv"})
+
+
+def find_yaml(paths: list[Path]) -> list[Path]:
+    """The YAML files named, and those found in named folders (recursively, skipping hidden and output folders).
+
+    ``reportctl.yaml`` is included (``validate`` checks it as project settings); people and policy files are not.
+    """
+    found: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            found.append(path)
+            continue
+        for candidate in sorted(path.rglob("*")):
+            folders = candidate.relative_to(path).parts[:-1]
+            if any(p.startswith(".") or p in SKIPPED_FOLDERS for p in folders):
+                continue
+            if candidate.suffix in (".yaml", ".yml") and candidate.is_file() and candidate.name not in PROJECT_FILES:
+                found.append(candidate)
+    return found

@@ -1,0 +1,82 @@
+"""Recording runs in the state store: the runner's observer, and the housekeeping after each run.
+
+``RunRecorder`` turns the runner's stages into state transitions and keeps a heartbeat while the run works, so a
+process that dies (kill -9, a lost machine) is found by ``StateStore.reap_lost`` and never blocks its report.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from reportctl.state.lifecycle import RunState
+
+if TYPE_CHECKING:
+    from reportctl.config import Project
+    from reportctl.runner import RunResult
+    from reportctl.state.store import StateStore
+
+
+class RunRecorder:
+    """Records one run as the runner reports it (a ``reportctl.runner.RunObserver``)."""
+
+    def __init__(self, store: StateStore, run_id: str, heartbeat_timeout: timedelta) -> None:
+        self.store = store
+        self.run_id = run_id
+        # four beats per timeout: a run is only declared lost after several missed beats
+        self._interval = max(heartbeat_timeout.total_seconds() / 4, 0.05)
+        self._stop = threading.Event()
+        self._beating: threading.Thread | None = None
+
+    def stage(self, state: str) -> None:
+        self.store.transition(self.run_id, RunState(state))
+        if self._beating is None:
+            self._beating = threading.Thread(target=self._beat, name=f"heartbeat-{self.run_id}", daemon=True)
+            self._beating.start()
+
+    def completed(self, result: RunResult) -> None:
+        self._stop_beating()
+        artifacts = [artifact.as_dict(relative_to=result.directory) for artifact in result.artifacts]
+        self.store.transition(self.run_id, RunState.COMPLETED, artifacts=artifacts, output_dir=str(result.directory))
+
+    def failed(self, error: BaseException) -> None:
+        from reportctl.secrets import redact
+
+        self._stop_beating()
+        message = redact(str(error).strip() or type(error).__name__)
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            message = "interrupted"
+        self.store.transition(self.run_id, RunState.FAILED, error=message)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if not self.store.heartbeat(self.run_id):
+                    return  # the run was ended elsewhere (reaped): stop beating for it
+            except Exception:  # a missed beat is survivable; the next one tries again
+                continue
+
+    def _stop_beating(self) -> None:
+        self._stop.set()
+        if self._beating is not None:
+            self._beating.join(timeout=5)
+
+
+def housekeeping(store: StateStore, project: Project, report: str) -> dict[str, Any]:
+    """After a run: keep the newest ``state.history`` runs of ``report`` and delete artifacts past retention."""
+    settings = project.config.state
+    pruned = store.prune_history(report, settings.history)
+    expired = store.expire_artifacts(settings.retention) if settings.retention else []
+    return {"pruned_runs": pruned, "expired_artifacts": [run.id for run in expired]}
+
+
+def render_recorded(store: StateStore, loaded: Any, run_id: str, **render_options: Any) -> RunResult:
+    """Render ``loaded`` as the recorded run ``run_id`` (already in the store, SCHEDULED), then tidy its history."""
+    from reportctl.runner import render_report
+
+    recorder = RunRecorder(store, run_id, loaded.project.config.state.heartbeat_timeout)
+    try:
+        return render_report(loaded, run_id=run_id, observer=recorder, **render_options)
+    finally:
+        housekeeping(store, loaded.project, loaded.spec.name)

@@ -1,0 +1,440 @@
+"""The state store: runs and their timeline, scheduler ticks and the audit log, in SQLite or PostgreSQL.
+
+Each method is one short transaction and returns frozen snapshots (``RunRecord``), never ORM objects, so callers
+never hold a session or a lock. State changes are compare-and-set updates, so two processes cannot both move a run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import CursorResult, String, and_, delete, or_, select, update
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.orm import Session
+
+from reportctl.errors import ReportctlError
+from reportctl.state.lifecycle import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    TRIGGERS,
+    IllegalTransition,
+    RunState,
+    Trigger,
+    UnknownRun,
+    is_legal,
+    new_run_id,
+)
+from reportctl.state.migrations import (
+    STATE_URL_ENV,
+    create_state_engine,
+    database_url,
+    describe_failure,
+    state_url,
+    upgrade_to_head,
+    write_options,
+)
+from reportctl.state.models import AuditEntry, Delivery, Run, RunRecord, RunStateRow, SchedulerTick, StateChange
+
+if TYPE_CHECKING:
+    from reportctl.config import Project
+
+__all__ = ["STATE_URL_ENV", "StateStore", "StateStoreError", "fire_key", "open_store", "state_url", "worker_name"]
+
+_ACTIVE = [s.value for s in ACTIVE_STATES]
+
+
+class StateStoreError(ReportctlError):
+    """The state store cannot be reached or refused a statement; the message names the URL without password."""
+
+
+def open_store(project: Project) -> StateStore:
+    """The project's state store, migrated to the newest schema."""
+    return StateStore(state_url(project))
+
+
+def fire_key(report: str, scheduled_for: datetime) -> str:
+    """The unique name of one scheduled fire: ``<report>@<scheduled time in ISO UTC>``."""
+    return f"{report}@{_iso(scheduled_for)}"
+
+
+def worker_name() -> str:
+    """This process as ``host:pid``, recorded on the runs it executes."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class StateStore:
+    """Runs, their timelines, deliveries, audit and scheduler ticks in one SQLAlchemy database."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = database_url(url)
+        except ArgumentError:
+            raise StateStoreError(
+                "state store: not a database URL; expected e.g. sqlite:///path/state.db or postgresql://user@host/db"
+            ) from None
+        self.url = parsed.render_as_string(hide_password=True)
+        try:
+            self._engine = create_state_engine(parsed)
+        except (NoSuchModuleError, ImportError) as exc:
+            raise StateStoreError(f"state store {self.url}: no driver for '{parsed.drivername}' ({exc})") from None
+        try:
+            upgrade_to_head(self._engine)
+        except DBAPIError as exc:
+            self._engine.dispose()
+            raise StateStoreError(f"state store {self.url}: cannot connect: {describe_failure(exc)}") from None
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _session(self, *, write: bool = False) -> Iterator[Session]:
+        try:
+            with self._engine.connect() as connection:
+                if write:
+                    connection.execution_options(**write_options(self._engine))
+                with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+                    yield session
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise StateStoreError(f"state store {self.url}: {describe_failure(exc)}") from exc
+
+    def create_run(
+        self,
+        report: str,
+        *,
+        trigger: Trigger = "manual",
+        run_id: str | None = None,
+        spec_path: str = "",
+        spec_hash: str = "",
+        git_commit: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        viewer: str | None = None,
+        scheduled_for: datetime | None = None,
+        planned_at: datetime | None = None,
+        fire_key: str | None = None,
+        attempt: int = 1,
+        output_dir: str | Path | None = None,
+        detail: str | None = None,
+        now: datetime | None = None,
+    ) -> RunRecord:
+        """Record a new SCHEDULED run; a duplicate ``fire_key`` raises ``IntegrityError`` (see ``claim_fire``)."""
+        if trigger not in TRIGGERS:
+            raise ValueError(f"unknown trigger '{trigger}'; expected one of {', '.join(TRIGGERS)}")
+        now = _utc(now)
+        run = Run(
+            id=run_id or new_run_id(now),
+            report=report,
+            spec_path=spec_path,
+            spec_hash=spec_hash,
+            git_commit=git_commit,
+            parameters=dict(parameters or {}),
+            viewer=viewer,
+            trigger=trigger,
+            scheduled_for=scheduled_for,
+            fire_key=fire_key,
+            planned_at=planned_at,
+            state=RunState.SCHEDULED.value,
+            attempt=attempt,
+            created_at=now,
+            worker=worker_name(),
+            heartbeat_at=now,
+            output_dir=None if output_dir is None else str(output_dir),
+            artifacts=[],
+        )
+        with self._session(write=True) as session:
+            session.add(run)
+            session.flush()
+            session.add(RunStateRow(run_id=run.id, state=run.state, at=now, detail=detail))
+            return RunRecord.of(run)
+
+    def claim_fire(
+        self,
+        report: str,
+        scheduled_for: datetime,
+        planned_at: datetime | None = None,
+        *,
+        now: datetime | None = None,
+        **fields: Any,
+    ) -> RunRecord | None:
+        """Record the run of one scheduled fire, or None when any process anywhere has claimed it already."""
+        key = fire_key(report, scheduled_for)
+        for _ in range(3):
+            try:
+                return self.create_run(
+                    report, trigger="schedule", scheduled_for=scheduled_for, planned_at=planned_at,
+                    fire_key=key, now=now, **fields,
+                )  # fmt: skip
+            except IntegrityError:
+                with self._session() as session:
+                    if session.scalar(select(Run.id).where(Run.fire_key == key)) is not None:
+                        return None
+                # a run id collided (same second, same random suffix): try again with a new id
+                fields.pop("run_id", None)
+        raise StateStoreError(f"state store {self.url}: could not record the fire {key}")
+
+    def transition(
+        self,
+        run_id: str,
+        state: RunState | str,
+        *,
+        detail: str | None = None,
+        error: str | None = None,
+        artifacts: Sequence[Mapping[str, Any]] | None = None,
+        output_dir: str | Path | None = None,
+        now: datetime | None = None,
+    ) -> RunRecord:
+        """Move a run to ``state`` if that is legal from where it stands, recording the time on its timeline."""
+        target, now = RunState(state), _utc(now)
+        with self._session(write=True) as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise UnknownRun(f"no run '{run_id}'")
+            current = RunState(run.state)
+            if not is_legal(current, target):
+                raise IllegalTransition(run_id, current, target)
+            values: dict[str, Any] = {}
+            if error is not None:
+                values["error"] = error
+            if artifacts is not None:
+                values["artifacts"] = [dict(a) for a in artifacts]
+            if output_dir is not None:
+                values["output_dir"] = str(output_dir)
+            if not _move(session, run, target, now, detail or _first_line(error), values):
+                latest = session.scalar(
+                    select(Run.state).where(Run.id == run_id).execution_options(populate_existing=True)
+                )
+                raise IllegalTransition(run_id, RunState(latest or current), target, concurrent=True)
+            session.expire(run)
+            return RunRecord.of(run)
+
+    def heartbeat(self, run_id: str, *, now: datetime | None = None) -> bool:
+        """Say the run's worker is alive; False when the run has ended (for instance reaped), so the worker stops."""
+        with self._session(write=True) as session:
+            result = session.execute(
+                update(Run).where(Run.id == run_id, Run.state.in_(_ACTIVE)).values(heartbeat_at=_utc(now))
+            )
+            return _rowcount(result) == 1
+
+    def active_run(self, report: str) -> RunRecord | None:
+        """The newest unfinished run of ``report``; call ``reap_lost`` first so a dead worker's run does not count."""
+        with self._session() as session:
+            run = session.scalars(
+                select(Run).where(Run.report == report, Run.state.in_(_ACTIVE)).order_by(*_NEWEST).limit(1)
+            ).first()
+            return None if run is None else RunRecord.of(run)
+
+    def reap_lost(self, heartbeat_timeout: timedelta, now: datetime | None = None) -> list[RunRecord]:
+        """Fail every unfinished run whose worker has not beaten within the timeout: its process is gone."""
+        now = _utc(now)
+        cutoff = now - heartbeat_timeout
+        stale = or_(
+            and_(Run.heartbeat_at.is_not(None), Run.heartbeat_at < cutoff),
+            and_(Run.heartbeat_at.is_(None), Run.created_at < cutoff),
+        )
+        reaped: list[RunRecord] = []
+        with self._session(write=True) as session:
+            for run in session.scalars(select(Run).where(Run.state.in_(_ACTIVE), stale)).all():
+                last = run.heartbeat_at or run.created_at
+                error = f"worker lost (no heartbeat since {_iso(last)} from {run.worker or 'unknown worker'})"
+                if _move(session, run, RunState.FAILED, now, error, {"error": error}):
+                    session.expire(run)
+                    reaped.append(RunRecord.of(run))
+        return reaped
+
+    def list_runs(
+        self,
+        report: str | None = None,
+        state: RunState | str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Runs newest first, optionally of one report, in one state, or created at or after ``since``."""
+        query = select(Run).order_by(*_NEWEST).limit(limit)
+        if report is not None:
+            query = query.where(Run.report == report)
+        if state is not None:
+            query = query.where(Run.state == RunState(state).value)
+        if since is not None:
+            query = query.where(Run.created_at >= _utc(since))
+        with self._session() as session:
+            return [RunRecord.of(run) for run in session.scalars(query)]
+
+    def get_run(self, id_or_prefix: str) -> RunRecord:
+        """The run with this id or unique id prefix; ``UnknownRun`` names the candidates otherwise."""
+        key = id_or_prefix.strip()
+        with self._session() as session:
+            run = session.get(Run, key) if key else None
+            if run is not None:
+                return RunRecord.of(run)
+            matches = list(session.scalars(select(Run.id).where(Run.id.startswith(key, autoescape=True)).limit(11)))
+            if len(matches) == 1 and key:
+                return RunRecord.of(session.get_one(Run, matches[0]))
+            if not matches or not key:
+                newest = list(session.scalars(select(Run.id).order_by(*_NEWEST).limit(5)))
+                hint = f"; the newest are: {', '.join(newest)}" if newest else "; there are no runs yet"
+                raise UnknownRun(f"no run '{key}'{hint}")
+        shown = ", ".join(sorted(matches)[:10]) + (" and more" if len(matches) > 10 else "")
+        raise UnknownRun(f"run '{key}' is ambiguous: it matches {shown}; give more of the id")
+
+    def timeline(self, run_id: str) -> list[StateChange]:
+        """The run's states in the order it entered them, each with its time."""
+        with self._session() as session:
+            rows = session.scalars(
+                select(RunStateRow).where(RunStateRow.run_id == run_id).order_by(RunStateRow.at, RunStateRow.id)
+            ).all()
+            if not rows and session.get(Run, run_id) is None:
+                raise UnknownRun(f"no run '{run_id}'")
+            return [StateChange(RunState(r.state), r.at, r.detail) for r in rows]
+
+    def prune_history(self, report: str, keep: int, *, delete_artifacts: bool = True) -> int:
+        """Forget the finished runs of ``report`` beyond its newest ``keep`` (and their files); how many went."""
+        if keep < 0:
+            raise ValueError(f"keep must be 0 or more, got {keep}")
+        with self._session(write=True) as session:
+            old = session.scalars(select(Run).where(Run.report == report).order_by(*_NEWEST).offset(keep)).all()
+            doomed = [run for run in old if RunState(run.state) in TERMINAL_STATES]
+            folders = [(run.id, run.output_dir, list(run.artifacts or ())) for run in doomed]
+            for chunk in _chunks([run.id for run in doomed], 500):
+                session.execute(delete(RunStateRow).where(RunStateRow.run_id.in_(chunk)))
+                session.execute(delete(Delivery).where(Delivery.run_id.in_(chunk)))
+                session.execute(delete(Run).where(Run.id.in_(chunk)))
+        if delete_artifacts:
+            for run_id, output_dir, artifacts in folders:
+                _delete_artifacts(run_id, output_dir, artifacts)
+        return len(doomed)
+
+    def expire_artifacts(self, older_than: timedelta, now: datetime | None = None) -> list[RunRecord]:
+        """Delete the files of runs that finished more than ``older_than`` ago and note it on each run."""
+        from reportctl.spec.types import format_duration_spec
+
+        now = _utc(now)
+        has_files = or_(Run.output_dir.is_not(None), sql_cast(Run.artifacts, String) != "[]")
+        query = select(Run).where(Run.finished_at < now - older_than, Run.artifacts_deleted_at.is_(None), has_files)
+        with self._session() as session:
+            due = [(run.id, run.output_dir, list(run.artifacts or ())) for run in session.scalars(query)]
+        for run_id, output_dir, artifacts in due:
+            _delete_artifacts(run_id, output_dir, artifacts)
+        note = f"artifacts deleted after {format_duration_spec(older_than)} retention"
+        expired: list[RunRecord] = []
+        with self._session(write=True) as session:
+            for chunk in _chunks([run_id for run_id, _, _ in due], 500):
+                session.execute(
+                    update(Run)
+                    .where(Run.id.in_(chunk), Run.artifacts_deleted_at.is_(None))
+                    .values(artifacts_deleted_at=now, artifacts_note=note)
+                )
+                expired += [RunRecord.of(run) for run in session.scalars(select(Run).where(Run.id.in_(chunk)))]
+        return expired
+
+    def last_tick(self, name: str) -> datetime | None:
+        """When the scheduler ``name`` last ticked, or None if never."""
+        with self._session() as session:
+            return session.scalar(select(SchedulerTick.last_tick_at).where(SchedulerTick.name == name))
+
+    def set_last_tick(self, name: str, at: datetime) -> None:
+        """Record that the scheduler ``name`` has handled everything due up to ``at``."""
+        at = _utc(at)
+        for _ in range(2):
+            try:
+                with self._session(write=True) as session:
+                    updated = session.execute(
+                        update(SchedulerTick).where(SchedulerTick.name == name).values(last_tick_at=at)
+                    )
+                    if _rowcount(updated) == 0:
+                        session.add(SchedulerTick(name=name, last_tick_at=at))
+                return
+            except IntegrityError:
+                continue  # another process inserted it first: the update will find it now
+
+    def record_audit(
+        self,
+        actor: str,
+        action: str,
+        *,
+        report: str | None = None,
+        run_id: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Append to the audit log: who did what, to which report and run."""
+        with self._session(write=True) as session:
+            session.add(
+                AuditEntry(
+                    at=_utc(now), actor=actor, action=action, report=report, run_id=run_id, detail=dict(detail or {})
+                )
+            )
+
+
+_NEWEST = (Run.created_at.desc(), Run.id.desc())
+
+
+def _move(
+    session: Session, run: Run, target: RunState, now: datetime, detail: str | None, values: dict[str, Any]
+) -> bool:
+    """Compare-and-set the run's state from what was read to ``target``, with its times; False if it moved meanwhile."""
+    changes: dict[str, Any] = {**values, "state": target.value}
+    if target is RunState.GENERATING:
+        changes.update(started_at=now, worker=worker_name(), heartbeat_at=now)
+    if target in TERMINAL_STATES:
+        changes["finished_at"] = now
+        changes["duration_seconds"] = round((now - (run.started_at or run.created_at)).total_seconds(), 3)
+    result = session.execute(update(Run).where(Run.id == run.id, Run.state == run.state).values(**changes))
+    if _rowcount(result) != 1:
+        return False
+    session.add(RunStateRow(run_id=run.id, state=target.value, at=now, detail=detail))
+    return True
+
+
+def _delete_artifacts(run_id: str, output_dir: str | None, artifacts: list[dict[str, Any]]) -> None:
+    """Remove a run's files; the whole folder only when it is the run's own (named after the run id)."""
+    base = Path(output_dir) if output_dir else None
+    for artifact in artifacts:
+        path = Path(str(artifact.get("path", "")))
+        if not path.is_absolute():
+            if base is None:
+                continue
+            path = base / path
+        path.unlink(missing_ok=True)
+    if base is not None and base.name == run_id and base.is_dir():
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _rowcount(result: Any) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _utc(moment: datetime | None) -> datetime:
+    if moment is None:
+        return datetime.now(UTC)
+    if moment.tzinfo is None:
+        raise ValueError(f"the state store takes only timezone-aware datetimes, got naive {moment.isoformat()}")
+    return moment.astimezone(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return _utc(moment).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _first_line(text: str | None) -> str | None:
+    return text.strip().splitlines()[0] if text and text.strip() else None

@@ -1,0 +1,144 @@
+"""`reportctl runs list` and `runs show` on runs recorded through the store in a temporary project."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from conftest import CliResult
+from reportctl.config import find_project
+from reportctl.state import RunState, StateStore, open_store
+
+Cli = Callable[..., CliResult]
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+
+
+@pytest.fixture
+def store(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StateStore]:
+    monkeypatch.delenv("REPORTCTL_STATE_URL", raising=False)
+    with open_store(find_project()) as opened:
+        yield opened
+
+
+@pytest.fixture
+def runs(store: StateStore, project: Path) -> dict[str, str]:
+    done = store.create_run("weekly", run_id="20261128T090000Z-aaaaaa", parameters={"region": "eu"}, now=T0)
+    folder = project / "out" / "weekly" / done.id
+    folder.mkdir(parents=True)
+    (folder / "weekly.csv").write_text("a\n1\n")
+    store.transition(done.id, RunState.GENERATING, now=T0 + timedelta(seconds=1))
+    store.transition(done.id, RunState.FORMATTING, now=T0 + timedelta(seconds=4))
+    store.transition(done.id, RunState.DISTRIBUTING, now=T0 + timedelta(seconds=5))
+    artifacts = [{"format": "csv", "path": "weekly.csv", "bytes": 2048, "sha256": "ab"}]
+    store.transition(done.id, RunState.COMPLETED, artifacts=artifacts, output_dir=folder, now=T0 + timedelta(seconds=6))
+    failed = store.create_run(
+        "daily", run_id="20261128T100000Z-bbbbbb", trigger="schedule", now=T0 + timedelta(hours=1)
+    )
+    store.transition(failed.id, RunState.GENERATING, now=T0 + timedelta(hours=1))
+    message = "source 'metrics' (sql): connection refused by the database server at db.example.com:5432 again"
+    store.transition(failed.id, RunState.FAILED, error=message, now=T0 + timedelta(hours=1, seconds=2))
+    return {"done": done.id, "failed": failed.id}
+
+
+def test_list_json(cli: Cli, runs: dict[str, str]) -> None:
+    result = cli("runs", "list", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["id"], r["report"], r["state"]) for r in rows] == [
+        (runs["failed"], "daily", "FAILED"),
+        (runs["done"], "weekly", "COMPLETED"),
+    ]
+    assert rows[1]["parameters"] == {"region": "eu"} and rows[1]["duration_seconds"] == 5.0
+    assert rows[1]["started_at"] == (T0 + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
+
+
+def test_list_filters(cli: Cli, runs: dict[str, str]) -> None:
+    def ids(*args: str) -> list[str]:
+        result = cli("runs", "list", "--json", *args)
+        assert result.exit_code == 0, result.stderr
+        return [r["id"] for r in json.loads(result.stdout)]
+
+    assert ids("--report", "weekly") == [runs["done"]]
+    assert ids("--state", "failed") == [runs["failed"]]
+    assert ids("--since", "90m") == [runs["failed"]]
+    assert ids("--since", (T0 - timedelta(minutes=1)).isoformat()) == [runs["failed"], runs["done"]]
+    assert ids("--limit", "1") == [runs["failed"]]
+
+
+def test_list_table(cli: Cli, runs: dict[str, str]) -> None:
+    result = cli("runs", "list")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["RUN", "REPORT", "TRIGGER", "STATE", "STARTED", "DURATION", "ERROR"]
+    assert runs["failed"] in lines[1] and "schedule" in lines[1] and "FAILED" in lines[1]
+    assert lines[1].endswith("  source 'metr...") and max(len(line) for line in lines) <= 100
+    started = (T0 + timedelta(seconds=1)).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    assert lines[2].split()[:7] == [runs["done"], "weekly", "manual", "COMPLETED", *started.split(), "5s"]
+
+
+def test_list_bad_options_are_usage_errors(cli: Cli, runs: dict[str, str]) -> None:
+    result = cli("runs", "list", "--state", "DONE")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: --state: unknown run state 'DONE'; expected one of "
+        "COMPLETED, DISTRIBUTING, FAILED, FORMATTING, GENERATING, SCHEDULED, SKIPPED"
+    )
+    result = cli("runs", "list", "--since", "yesterday")
+    assert result.exit_code == 2 and "--since: expected an ISO time" in result.stderr
+
+
+def test_list_with_no_runs(cli: Cli, store: StateStore) -> None:
+    result = cli("runs", "list")
+    assert (result.exit_code, result.stdout) == (0, "no runs recorded\n")
+
+
+def test_show_by_prefix(cli: Cli, runs: dict[str, str], project: Path) -> None:
+    result = cli("runs", "show", "20261128T09")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert f"run        {runs['done']}" in out and "report     weekly" in out and "state      COMPLETED" in out
+    timeline = out.split("timeline\n")[1].split("\n\n")[0].splitlines()
+    assert [line.split()[0] for line in timeline] == [
+        "SCHEDULED",
+        "GENERATING",
+        "FORMATTING",
+        "DISTRIBUTING",
+        "COMPLETED",
+    ]
+    assert [line.split()[-1] for line in timeline[:4]] == ["1s", "3s", "1s", "1s"]
+    assert "  region = eu" in out
+    assert f"  csv      2.0 KiB  {project / 'out' / 'weekly' / runs['done'] / 'weekly.csv'}" in out
+
+
+def test_show_json_and_a_failure(cli: Cli, runs: dict[str, str]) -> None:
+    result = cli("runs", "show", runs["failed"], "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["state"] == "FAILED" and data["error"].startswith("source 'metrics'")
+    assert [(s["state"], s["seconds"]) for s in data["timeline"]] == [
+        ("SCHEDULED", 0.0),
+        ("GENERATING", 2.0),
+        ("FAILED", None),
+    ]
+    text = cli("runs", "show", runs["failed"]).stdout
+    assert "error\n  source 'metrics' (sql): connection refused" in text
+
+
+def test_show_expired_artifacts_says_so(cli: Cli, runs: dict[str, str], store: StateStore) -> None:
+    store.expire_artifacts(timedelta(minutes=30))
+    result = cli("runs", "show", runs["done"])
+    assert "artifacts (artifacts deleted after 30m retention on " in result.stdout
+
+
+def test_show_unknown_and_ambiguous_runs(cli: Cli, runs: dict[str, str]) -> None:
+    result = cli("runs", "show", "nope")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == f"error: no run 'nope'; the newest are: {runs['failed']}, {runs['done']}\n"
+    result = cli("runs", "show", "2026")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: run '2026' is ambiguous: it matches ")
+    assert len(result.stderr.splitlines()) == 1
