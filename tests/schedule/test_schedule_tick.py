@@ -98,8 +98,13 @@ def test_a_lost_worker_is_reaped_and_does_not_block_its_report(cli: Cli, hourly:
 
 def test_two_ticks_at_once_run_each_fire_once(hourly: Path, store_url: str) -> None:
     command = [sys.executable, "-m", "reportctl", "schedule", "tick", "--now", T, "--json"]
-    ticks = [subprocess.Popen(command, cwd=hourly.parents[1], stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    outputs = [json.loads(tick.communicate(timeout=120)[0]) for tick in ticks]
+    ticks = [
+        subprocess.Popen(command, cwd=hourly.parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [tick.communicate(timeout=120) for tick in ticks]
+    assert all(tick.returncode == 0 for tick in ticks), [err for _, err in results]
+    outputs = [json.loads(out) for out, _ in results]
     states = sorted(f["state"] for output in outputs for f in output["fires"])
     assert states == ["CLAIMED", "COMPLETED"]
     with StateStore(store_url) as store:

@@ -312,3 +312,17 @@ def test_an_unreachable_postgresql_names_the_url_without_its_password() -> None:
     assert message.startswith("state store postgresql+psycopg://report:***@127.0.0.1:1/reports: cannot connect: ")
     assert "connection refused" in message.lower()
     assert "s3cret" not in message and "\n" not in message
+
+
+def test_many_processes_creating_one_sqlite_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """Switching a new SQLite file to WAL can answer 'locked' at once while another process creates it."""
+    code = (
+        "import sys; from reportctl.state import StateStore; s = StateStore(sys.argv[1]); s.create_run('x'); s.close()"
+    )
+    for round_ in range(5):
+        url = f"sqlite:///{tmp_path / f'state-{round_}.db'}"
+        workers = [
+            subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True) for _ in range(4)
+        ]
+        errors = [worker.communicate(timeout=60)[1] for worker in workers]
+        assert [worker.returncode for worker in workers] == [0, 0, 0, 0], errors

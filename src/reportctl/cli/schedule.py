@@ -142,3 +142,65 @@ def tick(
         error(str(problem))
     if problems or any(outcome.state == "FAILED" for outcome in outcomes):
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+@app.command("daemon")
+def daemon(
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            metavar="text|json",
+            help="Log lines as text or JSON (default: text on a terminal, JSON otherwise).",
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", metavar="PORT", help="Serve Prometheus metrics on this port.")
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", metavar="HOST", help="Address the metrics server binds to.")
+    ] = "127.0.0.1",
+    grace: Annotated[
+        str, typer.Option("--grace", metavar="DURATION", help="How long running reports may finish after SIGTERM.")
+    ] = "60s",
+) -> None:
+    """Run every scheduled spec on its cron schedule until SIGTERM or SIGINT.
+
+    Specs are re-read on SIGHUP and when their files change; fires are claimed in the state store, so a daemon
+    and `schedule tick` never run the same fire twice.
+    """
+    import os
+    import sys
+
+    from reportctl.config import find_project
+    from reportctl.schedule.daemon_service import DaemonService
+    from reportctl.schedule.logs import configure_logging
+    from reportctl.spec.types import parse_duration
+    from reportctl.state import open_store
+
+    if log_format not in (None, "text", "json"):
+        raise UsageError(f"--log-format: '{log_format}' is not a log format; use text or json")
+    try:
+        grace_period = parse_duration(grace)
+    except ValueError as exc:
+        raise UsageError(f"--grace: {exc}") from None
+    project = find_project()
+    logger = configure_logging("text" if log_format == "text" else "json" if log_format == "json" else None)
+    metrics = None
+    if metrics_port is not None:
+        from reportctl.schedule.metrics import DaemonMetrics
+
+        metrics = DaemonMetrics()
+        try:
+            metrics.serve(metrics_port, metrics_host)
+        except OSError as exc:
+            raise UsageError(f"--metrics-port: cannot serve on {metrics_host}:{metrics_port}: {exc}") from None
+    store = open_store(project)
+    ended = DaemonService(project, store, logger=logger, metrics=metrics, grace=grace_period).run()
+    if ended.threads_left:  # renders cut off after the grace: recorded, so leave without waiting for their threads
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(ended.code)
+    store.close()
+    if ended.code:
+        raise typer.Exit(ended.code)

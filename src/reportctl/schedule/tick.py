@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reportctl.errors import ReportctlError, SourceError
 
@@ -24,6 +24,22 @@ if TYPE_CHECKING:
 
 TICK_NAME = "tick"
 QUEUE_POLL_SECONDS = 1.0
+
+
+class RenderFire(Protocol):
+    """Renders one claimed run (``render_recorded`` by default; the daemon wraps it, a benchmark stubs it)."""
+
+    def __call__(
+        self, store: StateStore, loaded: Any, run_id: str, *, parameters: dict[str, str], now: datetime
+    ) -> Any:
+        """Render ``loaded`` as run ``run_id``; the result has ``run_id`` and ``directory``."""
+
+
+def render_fire(store: StateStore, loaded: Any, run_id: str, *, parameters: dict[str, str], now: datetime) -> Any:
+    """The default ``RenderFire``: ``render_recorded`` as of the scheduled time."""
+    from reportctl.state.recording import render_recorded
+
+    return render_recorded(store, loaded, run_id, parameters=parameters, now=now)
 
 
 @dataclass(frozen=True)
@@ -76,14 +92,14 @@ def run_tick(
         )
         missed = [fire for fire in fires if fire.misfired]
         if missed:
-            outcomes.extend(_record_missed(store, spec, missed, now))
+            outcomes.extend(record_missed(store, spec, missed, now))
         for fire in (fire for fire in fires if not fire.misfired):
-            outcomes.append(_run_fire(project, store, spec, fire, now, say, sleep))
+            outcomes.append(run_fire(project, store, spec, fire, now, say, sleep))
     store.set_last_tick(TICK_NAME, now)
     return outcomes, problems
 
 
-def _record_missed(store: StateStore, spec: ScheduledSpec, missed: list[Fire], now: datetime) -> list[TickOutcome]:
+def record_missed(store: StateStore, spec: ScheduledSpec, missed: list[Fire], now: datetime) -> list[TickOutcome]:
     """One SKIPPED run for the latest missed fire, saying how many were missed: a record, not a backlog."""
     from reportctl.state.lifecycle import RunState
 
@@ -100,7 +116,7 @@ def _record_missed(store: StateStore, spec: ScheduledSpec, missed: list[Fire], n
     return [TickOutcome(spec.name, latest.scheduled, "SKIPPED", claim.id, detail)]
 
 
-def _run_fire(
+def run_fire(
     project: Project,
     store: StateStore,
     spec: ScheduledSpec,
@@ -108,7 +124,11 @@ def _run_fire(
     now: datetime,
     say: Callable[[str], None],
     sleep: Callable[[float], None],
+    *,
+    render: RenderFire = render_fire,
+    load: Callable[[ScheduledSpec], Any] | None = None,
 ) -> TickOutcome:
+    """Claim one due fire and run it: overlap skip or queue, then render with retries (shared by tick and daemon)."""
     from reportctl.runner import jsonable_parameters, resolve_parameters
     from reportctl.spec.loader import load_spec
     from reportctl.state.lifecycle import RunState
@@ -117,7 +137,7 @@ def _run_fire(
     loaded: Any = None
     problem: ReportctlError | None = None
     try:  # read before claiming, so the record holds the resolved parameters; a failure is recorded, not lost
-        loaded = load_spec(spec.path, project)
+        loaded = load(spec) if load is not None else load_spec(spec.path, project)
         resolved = jsonable_parameters(resolve_parameters(loaded, parameters, fire.scheduled))
     except ReportctlError as exc:
         problem, resolved = exc, {}
@@ -145,7 +165,7 @@ def _run_fire(
         say(f"{spec.name}: waiting for run {active.id} to finish")
         while _still_active(store, active.id):
             sleep(QUEUE_POLL_SECONDS)
-    return _render_with_retries(store, spec, loaded, parameters, resolved, fire, claim.id, say, sleep)
+    return _render_with_retries(store, spec, loaded, parameters, resolved, fire, claim.id, say, sleep, render)
 
 
 def _still_active(store: StateStore, run_id: str) -> bool:
@@ -162,15 +182,14 @@ def _render_with_retries(
     run_id: str,
     say: Callable[[str], None],
     sleep: Callable[[float], None],
+    render: RenderFire,
 ) -> TickOutcome:
     """Render the claimed run; on a retryable failure (a source that failed to answer) retry with backoff."""
-    from reportctl.state.recording import render_recorded
-
     attempt = 1
     while True:
         say(f"{spec.name}: rendering the {fire.scheduled.isoformat()} fire (attempt {attempt})")
         try:
-            result = render_recorded(store, loaded, run_id, parameters=parameters, now=fire.scheduled)
+            result = render(store, loaded, run_id, parameters=parameters, now=fire.scheduled)
         except ReportctlError as exc:
             if not isinstance(exc, SourceError) or attempt > spec.retries:
                 return TickOutcome(spec.name, fire.scheduled, "FAILED", run_id, str(exc).splitlines()[0])

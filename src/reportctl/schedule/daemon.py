@@ -1,0 +1,404 @@
+"""The schedule daemon's core: which specs run, and what happens when one of them falls due. No threads of its own.
+
+``Daemon`` holds the scheduled specs and one ``PlannedFireTrigger`` each; APScheduler (``daemon_service``) calls
+``dispatch_spec`` when a trigger fires, and tests call ``dispatch_due(now)`` and ``reload(now)`` directly. A due
+fire goes through ``tick.run_fire`` (claim in the store, overlap skip or queue, render with retries), so a daemon
+and ``schedule tick`` never run one fire twice. The daemon's own misfire rule is ``due_fires``: a fire is due when
+its planned time lies in (the spec's watermark, now]; only the latest within ``misfire_grace`` runs.
+
+Timeouts: a run past its spec's ``timeout`` is recorded FAILED "timed out after 10m" by ``check_timeouts``; its
+thread keeps going until its next state change, which the store refuses, so it stops there and records nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from reportctl.errors import Problem, ReportctlError, SpecError
+from reportctl.schedule.apscheduler_trigger import PlannedFireTrigger
+from reportctl.schedule.logs import LOGGER_NAME, log_event
+from reportctl.schedule.tick import RenderFire, TickOutcome, record_missed, render_fire, run_fire
+from reportctl.schedule.triggers import Fire, due_fires
+
+if TYPE_CHECKING:
+    from reportctl.config import Project
+    from reportctl.schedule.metrics import DaemonMetrics
+    from reportctl.schedule.specs import ScheduledSpec
+    from reportctl.state.store import StateStore
+
+DAEMON_TICK = "daemon"
+CUT_OFF = "daemon stopped before the run finished"
+STORE_RETRY_MAX_SECONDS = 30.0
+_RESCHEDULE_FIELDS = ("cron", "timezone", "jitter", "priority")
+
+
+class DaemonStopping(Exception):
+    """Raised inside a waiting fire (queue, backoff) when the daemon stops, so it starts nothing new."""
+
+
+class JobControl(Protocol):
+    """What the daemon asks of the scheduler that runs its jobs (APScheduler, or nothing in tests)."""
+
+    def schedule(self, spec: ScheduledSpec, trigger: PlannedFireTrigger, *, run_now: bool) -> None:
+        """Add or replace the job of ``spec``; ``run_now`` runs it at once (a fire fell due while down)."""
+
+    def unschedule(self, name: str) -> None:
+        """Remove the job of report ``name``."""
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What a (re)load changed: reports added, changed (rescheduled or not), removed, kept at their last version."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    rescheduled: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class _Running:
+    report: str
+    started: datetime
+    timeout: timedelta | None
+    timed_out: bool = False
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Daemon:
+    """The scheduled specs of a project and how their fires are dispatched; drive it with an injected clock."""
+
+    def __init__(
+        self,
+        project: Project,
+        store: StateStore,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        sleep: Callable[[float], None] | None = None,
+        render: RenderFire = render_fire,
+        jobs: JobControl | None = None,
+        metrics: DaemonMetrics | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.project, self.store, self.clock = project, store, clock
+        self.jobs, self.metrics = jobs, metrics
+        self.log = logger or logging.getLogger(LOGGER_NAME)
+        self.stopping = threading.Event()
+        self.specs: dict[str, ScheduledSpec] = {}
+        self.triggers: dict[str, PlannedFireTrigger] = {}
+        self._sleep_fn = sleep
+        self._render_fn = render
+        self._since: dict[str, datetime | None] = {}
+        self._started = False
+        self._start_since: datetime | None = None
+        self._unclaimed: dict[tuple[str, datetime], datetime] = {}
+        self._running: dict[str, _Running] = {}
+        self._loaded: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # --- specs ----------------------------------------------------------------------------------------------------
+
+    def start(self, now: datetime | None = None) -> ReloadResult:
+        """Load every spec and schedule its job; fires missed since the daemon's last tick run at once (catch-up)."""
+        self._start_since = self.store.last_tick(DAEMON_TICK)
+        result = self.reload(now)
+        self._started = True
+        return result
+
+    def reload(self, now: datetime | None = None) -> ReloadResult:
+        """Re-read the specs: add, reschedule and drop jobs; an invalid spec keeps its last valid version running."""
+        from reportctl.schedule.specs import scheduled_specs
+
+        now = now or self.clock()
+        found, problems = scheduled_specs([d for d in self.project.spec_dirs if d.is_dir()], self.project)
+        fresh = {spec.name: spec for spec in found}
+        broken = {_resolved(p.position.file if p.position else p.file) for p in problems} - {None}
+        result = ReloadResult(problems=problems)
+        for problem in problems:
+            log_event(self.log, logging.ERROR, "spec.invalid", str(problem).splitlines()[0])
+        for name, old in list(self.specs.items()):
+            if name in fresh:
+                continue
+            if _resolved(old.path) in broken:
+                result.kept.append(name)
+                log_event(self.log, logging.WARNING, "spec.kept", "keeping its last valid version", report=name)
+                continue
+            self._drop(name)
+            result.removed.append(name)
+        for name, spec in fresh.items():
+            previous = self.specs.get(name)
+            if previous == spec:
+                continue
+            if previous is None:
+                result.added.append(name)
+                self._since[name] = self._start_since if not self._started else now
+                self._schedule(spec, now)
+            elif any(getattr(previous, key) != getattr(spec, key) for key in _RESCHEDULE_FIELDS):
+                result.changed.append(name)
+                result.rescheduled.append(name)
+                self._since[name] = now  # the new cron starts from now: no catch-up of fires it never had
+                self._schedule(spec, now)
+            else:
+                result.changed.append(name)
+                self.specs[name] = spec
+        return result
+
+    def _schedule(self, spec: ScheduledSpec, now: datetime) -> None:
+        self.specs[spec.name] = spec
+        trigger = self.triggers[spec.name] = PlannedFireTrigger(spec)
+        if self.jobs is not None:
+            self.jobs.schedule(spec, trigger, run_now=bool(self._due(spec, now)))
+
+    def _drop(self, name: str) -> None:
+        self.specs.pop(name, None)
+        self.triggers.pop(name, None)
+        self._since.pop(name, None)
+        self._loaded.pop(name, None)
+        if self.jobs is not None:
+            self.jobs.unschedule(name)
+
+    def _due(self, spec: ScheduledSpec, now: datetime) -> list[Fire]:
+        return due_fires(
+            spec.cron,
+            spec.timezone,
+            report=spec.name,
+            jitter=spec.jitter,
+            since=self._since.get(spec.name),
+            now=now,
+            misfire_grace=spec.misfire_grace,
+        )
+
+    # --- fires ----------------------------------------------------------------------------------------------------
+
+    def dispatch_due(self, now: datetime) -> list[TickOutcome]:
+        """Run every fire due at ``now`` in this thread, critical reports first (what the jobs do, one spec each)."""
+        names = sorted(self.specs, key=lambda n: (self.specs[n].priority != "critical", n))
+        return [outcome for name in names for outcome in self.dispatch_spec(name, now)]
+
+    def dispatch_spec(self, name: str, now: datetime | None = None) -> list[TickOutcome]:
+        """Run the fires of report ``name`` due at ``now``: the missed ones recorded SKIPPED, the latest run."""
+        now = now or self.clock()
+        with self._lock:
+            spec = self.specs.get(name)
+            if spec is None or self.stopping.is_set():
+                return []
+            fires = self._due(spec, now)
+            self._since[name] = now
+            if not fires:
+                return []
+            runnable = [fire for fire in fires if not fire.misfired]
+            for fire in runnable:
+                self._unclaimed[(name, fire.scheduled)] = fire.planned
+        outcomes: list[TickOutcome] = []
+        missed = [fire for fire in fires if fire.misfired]
+        if missed:
+            outcomes += self._with_store(spec, missed[-1], lambda: record_missed(self.store, spec, missed, now)) or []
+        for fire in runnable:
+            try:
+                outcome = self._with_store(spec, fire, lambda f=fire: self._run(spec, f))  # type: ignore[misc]
+            finally:
+                with self._lock:
+                    self._unclaimed.pop((name, fire.scheduled), None)
+            if outcome is not None:
+                outcomes.append(outcome)
+        for outcome in outcomes:
+            self._report(outcome)
+        return outcomes
+
+    def _run(self, spec: ScheduledSpec, fire: Fire) -> TickOutcome:
+        try:
+            return run_fire(
+                self.project,
+                self.store,
+                spec,
+                fire,
+                self.clock(),
+                lambda message: log_event(self.log, logging.INFO, "run.progress", message, report=spec.name),
+                self.sleep,
+                render=self._render,
+                load=self._load,
+            )
+        except DaemonStopping:
+            return self._cut_off_waiting(spec, fire)
+
+    def _with_store(self, spec: ScheduledSpec, fire: Fire, action: Callable[[], Any]) -> Any:
+        """``action`` retried with backoff while the store is unreachable, until the fire passes its misfire grace."""
+        from reportctl.state.store import StateStoreError
+
+        delay = 1.0
+        while True:
+            try:
+                return action()
+            except StateStoreError as exc:
+                late = self.clock() - fire.planned
+                if late > spec.misfire_grace or self.stopping.is_set():
+                    log_event(self.log, logging.ERROR, "fire.lost", f"state store unreachable: {exc}", report=spec.name)
+                    return None
+                log_event(self.log, logging.WARNING, "store.retry", f"{exc}; retrying in {delay:g}s", report=spec.name)
+                try:
+                    self.sleep(delay)
+                except DaemonStopping:
+                    return None
+                delay = min(delay * 2, STORE_RETRY_MAX_SECONDS)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (the injected sleep in tests); ``DaemonStopping`` when the daemon stops meanwhile."""
+        if self.stopping.is_set():
+            raise DaemonStopping
+        if self._sleep_fn is not None:
+            self._sleep_fn(seconds)
+        elif self.stopping.wait(seconds):
+            raise DaemonStopping
+
+    def _load(self, spec: ScheduledSpec) -> Any:
+        """The spec as it is now, or its last valid version (logged) when the file has become invalid."""
+        from reportctl.spec.loader import load_spec
+
+        try:
+            loaded = load_spec(spec.path, self.project)
+        except SpecError as exc:
+            last = self._loaded.get(spec.name)
+            if last is None:
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else "invalid"
+            log_event(
+                self.log, logging.WARNING, "spec.kept", f"running its last valid version: {first}", report=spec.name
+            )
+            return last
+        self._loaded[spec.name] = loaded
+        return loaded
+
+    def _render(self, store: StateStore, loaded: Any, run_id: str, *, parameters: dict[str, str], now: datetime) -> Any:
+        """Render through the configured ``RenderFire``, tracked so timeouts and shutdown can find the run."""
+        report = str(loaded.spec.name)
+        spec = self.specs.get(report)
+        running = _Running(report, self.clock(), spec.timeout if spec else None)
+        with self._lock:
+            self._running[run_id] = running
+        log_event(self.log, logging.INFO, "run.started", report=report, run_id=run_id)
+        began = time.monotonic()
+        try:
+            result = self._render_fn(store, loaded, run_id, parameters=parameters, now=now)
+        except ReportctlError:
+            if running.timed_out:
+                raise ReportctlError(_timed_out(running.timeout)) from None
+            raise
+        finally:
+            with self._lock:
+                self._running.pop(run_id, None)
+            if self.metrics is not None:
+                self.metrics.duration.labels(report=report).observe(time.monotonic() - began)
+        if running.timed_out:  # finished without another state change after the timeout was recorded
+            raise ReportctlError(_timed_out(running.timeout))
+        return result
+
+    def _report(self, outcome: TickOutcome) -> None:
+        level = logging.ERROR if outcome.state == "FAILED" else logging.INFO
+        event = "fire.claimed_elsewhere" if outcome.state == "CLAIMED" else f"run.{outcome.state.lower()}"
+        log_event(
+            self.log, level, event, outcome.detail, report=outcome.report, run_id=outcome.run_id,
+            scheduled=outcome.scheduled.isoformat(),
+        )  # fmt: skip
+        if self.metrics is not None and outcome.state != "CLAIMED":
+            at = self.clock().timestamp() if outcome.state == "COMPLETED" else None
+            self.metrics.run_finished(outcome.report, outcome.state, at=at)
+
+    # --- housekeeping ---------------------------------------------------------------------------------------------
+
+    def check_timeouts(self, now: datetime | None = None) -> list[str]:
+        """Record FAILED every run of this daemon past its spec's timeout; the run ids."""
+        now = now or self.clock()
+        with self._lock:
+            late = [(run_id, r) for run_id, r in self._running.items() if r.timeout and now - r.started > r.timeout]
+        failed = []
+        for run_id, running in late:
+            if running.timed_out:
+                continue
+            running.timed_out = True
+            if self._fail(run_id, _timed_out(running.timeout), now):
+                failed.append(run_id)
+                log_event(self.log, logging.ERROR, "run.timed_out", report=running.report, run_id=run_id)
+        return failed
+
+    def running(self) -> list[str]:
+        """The run ids this daemon is rendering now."""
+        with self._lock:
+            return list(self._running)
+
+    def cut_off(self, now: datetime | None = None) -> list[str]:
+        """After the shutdown grace: record FAILED every run still rendering here; the run ids."""
+        cut = []
+        with self._lock:
+            running = list(self._running.items())
+        for run_id, entry in running:
+            if self._fail(run_id, CUT_OFF, now or self.clock()):
+                cut.append(run_id)
+                log_event(self.log, logging.WARNING, "run.cut_off", CUT_OFF, report=entry.report, run_id=run_id)
+        return cut
+
+    def _cut_off_waiting(self, spec: ScheduledSpec, fire: Fire) -> TickOutcome:
+        """A claimed fire stopped while waiting (queue, backoff): record its SCHEDULED run as cut off."""
+        for run in self.store.list_runs(report=spec.name, state="SCHEDULED", limit=20):
+            if run.scheduled_for is not None and run.scheduled_for == fire.scheduled.astimezone(UTC):
+                self._fail(run.id, CUT_OFF, self.clock())
+                return TickOutcome(spec.name, fire.scheduled, "FAILED", run.id, CUT_OFF)
+        return TickOutcome(spec.name, fire.scheduled, "FAILED", None, CUT_OFF)
+
+    def _fail(self, run_id: str, error: str, now: datetime) -> bool:
+        from reportctl.state.lifecycle import IllegalTransition, RunState
+        from reportctl.state.store import StateStoreError
+
+        try:
+            self.store.transition(run_id, RunState.FAILED, error=error, now=now)
+        except (IllegalTransition, StateStoreError):
+            return False  # finished meanwhile, or the store is down (the reaper will find it later)
+        return True
+
+    def reap(self, now: datetime | None = None) -> list[str]:
+        """Fail the runs whose worker stopped beating (anywhere); the run ids."""
+        reaped = self.store.reap_lost(self.project.config.state.heartbeat_timeout, now or self.clock())
+        for run in reaped:
+            log_event(self.log, logging.WARNING, "run.worker_lost", run.error or "", report=run.report, run_id=run.id)
+        return [run.id for run in reaped]
+
+    def watermark(self, now: datetime) -> datetime:
+        """Everything planned up to this time has been handed to a job: where a restarted daemon catches up from."""
+        marks = [now]
+        with self._lock:
+            marks += [planned - timedelta(microseconds=1) for planned in self._unclaimed.values()]
+            for name, trigger in self.triggers.items():
+                since = self._since.get(name)
+                if trigger.submitted is not None and since is not None and trigger.submitted > since:
+                    marks.append(since)  # APScheduler has submitted a fire the job has not picked up yet
+        return min(mark.astimezone(UTC) for mark in marks)
+
+    def save_watermark(self, now: datetime | None = None) -> datetime:
+        """Record the daemon's tick in the store (see ``watermark``)."""
+        mark = self.watermark(now or self.clock())
+        self.store.set_last_tick(DAEMON_TICK, mark)
+        return mark
+
+
+def _timed_out(timeout: timedelta | None) -> str:
+    from reportctl.spec.types import format_duration_spec
+
+    return f"timed out after {format_duration_spec(timeout or timedelta(0))}"
+
+
+def _resolved(path: Path | None) -> Path | None:
+    return None if path is None else path.resolve()
+
+
+__all__ = ["CUT_OFF", "DAEMON_TICK", "Daemon", "DaemonStopping", "JobControl", "ReloadResult"]

@@ -1,0 +1,219 @@
+"""The running daemon: APScheduler's BackgroundScheduler with a worker pool per priority, signals, reload, shutdown.
+
+The main thread only waits: for signals (SIGHUP reloads; SIGTERM and SIGINT stop), for spec files to change (their
+mtimes are polled every 2 s), and for housekeeping (timeouts each second, ``reap_lost`` every heartbeat_timeout/2,
+the daemon's tick in the store every 10 s). Jobs run ``Daemon.dispatch_spec`` in the pool of their priority.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reportctl.schedule.daemon import Daemon
+from reportctl.schedule.logs import log_event
+
+if TYPE_CHECKING:
+    from reportctl.config import Project
+    from reportctl.schedule.apscheduler_trigger import PlannedFireTrigger
+    from reportctl.schedule.metrics import DaemonMetrics
+    from reportctl.schedule.specs import ScheduledSpec
+    from reportctl.state.store import StateStore
+
+POOL_SIZES = {"critical": 2, "standard": 4}
+POLL_SECONDS = 2.0
+TICK_SAVE_SECONDS = 10.0
+SIGNAL_POLL_SECONDS = 0.2
+# APScheduler must never drop a fire: overlap is decided by the daemon through the state store
+MAX_INSTANCES = 10_000
+
+
+@dataclass(frozen=True)
+class ServiceExit:
+    """How the daemon ended: the exit code, and whether render threads are still running (exit without joining)."""
+
+    code: int
+    threads_left: bool
+
+
+class ApschedulerJobs:
+    """One APScheduler job per report, in the executor named after its priority (``JobControl``)."""
+
+    def __init__(self, scheduler: Any, run_job: Any) -> None:
+        self.scheduler, self.run_job = scheduler, run_job
+
+    def schedule(self, spec: ScheduledSpec, trigger: PlannedFireTrigger, *, run_now: bool) -> None:
+        """Add or replace the job of ``spec``."""
+        options: dict[str, Any] = {}
+        if run_now:
+            options["next_run_time"] = datetime.now(UTC)
+        self.scheduler.add_job(
+            self.run_job, trigger=trigger, args=[spec.name], id=spec.name, name=spec.name, executor=spec.priority,
+            coalesce=True, max_instances=MAX_INSTANCES, misfire_grace_time=None, replace_existing=True, **options,
+        )  # fmt: skip
+
+    def unschedule(self, name: str) -> None:
+        """Remove the job of ``name`` if there is one."""
+        from contextlib import suppress
+
+        from apscheduler.jobstores.base import JobLookupError
+
+        with suppress(JobLookupError):
+            self.scheduler.remove_job(name)
+
+
+class DaemonService:
+    """Runs a ``Daemon`` on APScheduler until SIGTERM or SIGINT; ``run`` returns how it ended."""
+
+    def __init__(
+        self,
+        project: Project,
+        store: StateStore,
+        *,
+        logger: logging.Logger,
+        metrics: DaemonMetrics | None = None,
+        grace: timedelta = timedelta(seconds=60),
+    ) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.log, self.metrics, self.grace = logger, metrics, grace
+        executors = {name: ThreadPoolExecutor(size) for name, size in POOL_SIZES.items()}
+        self.scheduler = BackgroundScheduler(executors=executors, timezone=UTC)
+        self.daemon = Daemon(
+            project, store, jobs=ApschedulerJobs(self.scheduler, self._run_job), metrics=metrics, logger=logger
+        )
+        self._reload_asked = False
+        self._stops = 0
+        self._in_flight = 0
+        self._count = threading.Lock()
+
+    def _run_job(self, name: str) -> None:
+        spec = self.daemon.specs.get(name)
+        if self.metrics is not None and spec is not None:
+            self.metrics.queued(spec.priority, -1)
+        with self._count:
+            self._in_flight += 1
+        try:
+            self.daemon.dispatch_spec(name)
+        except Exception as exc:  # a bug must not kill the worker thread silently
+            self.log.exception("%s", exc, extra={"event": "job.error", "reportctl_fields": {"report": name}})
+        finally:
+            with self._count:
+                self._in_flight -= 1
+
+    def _submitted(self, event: Any) -> None:
+        spec = self.daemon.specs.get(event.job_id)
+        if self.metrics is not None and spec is not None:
+            self.metrics.queued(spec.priority, 1)
+
+    def _on_signal(self, number: int, _frame: Any) -> None:
+        # Only plain assignments here: a handler runs between two bytecodes of the main thread, which may hold the
+        # lock inside an Event at that moment; taking that lock here (Event.set) would deadlock the daemon.
+        if number == signal.SIGHUP:
+            self._reload_asked = True
+        else:
+            self._stops += 1
+
+    def run(self) -> ServiceExit:
+        """Start, serve until a stop signal, then shut down within the grace period."""
+        from apscheduler.events import EVENT_JOB_SUBMITTED
+
+        for number in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._on_signal)
+        began = time.monotonic()
+        result = self.daemon.start()
+        self.scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+        self.scheduler.start()
+        log_event(
+            self.log, logging.INFO, "daemon.started", f"scheduled {len(self.daemon.specs)} jobs",
+            jobs=len(self.daemon.specs), invalid=len(result.problems), seconds=round(time.monotonic() - began, 3),
+        )  # fmt: skip
+        self._serve()
+        return self._shut_down()
+
+    def _serve(self) -> None:
+        from reportctl.state.store import StateStoreError
+
+        snapshot = _spec_mtimes(self.daemon.project.spec_dirs)
+        reap_every = self.daemon.project.config.state.heartbeat_timeout.total_seconds() / 2
+        last_poll = last_reap = last_save = time.monotonic()
+        while not self._stops:
+            time.sleep(SIGNAL_POLL_SECONDS)  # signals set flags only; this is how soon they are noticed
+            if self._stops:
+                break
+            now = time.monotonic()
+            changed = False
+            if now - last_poll >= POLL_SECONDS:
+                last_poll = now
+                fresh = _spec_mtimes(self.daemon.project.spec_dirs)
+                changed, snapshot = fresh != snapshot, fresh
+            if self._reload_asked or changed:
+                self._reload("SIGHUP" if self._reload_asked else "files changed")
+            try:
+                self.daemon.check_timeouts()
+                if now - last_reap >= reap_every:
+                    last_reap = now
+                    self.daemon.reap()
+                if now - last_save >= TICK_SAVE_SECONDS:
+                    last_save = now
+                    self.daemon.save_watermark()
+            except StateStoreError as exc:
+                log_event(self.log, logging.WARNING, "store.unreachable", str(exc))
+
+    def _reload(self, why: str) -> None:
+        self._reload_asked = False
+        result = self.daemon.reload()
+        log_event(
+            self.log, logging.INFO, "daemon.reloaded", f"specs re-read ({why})",
+            added=len(result.added), changed=len(result.changed), removed=len(result.removed),
+            kept=len(result.kept), invalid=len(result.problems),
+        )  # fmt: skip
+
+    def _shut_down(self) -> ServiceExit:
+        from reportctl.state.store import StateStoreError
+
+        grace = self.grace.total_seconds()
+        log_event(self.log, logging.INFO, "daemon.stopping", f"letting running reports finish within {grace:g}s")
+        self.daemon.stopping.set()
+        self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + grace
+        while self._busy() and time.monotonic() < deadline and self._stops < 2:
+            time.sleep(SIGNAL_POLL_SECONDS)
+        cut = self.daemon.cut_off()
+        try:
+            self.daemon.save_watermark()
+        except StateStoreError as exc:
+            log_event(self.log, logging.WARNING, "store.unreachable", str(exc))
+        if self.metrics is not None:
+            self.metrics.close()
+        code = 130 if self._stops >= 2 else 0
+        log_event(self.log, logging.INFO, "daemon.stopped", f"{len(cut)} runs cut off", cut_off=len(cut), code=code)
+        return ServiceExit(code, self._busy())
+
+    def _busy(self) -> bool:
+        with self._count:
+            return self._in_flight > 0 or bool(self.daemon.running())
+
+
+def _spec_mtimes(folders: list[Path]) -> dict[Path, tuple[int, int]]:
+    """Modification time and size of every spec file: a change in either means a reload."""
+    from reportctl.schedule.specs import spec_files
+
+    found: dict[Path, tuple[int, int]] = {}
+    for path in spec_files([folder for folder in folders if folder.is_dir()]):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        found[path] = (stat.st_mtime_ns, stat.st_size)
+    return found
+
+
+__all__ = ["POOL_SIZES", "ApschedulerJobs", "DaemonService", "ServiceExit"]
