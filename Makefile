@@ -60,6 +60,7 @@ bench: $(VENV)/.installed-dev browser
 	$(BIN)/python benchmarks/bench_pdf.py
 	$(BIN)/python benchmarks/bench_xlsx.py
 	$(BIN)/python benchmarks/bench_charts.py
+	$(BIN)/python benchmarks/bench_daemon.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

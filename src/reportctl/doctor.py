@@ -78,7 +78,31 @@ def check_project(start: Path | None = None) -> Check:
     return Check("project", True, f"{config} is valid")
 
 
-CHECKS: tuple[Callable[[], Check], ...] = (check_python, check_plugins, check_fonts, check_browser, check_project)
+def check_state_store(start: Path | None = None) -> Check:
+    from sqlalchemy.engine import make_url
+
+    from reportctl.config import find_project
+    from reportctl.errors import ReportctlError
+    from reportctl.state import open_store, state_url
+
+    try:
+        project = find_project(start)
+        shown = make_url(state_url(project)).render_as_string(hide_password=True)
+        with open_store(project) as store:
+            runs = len(store.list_runs(limit=1000))
+    except ReportctlError as exc:
+        return Check("state", False, str(exc), "check state.url in reportctl.yaml or REPORTCTL_STATE_URL")
+    return Check("state", True, f"{shown} ({runs}{'+' if runs == 1000 else ''} runs recorded)")
+
+
+CHECKS: tuple[Callable[[], Check], ...] = (
+    check_python,
+    check_plugins,
+    check_fonts,
+    check_browser,
+    check_project,
+    check_state_store,
+)
 
 
 def run_checks() -> list[Check]:

@@ -16,7 +16,8 @@ Cli = Callable[..., CliResult]
 def test_doctor_lists_every_check(cli: Cli, project: Path) -> None:
     result = cli("doctor", "--json")
     checks = {c["name"]: c for c in json.loads(result.stdout)}
-    assert list(checks) == ["python", "plugins", "fonts", "charts", "project"]
+    assert list(checks) == ["python", "plugins", "fonts", "charts", "project", "state"]
+    assert checks["state"]["ok"] and checks["state"]["detail"].startswith(f"sqlite:///{project}/.reportctl/state.db")
     assert checks["python"]["ok"] and checks["fonts"]["ok"] and checks["plugins"]["ok"]
     assert checks["project"]["detail"] == f"{project}/reportctl.yaml is valid"
     assert result.exit_code == 0
@@ -44,3 +45,12 @@ def test_doctor_fails_on_invalid_project_settings(cli: Cli, project: Path) -> No
     assert result.exit_code == 1
     assert "MISSING  project  " in result.stdout
     assert "fix: fix " in result.stdout
+
+
+def test_doctor_reports_an_unreachable_state_store(cli: Cli, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPORTCTL_STATE_URL", "postgresql://report:pw@127.0.0.1:9/reports")
+    result = cli("doctor")
+    assert result.exit_code == 1
+    line = next(line for line in result.stdout.splitlines() if " state " in line)
+    assert line.startswith("MISSING  state    state store postgresql+psycopg://report:***@127.0.0.1:9/reports")
+    assert "pw" not in result.stdout
