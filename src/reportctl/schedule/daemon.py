@@ -106,6 +106,7 @@ class Daemon:
         self._unclaimed: dict[tuple[str, datetime], datetime] = {}
         self._running: dict[str, _Running] = {}
         self._loaded: dict[str, Any] = {}
+        self._stamps: dict[str, tuple[tuple[str, int, int], ...]] = {}
         self._lock = threading.Lock()
 
     # --- specs ----------------------------------------------------------------------------------------------------
@@ -166,6 +167,7 @@ class Daemon:
         self.triggers.pop(name, None)
         self._since.pop(name, None)
         self._loaded.pop(name, None)
+        self._stamps.pop(name, None)
         if self.jobs is not None:
             self.jobs.unschedule(name)
 
@@ -266,6 +268,9 @@ class Daemon:
         """The spec as it is now, or its last valid version (logged) when the file has become invalid."""
         from reportctl.spec.loader import load_spec
 
+        cached = self._loaded.get(spec.name)
+        if cached is not None and self._stamps.get(spec.name) == _file_stamp(cached):
+            return cached  # unchanged since it was read and checked: skip parsing and checking it again
         try:
             loaded = load_spec(spec.path, self.project)
         except SpecError as exc:
@@ -278,6 +283,7 @@ class Daemon:
             )
             return last
         self._loaded[spec.name] = loaded
+        self._stamps[spec.name] = _file_stamp(loaded)
         return loaded
 
     def _render(self, store: StateStore, loaded: Any, run_id: str, *, parameters: dict[str, str], now: datetime) -> Any:
@@ -402,3 +408,16 @@ def _resolved(path: Path | None) -> Path | None:
 
 
 __all__ = ["CUT_OFF", "DAEMON_TICK", "Daemon", "DaemonStopping", "JobControl", "ReloadResult"]
+
+
+def _file_stamp(loaded: Any) -> tuple[tuple[str, int, int], ...]:
+    """Modification time and size of a spec's files (bases and reportctl.yaml included), to spot an edit."""
+    files = [*loaded.files, *([loaded.project.config_file] if loaded.project.config_file else [])]
+    stamps = []
+    for file in files:
+        try:
+            status = file.stat()
+        except OSError:
+            return ()
+        stamps.append((str(file), status.st_mtime_ns, status.st_size))
+    return tuple(stamps)
