@@ -15,13 +15,14 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from childproc import ChildFailed, run_child
 
 REPORTCTL = Path(sys.executable).with_name("reportctl")
 RATIO = 1.25
@@ -43,22 +44,8 @@ if __name__ == "__main__":
     app()
 '''
 
-# Run by a small interpreter of its own: a child's ru_maxrss starts at the RSS of the process it was forked
-# from, so the child is started by this trampoline, which also times it, leaving its own start out.
-TRAMPOLINE = """
-import json, os, subprocess, sys, time
-with open(sys.argv[1], "wb") as log:
-    t = time.perf_counter()
-    child = subprocess.Popen(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - t
-child.returncode = os.waitstatus_to_exitcode(status)
-figures = {"wall": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime}
-print(json.dumps({"code": child.returncode, "figures": figures}))
-"""
 
-
-class _CommandFailed(Exception):
+class _CommandFailed(ChildFailed):
     pass
 
 
@@ -93,7 +80,7 @@ def main() -> int:
                 for name in names if run % 2 == 0 else names[::-1]:
                     figures, _ = run_child(commands[name], folder / "out.txt")
                     samples[name].append(figures)
-        except _CommandFailed as exc:
+        except ChildFailed as exc:
             print(f"bench_help: {exc}; no figures", file=sys.stderr)
             return 2
 
@@ -130,20 +117,6 @@ def main() -> int:
     else:
         _print_table(result)
     return 0
-
-
-def run_child(command: list[str], log: Path) -> tuple[dict[str, float], str]:
-    """Wall time (timed in the trampoline), peak RSS in MiB, CPU seconds, and what the command printed."""
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
-    done = subprocess.run(
-        [sys.executable, "-c", TRAMPOLINE, str(log), *command], check=False, capture_output=True, env=env
-    )
-    report = json.loads(done.stdout) if done.returncode == 0 else {"code": None}
-    output = log.read_text(errors="replace") if log.exists() else done.stderr.decode()
-    if report["code"] != 0:
-        raise _CommandFailed(f"{' '.join(command)} exited {report['code']}: {output.strip()}")
-    figures: dict[str, float] = report["figures"]
-    return figures, output
 
 
 def _machine() -> dict[str, Any]:

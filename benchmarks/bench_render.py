@@ -25,7 +25,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from childproc import ChildFailed, run_child
 
 HERE = Path(__file__).resolve().parent
 SPECS = {"passthrough": HERE / "specs" / "passthrough-1m.yaml", "grouped": HERE / "specs" / "grouped-48.yaml"}
@@ -79,7 +80,7 @@ def main() -> int:
                     figures = cases[case]()
                     if round_:
                         samples[case].append(figures)
-        except _RenderFailed as exc:
+        except ChildFailed as exc:
             return _broken(str(exc))
 
     summary = {case: _summarise(runs) for case, runs in samples.items()}
@@ -104,7 +105,7 @@ def main() -> int:
     return 0
 
 
-class _RenderFailed(Exception):
+class _RenderFailed(ChildFailed):
     pass
 
 
@@ -162,42 +163,12 @@ def _render_subprocess(name: str, folder: Path, recorded: bool = False) -> dict[
     """
     target = folder / ("recorded" if recorded else "subprocess")
     command = [str(REPORTCTL), "render", str(SPECS[name]), "-o", str(target)] + ([] if recorded else ["--no-state"])
-    figures = run_child(command, folder / "render.log")
+    figures, _ = run_child(command, folder / "render.log")
     timings = _check_output(name, target)
     shutil.rmtree(target)
     # Interpreter start, imports, loading the spec and the manifest's git calls: all outside 'total'.
     figures["outside_render_report"] = figures["wall"] - timings["total"]
     return figures | {phase: timings.get(phase, 0.0) for phase in (*PHASES, "total")}
-
-
-# Run by a small interpreter of its own: a child's ru_maxrss starts at the RSS of the process it was forked
-# from (Linux records the old address space's high-water mark at exec), so forking reportctl from this process,
-# which holds the million-row frame, would report this process's size, not the render's.
-TRAMPOLINE = """
-import json, os, subprocess, sys, time
-with open(sys.argv[1], "wb") as log:
-    t = time.perf_counter()
-    child = subprocess.Popen(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - t
-child.returncode = os.waitstatus_to_exitcode(status)
-figures = {"wall": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime}
-print(json.dumps({"code": child.returncode, "figures": figures}))
-"""
-
-
-def run_child(command: list[str], log: Path) -> dict[str, float]:
-    """Wall time (timed in the trampoline, so its own start is left out), peak RSS in MiB and CPU seconds."""
-    env = {**os.environ, "NO_COLOR": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", TRAMPOLINE, str(log), *command], check=False, capture_output=True, env=env
-    )
-    report = json.loads(done.stdout) if done.returncode == 0 else {"code": None}
-    if report["code"] != 0:
-        output = log.read_text(errors="replace").strip() if log.exists() else done.stderr.decode()
-        raise _RenderFailed(f"{' '.join(command)} exited {report['code']}: {output}")
-    figures: dict[str, float] = report["figures"]
-    return figures
 
 
 def _render_in_process(name: str, folder: Path) -> dict[str, float]:

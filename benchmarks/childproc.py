@@ -1,0 +1,43 @@
+"""Running a command as a benchmark child: its wall time, peak RSS and CPU, measured by a trampoline.
+
+A child's ru_maxrss starts at the RSS of the process it was forked from, so the command is started by a small
+interpreter of its own (the trampoline), which also times it, leaving its own start out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TRAMPOLINE = """
+import json, os, subprocess, sys, time
+with open(sys.argv[1], "wb") as log:
+    t = time.perf_counter()
+    child = subprocess.Popen(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - t
+child.returncode = os.waitstatus_to_exitcode(status)
+figures = {"wall": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime}
+print(json.dumps({"code": child.returncode, "figures": figures}))
+"""
+
+
+class ChildFailed(Exception):
+    """The command exited with an error, so its figures mean nothing."""
+
+
+def run_child(command: list[str], log: Path) -> tuple[dict[str, float], str]:
+    """Wall time, peak RSS in MiB and CPU seconds of ``command``, and what it printed (kept in ``log``)."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
+    done = subprocess.run(
+        [sys.executable, "-c", TRAMPOLINE, str(log), *command], check=False, capture_output=True, env=env
+    )
+    report = json.loads(done.stdout) if done.returncode == 0 else {"code": None}
+    output = log.read_text(errors="replace") if log.exists() else done.stderr.decode()
+    if report["code"] != 0:
+        raise ChildFailed(f"{' '.join(command)} exited {report['code']}: {output.strip()}")
+    figures: dict[str, float] = report["figures"]
+    return figures, output
