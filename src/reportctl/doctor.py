@@ -95,6 +95,21 @@ def check_state_store(start: Path | None = None) -> Check:
     return Check("state", True, f"{shown} ({runs}{'+' if runs == 1000 else ''} runs recorded)")
 
 
+def check_keyring() -> Check:
+    from reportctl.secrets import keyring_backend
+
+    backend = keyring_backend()
+    if backend is None:
+        return Check(
+            "keyring",
+            False,
+            "no OS keyring backend; ${secret:NAME} is read from REPORTCTL_SECRET_<NAME> variables only",
+            "set the variables, or install a keyring backend (e.g. Secret Service on Linux desktops)",
+            required=False,
+        )
+    return Check("keyring", True, f"OS keyring: {backend}", required=False)
+
+
 CHECKS: tuple[Callable[[], Check], ...] = (
     check_python,
     check_plugins,
@@ -102,6 +117,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     check_browser,
     check_project,
     check_state_store,
+    check_keyring,
 )
 
 

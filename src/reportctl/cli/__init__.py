@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from reportctl import __version__
-from reportctl.cli import doctor, project, render, runs, schedule, validate
+from reportctl.cli import doctor, project, render, runs, schedule, secrets, validate
 from reportctl.cli.output import State
 
 app = typer.Typer(
@@ -49,6 +49,7 @@ app.command("list")(project.list_specs)
 app.command("doctor")(doctor.doctor)
 app.add_typer(runs.app, name="runs")
 app.add_typer(schedule.app, name="schedule")
+app.add_typer(secrets.app, name="secrets")
 
 
 def main() -> None:
