@@ -35,3 +35,8 @@ def test_a_period_reads_as_its_first_and_last_day() -> None:
     assert parameter_text(ParameterValue("period", "Period", "period", period), "Europe/Berlin") == (
         "2026-11-16 \N{EN DASH} 2026-11-22"
     )
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.995, "0.995"), (2.5, "2.5"), (1234567.25, "1,234,567.25"), (3, "3")])
+def test_numbers_read_as_given(value: float, text: str) -> None:
+    assert parameter_text(ParameterValue("objective", "Objective", "float", value), "UTC") == text

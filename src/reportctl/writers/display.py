@@ -80,6 +80,9 @@ def parameter_text(parameter: ParameterValue, timezone: str) -> str:
     if isinstance(value, list | tuple | set | frozenset):
         items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
         return ", ".join(_AUTO.format(item, timezone) for item in items)
+    if isinstance(value, float):
+        # as the reader gave it: a column's two decimals would show an objective of 0.995 as 1.00
+        return f"{value:,.12g}"
     return _AUTO.format(value, timezone)
 
 
