@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from reportctl.document import Document
+from reportctl.errors import RenderError
 
 
 class WriterOptions(BaseModel):
@@ -35,3 +38,17 @@ class Writer(Protocol):
     def __init__(self, options: Any) -> None: ...
 
     def write(self, document: Document, directory: Path) -> list[Path]: ...
+
+
+@contextmanager
+def writing(path: Path, writer: str, detail: str = "") -> Iterator[Path]:
+    """A writer's work on ``path``: any failure deletes the half-written file and becomes one ``RenderError`` line
+    naming the writer and the file (polars panics included, which are not ``Exception``s)."""
+    from polars.exceptions import PanicException
+
+    try:
+        yield path
+    except (Exception, PanicException) as exc:
+        path.unlink(missing_ok=True)
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RenderError(f"{writer}: cannot write {path.name}{detail}: {cause}") from exc

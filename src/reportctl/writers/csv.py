@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import field_validator
 
 from reportctl.document import Document, Period, TableBlock
-from reportctl.errors import RenderError
 from reportctl.formats import ISO_DATETIME_OFFSET, export_frame, machine_value
-from reportctl.writers.base import WriterOptions
+from reportctl.writers.base import WriterOptions, writing
 
 if TYPE_CHECKING:
     import polars as pl
@@ -60,9 +59,7 @@ class CsvWriter:
         return paths
 
     def _write_table(self, document: Document, table: TableBlock, path: Path) -> None:
-        from polars.exceptions import PanicException
-
-        try:
+        with writing(path, "csv", f" (table '{table.id}')"):
             frame = table.frame.select([c.name for c in table.columns]) if table.columns else table.frame
             frame = export_frame(frame, document.info.timezone, "csv")
             with path.open("wb") as file:
@@ -75,10 +72,6 @@ class CsvWriter:
                     quote_style=_quote_style(frame),
                     datetime_format=ISO_DATETIME_OFFSET,
                 )
-        except (Exception, PanicException) as exc:
-            path.unlink(missing_ok=True)
-            cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise RenderError(f"csv: cannot write {path.name} (table '{table.id}'): {cause}") from exc
 
 
 def _metadata(document: Document, table: TableBlock, rows: int) -> str:

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from reportctl.document import ChartBlock, Document, KpiBlock, TableBlock, TextBlock
-from reportctl.errors import RenderError
 from reportctl.formats import parse_format
-from reportctl.writers.base import WriterOptions
+from reportctl.writers.base import WriterOptions, writing
 from reportctl.writers.display import display_cells, display_columns, generated_text, parameter_text, rows_note
 from reportctl.writers.html_template import CHART_SCRIPT, STYLESHEET
 
@@ -52,16 +51,10 @@ class HtmlWriter:
 
     def write(self, document: Document, directory: Path) -> list[Path]:
         """Write ``<report name>.html`` into ``directory``."""
-        from polars.exceptions import PanicException
-
         path = directory / f"{document.info.name}.html"
-        try:
+        with writing(path, "html"):
             text = "".join(_page(document, self.options.max_rows))
             path.write_bytes(text.encode())
-        except (Exception, PanicException) as exc:
-            path.unlink(missing_ok=True)
-            cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise RenderError(f"html: cannot write {path.name}: {cause}") from exc
         return [path]
 
 

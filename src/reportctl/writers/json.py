@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from reportctl.document import Block, ChartBlock, Document, KpiBlock, TableBlock, TextBlock
-from reportctl.errors import RenderError
 from reportctl.formats import export_frame, machine_value, parse_format
-from reportctl.writers.base import WriterOptions
+from reportctl.writers.base import WriterOptions, writing
 
 if TYPE_CHECKING:
     import polars as pl
@@ -51,18 +50,12 @@ class JsonWriter:
 
     def write(self, document: Document, directory: Path) -> list[Path]:
         """Write ``<report name>.json`` into ``directory``."""
-        from polars.exceptions import PanicException
-
         path = directory / f"{document.info.name}.json"
-        try:
+        with writing(path, "json"):
             skeleton = _skeleton(document)
             with path.open("wb") as file:
                 _dump(file, skeleton, self.options.indent, 0)
                 file.write(b"\n")
-        except (Exception, PanicException) as exc:
-            path.unlink(missing_ok=True)
-            cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise RenderError(f"json: cannot write {path.name}: {cause}") from exc
         return [path]
 
 

@@ -16,9 +16,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from reportctl.document import ChartBlock, Document, KpiBlock, TableBlock, TextBlock
-from reportctl.errors import RenderError
 from reportctl.formats import parse_format
-from reportctl.writers.base import WriterOptions
+from reportctl.writers.base import WriterOptions, writing
 from reportctl.writers.display import display_cells, display_columns, generated_text, parameter_text, rows_note
 
 # Characters that could start Markdown or HTML syntax inside running text.
@@ -46,17 +45,11 @@ class MarkdownWriter:
 
     def write(self, document: Document, directory: Path) -> list[Path]:
         """Write ``<report name>.md`` and the chart PNGs it links to into ``directory``."""
-        from polars.exceptions import PanicException
-
         path = directory / f"{document.info.name}.md"
-        try:
+        with writing(path, "md"):
             text = "\n\n".join(_chunks(document, self.options.max_rows)) + "\n"
             images = [_write_chart_image(document, chart, directory) for chart in document.charts()]
             path.write_bytes(text.encode())
-        except (Exception, PanicException) as exc:
-            path.unlink(missing_ok=True)
-            cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise RenderError(f"md: cannot write {path.name}: {cause}") from exc
         return [path, *images]
 
 

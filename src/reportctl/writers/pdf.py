@@ -17,7 +17,7 @@ from pydantic import Field
 from reportctl.document import ChartBlock, Document, KpiBlock, TableBlock, TextBlock
 from reportctl.errors import RenderError
 from reportctl.formats import parse_format
-from reportctl.writers.base import WriterOptions
+from reportctl.writers.base import WriterOptions, writing
 from reportctl.writers.display import parameter_text, rows_note
 from reportctl.writers.pdf_canvas import (
     ACCENT,
@@ -54,20 +54,12 @@ class PdfWriter:
 
     def write(self, document: Document, directory: Path) -> list[Path]:
         """Write ``<report name>.pdf`` into ``directory``."""
-        from polars.exceptions import PanicException
 
         path = directory / f"{document.info.name}.pdf"
         _check_chart_images(document)
-        try:
+        with writing(path, "pdf"):
             data = render_pdf(document, self.options)
             path.write_bytes(data)
-        except RenderError:
-            path.unlink(missing_ok=True)
-            raise
-        except (Exception, PanicException) as exc:
-            path.unlink(missing_ok=True)
-            cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise RenderError(f"pdf: cannot write {path.name}: {cause}") from exc
         return [path]
 
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 from reportctl.document import ChartBlock, Document, KpiBlock, Period, TableBlock, TextBlock
 from reportctl.errors import RenderError
 from reportctl.formats import parse_format
-from reportctl.writers.base import WriterOptions
+from reportctl.writers.base import WriterOptions, writing
 from reportctl.writers.xlsx_cells import (
     SheetNames,
     column_format,
@@ -63,18 +63,10 @@ class XlsxWriter:
 
     def write(self, document: Document, directory: Path) -> list[Path]:
         """Write ``<report name>.xlsx`` into ``directory``."""
-        from polars.exceptions import PanicException
 
         path = directory / f"{document.info.name}.xlsx"
-        try:
+        with writing(path, "xlsx"):
             _write_workbook(document, path, self.constant_memory(document))
-        except RenderError:
-            path.unlink(missing_ok=True)
-            raise
-        except (Exception, PanicException) as exc:
-            path.unlink(missing_ok=True)
-            cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise RenderError(f"xlsx: cannot write {path.name}: {cause}") from exc
         return [path]
 
 
