@@ -29,6 +29,7 @@ from reportctl.state.lifecycle import new_run_id
 if TYPE_CHECKING:
     import polars as pl
 
+    from reportctl.data.sources.base import SourceContext
     from reportctl.document import Document
 
 
@@ -53,6 +54,7 @@ class RunResult:
     artifacts: list[Artifact]
     parameters: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    git_commit: str | None = None
 
     @property
     def manifest(self) -> Path:
@@ -200,7 +202,8 @@ def _render(
         timings["write"] = _lap(t)
         timings["total"] = _lap(started)
         result = RunResult(run_id, spec.name, "completed", final, artifacts, jsonable_parameters(values), timings)
-        _write_manifest(loaded, result, staging, now, commit.result())
+        result.git_commit = commit.result()
+        _write_manifest(loaded, result, staging, now)
         staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -254,19 +257,12 @@ def _compute_datasets(
     import polars as pl
 
     from reportctl.data.pipeline import build_datasets
-    from reportctl.data.sources.base import SourceContext
     from reportctl.plugins import SOURCES, load_plugin
     from reportctl.spec.parameters import bind_values
 
     spec = loaded.spec
     bound = bind_values(spec.parameters, values)
-    context = SourceContext(
-        project_root=loaded.project.root,
-        run_time=now,
-        timezone=spec.report_timezone(loaded.project.config.timezone),
-        parameters=bound,
-        allowed_paths=loaded.project.allowed_paths,
-    )
+    context = source_context(loaded, now, bound)
     t = time.perf_counter()
     inputs: dict[str, pl.LazyFrame] = {}
     for name, options in loaded.sources.items():
@@ -284,6 +280,19 @@ def _compute_datasets(
         raise DatasetError(_failing_dataset(lazy), describe_polars_error(exc)) from None
     timings["datasets"] = _lap(t)
     return dict(zip(lazy, collected, strict=True))
+
+
+def source_context(loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any]) -> SourceContext:
+    """What the spec's sources are given: the project, the run time, the report's zone and the bound parameters."""
+    from reportctl.data.sources.base import SourceContext
+
+    return SourceContext(
+        project_root=loaded.project.root,
+        run_time=now,
+        timezone=loaded.spec.report_timezone(loaded.project.config.timezone),
+        parameters=bound,
+        allowed_paths=loaded.project.allowed_paths,
+    )
 
 
 def in_report_timezone(frame: pl.LazyFrame, timezone: str) -> pl.LazyFrame:
@@ -374,7 +383,7 @@ def git_commit(path: Path) -> str | None:
     return commit + ("+dirty" if status else "") if commit else None
 
 
-def _write_manifest(loaded: LoadedSpec, result: RunResult, directory: Path, now: datetime, commit: str | None) -> None:
+def _write_manifest(loaded: LoadedSpec, result: RunResult, directory: Path, now: datetime) -> None:
     manifest = {
         "run_id": result.run_id,
         "report": result.report,
@@ -385,7 +394,7 @@ def _write_manifest(loaded: LoadedSpec, result: RunResult, directory: Path, now:
             "path": str(loaded.path),
             "hash": loaded.spec_hash,
             "files": [str(f) for f in loaded.files],
-            "git_commit": commit,
+            "git_commit": result.git_commit,
         },
         "parameters": result.parameters,
         "timings": result.timings,

@@ -77,7 +77,7 @@ def _render_recorded(
     loaded: Any, values: dict[str, str], formats: list[str] | None, output: Path | None, say: Any
 ) -> Any:
     """Render with the run recorded in the state store (the parameters are checked before anything is recorded)."""
-    from reportctl.runner import default_run_time, git_commit, jsonable_parameters, resolve_parameters
+    from reportctl.runner import default_run_time, jsonable_parameters, resolve_parameters
     from reportctl.state import open_store
     from reportctl.state.recording import render_recorded
 
@@ -89,7 +89,6 @@ def _render_recorded(
             trigger="manual",
             spec_path=str(loaded.path),
             spec_hash=loaded.spec_hash,
-            git_commit=git_commit(loaded.path),
             parameters=jsonable_parameters(resolved),
             now=now,
         )

@@ -124,18 +124,11 @@ def _dataset_schemas(
     import polars as pl
 
     from reportctl.data.pipeline import check_datasets
-    from reportctl.data.sources.base import SourceContext
     from reportctl.plugins import SOURCES, load_plugin
-    from reportctl.runner import in_report_timezone
+    from reportctl.runner import in_report_timezone, source_context
 
     spec = loaded.spec
-    context = SourceContext(
-        project_root=loaded.project.root,
-        run_time=now,
-        timezone=spec.report_timezone(loaded.project.config.timezone),
-        parameters=values,
-        allowed_paths=loaded.project.allowed_paths,
-    )
+    context = source_context(loaded, now, values)
     schemas: dict[str, pl.Schema | None] = {}
     for name, options in loaded.sources.items():
         try:

@@ -38,7 +38,13 @@ class RunRecorder:
     def completed(self, result: RunResult) -> None:
         self._stop_beating()
         artifacts = [artifact.as_dict(relative_to=result.directory) for artifact in result.artifacts]
-        self.store.transition(self.run_id, RunState.COMPLETED, artifacts=artifacts, output_dir=str(result.directory))
+        self.store.transition(
+            self.run_id,
+            RunState.COMPLETED,
+            artifacts=artifacts,
+            output_dir=str(result.directory),
+            git_commit=result.git_commit,
+        )
 
     def failed(self, error: BaseException) -> None:
         from reportctl.secrets import redact

@@ -197,6 +197,7 @@ class StateStore:
         error: str | None = None,
         artifacts: Sequence[Mapping[str, Any]] | None = None,
         output_dir: str | Path | None = None,
+        git_commit: str | None = None,
         now: datetime | None = None,
     ) -> RunRecord:
         """Move a run to ``state`` if that is legal from where it stands, recording the time on its timeline."""
@@ -215,6 +216,8 @@ class StateStore:
                 values["artifacts"] = [dict(a) for a in artifacts]
             if output_dir is not None:
                 values["output_dir"] = str(output_dir)
+            if git_commit is not None:
+                values["git_commit"] = git_commit
             if not _move(session, run, target, now, detail or _first_line(error), values):
                 latest = session.scalar(
                     select(Run.state).where(Run.id == run_id).execution_options(populate_existing=True)
