@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from childproc import ChildFailed, run_child
+from childproc import ChildFailed, machine, run_child
 
 REPORTCTL = Path(sys.executable).with_name("reportctl")
 RATIO = 1.25
@@ -105,7 +104,7 @@ def main() -> int:
         "benchmark": "bench_help",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": _machine(),
+        "machine": machine(typer=version("typer")),
         "runs": args.runs,
         "summary": summary,
         "targets": [target],
@@ -117,21 +116,6 @@ def main() -> int:
     else:
         _print_table(result)
     return 0
-
-
-def _machine() -> dict[str, Any]:
-    import typer
-
-    from reportctl import __version__
-
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "typer": typer.__version__,
-        "reportctl": __version__,
-        "platform": platform.platform(),
-    }
 
 
 def _print_table(result: dict[str, Any]) -> None:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -33,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from childproc import ChildFailed, run_child
+from childproc import ChildFailed, machine, run_child
 
 HERE = Path(__file__).resolve().parent
 SPECS = {"passthrough": HERE / "specs" / "passthrough-1m.yaml", "grouped": HERE / "specs" / "grouped-48.yaml"}
@@ -89,7 +87,7 @@ def main() -> int:
         "benchmark": "bench_render",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": _machine(pl.__version__),
+        "machine": machine(polars=pl.__version__),
         "rounds": args.rounds,
         "rows": EXPECTED_ROWS,
         "raw_frame_mib": round(frames["passthrough"].estimated_size() / 2**20, 1),
@@ -233,19 +231,6 @@ def _verdicts(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     return verdicts
-
-
-def _machine(polars_version: str) -> dict[str, Any]:
-    from reportctl import __version__
-
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "polars": polars_version,
-        "reportctl": __version__,
-        "platform": platform.platform(),
-    }
 
 
 def _print_table(result: dict[str, Any]) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 TRAMPOLINE = """
 import json, os, subprocess, sys, time
@@ -41,3 +43,17 @@ def run_child(command: list[str], log: Path) -> tuple[dict[str, float], str]:
         raise ChildFailed(f"{' '.join(command)} exited {report['code']}: {output.strip()}")
     figures: dict[str, float] = report["figures"]
     return figures, output
+
+
+def machine(**versions: str) -> dict[str, Any]:
+    """What the figures were measured on: cores, CPU, Python, reportctl and the given library versions."""
+    from reportctl import __version__
+
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        **versions,
+        "reportctl": __version__,
+        "platform": platform.platform(),
+    }
