@@ -101,13 +101,18 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(64), ForeignKey("runs.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(64))
+    """The delivery's name: its ``id``, else the channel kind."""
+    kind: Mapped[str] = mapped_column(String(64), default="")
     recipient: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16), default="to")
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     idempotency_key: Mapped[str] = mapped_column(String(300))
     first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     response: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    """The process (host:pid) sending to this recipient right now; cleared with the outcome."""
 
 
 class AuditEntry(Base):

@@ -243,7 +243,11 @@ class StateStore:
             return None if run is None else RunRecord.of(run)
 
     def reap_lost(self, heartbeat_timeout: timedelta, now: datetime | None = None) -> list[RunRecord]:
-        """Fail every unfinished run whose worker has not beaten within the timeout: its process is gone."""
+        """End every unfinished run whose worker has not beaten within the timeout: its process is gone.
+
+        A run lost while rendering fails; one lost while delivering is complete (its artifacts exist) and its ledger
+        keeps the recipients still pending for ``reportctl deliver``.
+        """
         now = _utc(now)
         cutoff = now - heartbeat_timeout
         stale = or_(
@@ -255,6 +259,13 @@ class StateStore:
             for run in session.scalars(select(Run).where(Run.state.in_(_ACTIVE), stale)).all():
                 last = run.heartbeat_at or run.created_at
                 error = f"worker lost (no heartbeat since {_iso(last)} from {run.worker or 'unknown worker'})"
+                if run.state == RunState.DISTRIBUTING.value:
+                    # the report was written; only its delivery stopped, and the ledger knows where
+                    note = f"{error} while delivering; `reportctl deliver {run.id}` finishes the delivery"
+                    if _move(session, run, RunState.COMPLETED, now, note, {}):
+                        session.expire(run)
+                        reaped.append(RunRecord.of(run))
+                    continue
                 if _move(session, run, RunState.FAILED, now, error, {"error": error}):
                     session.expire(run)
                     reaped.append(RunRecord.of(run))

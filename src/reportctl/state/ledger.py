@@ -1,0 +1,243 @@
+"""The delivery ledger: one row per (run, delivery, recipient), marked before and after each send.
+
+A row is planned ``pending``; claimed (``claimed_by`` = host:pid, one more attempt) just before its batch is sent;
+and given its outcome just after: ``sent``, ``bounced``, ``failed``, or left ``pending`` for another try. A process
+that dies mid-send leaves its claim behind, which the next delivery of the run turns into ``failed`` ("interrupted
+while sending") instead of sending again: a recipient may miss a report, but never receives it twice unasked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from reportctl.state.models import Delivery
+
+if TYPE_CHECKING:
+    from reportctl.state.store import StateStore
+
+FINAL_STATUSES = ("sent", "failed", "bounced")
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One recipient's delivery of one run, as read from the ledger."""
+
+    id: int
+    run_id: str
+    channel: str
+    kind: str
+    recipient: str
+    role: str
+    status: str
+    attempts: int
+    idempotency_key: str
+    first_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    response: str | None
+    claimed_by: str | None
+
+    @classmethod
+    def of(cls, row: Delivery) -> LedgerEntry:
+        return cls(
+            id=row.id,
+            run_id=row.run_id,
+            channel=row.channel,
+            kind=row.kind,
+            recipient=row.recipient,
+            role=row.role,
+            status=row.status,
+            attempts=row.attempts,
+            idempotency_key=row.idempotency_key,
+            first_attempt_at=row.first_attempt_at,
+            last_attempt_at=row.last_attempt_at,
+            response=row.response,
+            claimed_by=row.claimed_by,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, times as ISO-8601 UTC."""
+        data = dict(self.__dict__)
+        for name in ("first_attempt_at", "last_attempt_at"):
+            value = data[name]
+            data[name] = value.isoformat().replace("+00:00", "Z") if value else None
+        return data
+
+
+@dataclass(frozen=True)
+class PlannedRecipient:
+    """A recipient the ledger should hold a row for."""
+
+    recipient: str
+    role: str
+    idempotency_key: str
+
+
+class DeliveryLedger:
+    """The ``deliveries`` table of a state store; every method is one short transaction."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+
+    def plan(self, run_id: str, channel: str, kind: str, planned: Sequence[PlannedRecipient]) -> list[LedgerEntry]:
+        """Add a pending row for each recipient the ledger does not hold yet; every planned row, in plan order."""
+        keys = [p.idempotency_key for p in planned]
+        for _ in range(3):
+            existing = self._by_keys(keys)
+            missing = [p for p in planned if p.idempotency_key not in existing]
+            if not missing:
+                return [existing[key] for key in keys]
+            rows = [
+                {
+                    "run_id": run_id,
+                    "channel": channel,
+                    "kind": kind,
+                    "recipient": p.recipient,
+                    "role": p.role,
+                    "status": "pending",
+                    "attempts": 0,
+                    "idempotency_key": p.idempotency_key,
+                }
+                for p in missing
+            ]
+            try:
+                with self._store._session(write=True) as session:
+                    session.execute(insert(Delivery), rows)
+            except IntegrityError:
+                continue  # another process planned some of them at the same moment: read again
+        raise RuntimeError(f"could not plan the deliveries of run {run_id}")  # pragma: no cover - three races
+
+    def claim(self, ids: Sequence[int], worker: str, now: datetime) -> list[int]:
+        """Mark the still-pending, unclaimed rows of ``ids`` as being sent by ``worker`` (one more attempt)."""
+        claimed: list[int] = []
+        with self._store._session(write=True) as session:
+            for chunk in _chunks(list(ids)):
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(chunk), Delivery.status == "pending", Delivery.claimed_by.is_(None))
+                    .values(
+                        claimed_by=worker,
+                        attempts=Delivery.attempts + 1,
+                        first_attempt_at=func.coalesce(Delivery.first_attempt_at, now),
+                        last_attempt_at=now,
+                    )
+                )
+                claimed.extend(
+                    session.scalars(
+                        select(Delivery.id).where(Delivery.id.in_(chunk), Delivery.claimed_by == worker)
+                    ).all()
+                )
+        return claimed
+
+    def retry(self, ids: Sequence[int], worker: str, now: datetime) -> None:
+        """Count one more attempt on rows ``worker`` already holds."""
+        with self._store._session(write=True) as session:
+            for chunk in _chunks(list(ids)):
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(chunk), Delivery.claimed_by == worker)
+                    .values(attempts=Delivery.attempts + 1, last_attempt_at=now)
+                )
+
+    def record(self, outcomes: Iterable[tuple[int, str, str]], worker: str | None) -> None:
+        """Store ``(id, status, response)`` outcomes; a final status releases the claim, ``pending`` keeps it."""
+        rows = [
+            {"row_id": row_id, "new_status": status, "new_response": response, "worker": worker, "released": None}
+            for row_id, status, response in outcomes
+        ]
+        final = [dict(r, released=None) for r in rows if r["new_status"] in FINAL_STATUSES]
+        interim = [dict(r, released=worker) for r in rows if r["new_status"] not in FINAL_STATUSES]
+        claimant = Delivery.claimed_by.is_(None) if worker is None else Delivery.claimed_by == bindparam("worker")
+        statement = (
+            update(Delivery)
+            .where(Delivery.id == bindparam("row_id"), claimant)
+            .values(
+                status=bindparam("new_status"), response=bindparam("new_response"), claimed_by=bindparam("released")
+            )
+        )
+        with self._store._session(write=True) as session:
+            connection = session.connection()
+            for group in (final, interim):
+                for chunk in _chunks(group):
+                    connection.execute(statement, chunk)
+
+    def reopen(self, ids: Sequence[int]) -> None:
+        """Make failed rows pending again, for ``deliver --retry-failed``."""
+        with self._store._session(write=True) as session:
+            for chunk in _chunks(list(ids)):
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(chunk), Delivery.status == "failed", Delivery.claimed_by.is_(None))
+                    .values(status="pending")
+                )
+
+    def release_claims(self, run_id: str, workers: Sequence[str], response: str) -> int:
+        """Fail the rows that ``workers`` (processes that stopped) were sending: it is unknown whether they arrived."""
+        if not workers:
+            return 0
+        with self._store._session(write=True) as session:
+            result = session.execute(
+                update(Delivery)
+                .where(Delivery.run_id == run_id, Delivery.status == "pending", Delivery.claimed_by.in_(workers))
+                .values(status="failed", claimed_by=None, response=response)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def claims(self, run_id: str) -> dict[str, datetime | None]:
+        """Who holds claims on the run's rows, with their latest attempt."""
+        with self._store._session() as session:
+            rows = session.execute(
+                select(Delivery.claimed_by, func.max(Delivery.last_attempt_at))
+                .where(Delivery.run_id == run_id, Delivery.claimed_by.is_not(None))
+                .group_by(Delivery.claimed_by)
+            ).all()
+        return {str(worker): last for worker, last in rows}
+
+    def forget(self, run_id: str, channel: str, recipient: str) -> None:
+        """Remove a row that stood for a delivery that could not start (it named no real recipient)."""
+        with self._store._session(write=True) as session:
+            session.execute(
+                delete(Delivery).where(
+                    Delivery.run_id == run_id, Delivery.channel == channel, Delivery.recipient == recipient
+                )
+            )
+
+    def entries(self, run_id: str) -> list[LedgerEntry]:
+        """Every row of a run, by delivery, then in the order they were planned."""
+        with self._store._session() as session:
+            rows = session.scalars(
+                select(Delivery).where(Delivery.run_id == run_id).order_by(Delivery.channel, Delivery.id)
+            ).all()
+            return [LedgerEntry.of(row) for row in rows]
+
+    def counts(self, run_id: str) -> dict[str, dict[str, int]]:
+        """Per delivery, how many rows are in each status."""
+        with self._store._session() as session:
+            rows = session.execute(
+                select(Delivery.channel, Delivery.status, func.count())
+                .where(Delivery.run_id == run_id)
+                .group_by(Delivery.channel, Delivery.status)
+            ).all()
+        counts: dict[str, dict[str, int]] = {}
+        for channel, status, count in rows:
+            counts.setdefault(channel, {})[status] = int(count)
+        return counts
+
+    def _by_keys(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
+        found: dict[str, LedgerEntry] = {}
+        with self._store._session() as session:
+            for chunk in _chunks(list(keys)):
+                for row in session.scalars(select(Delivery).where(Delivery.idempotency_key.in_(chunk))).all():
+                    found[row.idempotency_key] = LedgerEntry.of(row)
+        return found
+
+
+def _chunks(items: list[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
