@@ -1,15 +1,27 @@
-"""Shared fixtures: a quiet, fixed-width terminal, services that skip (or fail in CI) when absent."""
+"""Shared fixtures: a quiet, fixed-width terminal, services that skip (or fail in CI) when absent, a run to deliver.
+
+The delivery fixtures live here rather than in tests/delivery/conftest.py: a second module named ``conftest``
+would shadow this one for the tests that import ``CliResult`` from it.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from reportctl.config import Project, ProjectConfig
+from reportctl.delivery.base import DeliveryContext
+from reportctl.delivery.recipients import Directory, Person
+from reportctl.runner import Artifact
 
 POSTGRES_URL = os.environ.get("REPORTCTL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get("REPORTCTL_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -102,3 +114,53 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
     finally:
         admin.dispose()
+
+
+RUN_ID = "20261128T090000Z-ab12"
+ARTIFACTS = {
+    "pdf": ("server-health.pdf", b"%PDF-1.7\n" + b"report body\n" * 200),
+    "xlsx": ("server-health.xlsx", b"PK\x03\x04" + bytes(range(256)) * 40),
+    "csv": ("latency.csv", b"region,p95_ms\neu,120.5\nus,98.25\n"),
+}
+PEOPLE = Directory(
+    people=[
+        Person("ada@example.com", "Ada Lovelace", frozenset({"backend-sre"})),
+        Person("grace@example.com", "Grace Hopper", frozenset({"backend-sre"}), frozenset({"weekly"})),
+        Person("linus@example.org", "Linus", frozenset({"platform"})),
+    ],
+    lists={"leadership": ["cto@example.com", "team:platform"]},
+    origin="people.yaml",
+)
+
+
+@pytest.fixture
+def delivery_context(tmp_path: Path) -> Callable[..., DeliveryContext]:
+    """``make(**overrides)``: a completed run of 'server-health' with a pdf, an xlsx and a csv on disk."""
+    project = Project(tmp_path, ProjectConfig(), None)
+    directory = tmp_path / "out" / "server-health" / RUN_ID
+    directory.mkdir(parents=True)
+    artifacts = []
+    for format, (name, content) in ARTIFACTS.items():
+        path = directory / name
+        path.write_bytes(content)
+        artifacts.append(Artifact(format, path, len(content), hashlib.sha256(content).hexdigest()))
+
+    def make(**overrides: Any) -> DeliveryContext:
+        values: dict[str, Any] = {
+            "run_id": RUN_ID,
+            "report": "server-health",
+            "title": "Server health",
+            "status": "completed",
+            "error": None,
+            "parameters": {"region": "eu"},
+            "now": datetime(2026, 11, 28, 9, 0, tzinfo=UTC),
+            "timezone": "Europe/Berlin",
+            "directory": directory,
+            "artifacts": tuple(artifacts),
+            "project": project,
+            "people": PEOPLE,
+        }
+        values.update(overrides)
+        return DeliveryContext(**values)
+
+    return make

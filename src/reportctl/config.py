@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -35,6 +36,20 @@ class StateConfig(StrictModel):
     )
 
 
+class DirectoryConfig(StrictModel):
+    """Where ``team:NAME`` and ``list:NAME`` recipients are looked up, at each run."""
+
+    file: str | None = Field(
+        default=None,
+        description="people.yaml or a CSV (email, name, teams, lists), relative to the project; default people.yaml "
+        "when it exists.",
+    )
+    source: dict[str, Any] | None = Field(
+        default=None,
+        description="A source (kind: sql or http, as in specs) whose rows have columns email, name, teams, lists.",
+    )
+
+
 class ProjectConfig(StrictModel):
     """Settings shared by every spec of a reports project."""
 
@@ -46,6 +61,18 @@ class ProjectConfig(StrictModel):
         default_factory=list, description="Folders outside the project that file sources may read."
     )
     state: StateConfig = Field(default_factory=StateConfig, description="The state store: runs, history, retention.")
+    channels: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Defaults for every delivery on a channel, e.g. email: {host: smtp.example.com, from: ...}.",
+    )
+    directory: DirectoryConfig = Field(
+        default_factory=DirectoryConfig, description="People, teams and lists for team:NAME and list:NAME recipients."
+    )
+    artifact_base_url: str | None = Field(
+        default=None,
+        description="Where the output folder is served (https://reports.example.com/out/), for links to artifacts "
+        "when no s3 delivery publishes them.",
+    )
 
     @field_validator("outputs")
     @classmethod
@@ -55,6 +82,21 @@ class ProjectConfig(StrictModel):
         for name in value:
             if name not in plugin_names(WRITERS):
                 raise ValueError(unknown_plugin_message(WRITERS, name))
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from reportctl.plugins import CHANNELS, load_plugin, plugin_names, unknown_plugin_message
+
+        for name, defaults in value.items():
+            if name not in plugin_names(CHANNELS):
+                raise ValueError(unknown_plugin_message(CHANNELS, name))
+            fields = load_plugin(CHANNELS, name).Options.model_fields
+            known = {f.alias or key for key, f in fields.items()} - {"channel", "id"}
+            for key in defaults:
+                if key not in known:
+                    raise ValueError(f"{name}: '{key}' is not a default a {name} delivery can take")
         return value
 
 

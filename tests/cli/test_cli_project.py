@@ -111,9 +111,19 @@ def test_schema_is_json_schema_with_plugin_options(cli: Cli) -> None:
     schema = json.loads(result.stdout)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert "apiVersion" in schema["properties"]
-    assert {"FileOptions", "SqlOptions", "HttpOptions", "SampleOptions", "CsvOptions", "JsonOptions"} <= set(
-        schema["$defs"]
-    )
+    assert {
+        "FileOptions",
+        "SqlOptions",
+        "HttpOptions",
+        "SampleOptions",
+        "CsvOptions",
+        "JsonOptions",
+        "EmailOptions",
+        "WebhookOptions",
+        "SlackOptions",
+        "S3Options",
+        "OutboxOptions",
+    } <= set(schema["$defs"])
     assert schema["$defs"]["Schedule"]["properties"]["misfire_grace"]["default"] == "1h"
 
 

@@ -68,16 +68,21 @@ def _problems_of(file: Path, projects: dict[Path | None, Project | SpecError]) -
     config = file.resolve() if file.name == CONFIG_NAME else find_config(file)
     project = _project(config, projects)
     if file.name == CONFIG_NAME:
-        return project.problems if isinstance(project, SpecError) else []
+        from reportctl.delivery.directory import check_directory
+
+        # people.yaml (or the directory CSV) is a project file: checked with the settings that name it
+        return project.problems if isinstance(project, SpecError) else check_directory(project)
     if isinstance(project, SpecError):
         return [Problem(f"not checked: the project settings in {config} are invalid", file=file)]
+    from reportctl.spec.checks import check_recipients
+
     try:
-        load_spec(file, project)
+        loaded = load_spec(file, project)
     except SpecError as exc:
         return exc.problems
     except ReportctlError as exc:
         return [Problem(str(exc), file=file)]
-    return []
+    return check_recipients(loaded)
 
 
 def _report(results: list[tuple[Path, list[Problem]]], output_format: Format) -> None:

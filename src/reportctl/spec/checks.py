@@ -20,6 +20,8 @@ from reportctl.spec.validation import format_path
 if TYPE_CHECKING:
     import polars as pl
 
+    from reportctl.delivery.recipients import Directory
+
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
@@ -85,8 +87,8 @@ def _check_templates(loaded: LoadedSpec, problems: list[Problem]) -> None:
     for index, section in enumerate(spec.sections):
         if isinstance(section, TextSection):
             templates.append((("sections", index, "template"), section.template))
-    for index, delivery in enumerate(spec.delivery):
-        for key in ("subject", "body"):
+    for index, delivery in enumerate(loaded.deliveries):
+        for key in ("subject", "body", "text", "url"):
             text = getattr(delivery, key, None)
             if isinstance(text, str):
                 templates.append((("delivery", index, key), text))
@@ -228,15 +230,42 @@ def _check_kpis(
 
 
 def _check_delivery(loaded: LoadedSpec, problems: list[Problem]) -> None:
+    """Attachments and uploads name formats the spec outputs."""
     from reportctl.spec.loader import output_formats
 
     formats = output_formats(loaded)
-    for index, delivery in enumerate(loaded.spec.delivery):
-        for position, name in enumerate(getattr(delivery, "attach", [])):
-            if name not in formats:
-                problems.append(
-                    loaded.problem(
-                        ("delivery", index, "attach", position),
-                        f"attaches '{name}', which this spec does not output; outputs: {', '.join(formats)}",
+    for index, delivery in enumerate(loaded.deliveries):
+        for key in ("attach", "formats"):
+            for position, name in enumerate(getattr(delivery, key, None) or []):
+                if name not in formats:
+                    problems.append(
+                        loaded.problem(
+                            ("delivery", index, key, position),
+                            f"{'attaches' if key == 'attach' else 'uploads'} '{name}', which this spec does not"
+                            f" output; outputs: {', '.join(formats)}",
+                        )
                     )
-                )
+
+
+def check_recipients(loaded: LoadedSpec) -> list[Problem]:
+    """``team:`` and ``list:`` recipients that reach nobody in the project's directory file, for ``validate``.
+
+    Not part of ``check_spec``: at run time an empty team is one recipient recorded as failed, and must not stop
+    the report from reaching everyone else.
+    """
+    from reportctl.delivery.directory import file_directory, unknown_references
+
+    problems: list[Problem] = []
+    people: Directory | None = None
+    looked = False
+    for index, delivery in enumerate(loaded.deliveries):
+        for key in ("to", "cc", "bcc"):
+            for position, entry in enumerate(getattr(delivery, key, None) or []):
+                if not entry.strip().startswith(("team:", "list:")):
+                    continue
+                if not looked:
+                    people, looked = file_directory(loaded.project), True
+                if people is not None:
+                    for message in unknown_references(people, [entry]):
+                        problems.append(loaded.problem(("delivery", index, key, position), message))
+    return problems

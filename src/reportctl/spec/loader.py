@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from reportctl.config import Project, find_project
 from reportctl.errors import Problem, SpecError
-from reportctl.plugins import SOURCES, WRITERS, PluginError, load_plugin, plugin_names, unknown_plugin_message
+from reportctl.plugins import CHANNELS, SOURCES, WRITERS, PluginError, load_plugin, plugin_names, unknown_plugin_message
 from reportctl.spec.extends import load_spec_data
 from reportctl.spec.models import Output, SourceOptions, Spec
 from reportctl.spec.validation import format_path, problems_from
@@ -34,6 +34,8 @@ class LoadedSpec:
     spec_hash: str
     sources: dict[str, SourceOptions]
     outputs: tuple[BaseModel, ...]
+    deliveries: tuple[Any, ...] = ()
+    """Each ``delivery`` entry validated by its channel's ``Options`` (a ``reportctl.delivery.base.ChannelOptions``)."""
 
     def problem(self, path: tuple[Any, ...], message: str) -> Problem:
         """A problem at ``path`` of this spec, positioned in whichever file the value came from."""
@@ -76,6 +78,10 @@ def _validate_structure(path: Path, project: Project, data: LocatedDict, files: 
         [{"format": o} if isinstance(o, str) else o for o in outputs_data] if isinstance(outputs_data, list) else []
     )
     outputs = _plugin_options(WRITERS, "format", dict(enumerate(output_items)), ("outputs",), data, path, problems)
+    deliveries = _plugin_options(
+        CHANNELS, "channel", _delivery_entries(data.get("delivery"), project), ("delivery",), data, path, problems
+    )
+    _check_delivery_names(deliveries, data, path, problems)
     if problems:
         raise SpecError(problems)
     if spec is None:  # an abstract base with only missing keys: nothing else to validate
@@ -89,7 +95,35 @@ def _validate_structure(path: Path, project: Project, data: LocatedDict, files: 
         spec_hash=spec_hash(files),
         sources={str(k): v for k, v in sources.items()},
         outputs=tuple(outputs[i] for i in sorted(outputs)),
+        deliveries=tuple(deliveries[i] for i in sorted(deliveries)),
     )
+
+
+def _delivery_entries(entries: Any, project: Project) -> dict[int, Any]:
+    """The spec's delivery entries by position, each over its channel's defaults from reportctl.yaml."""
+    if not isinstance(entries, list):
+        return {}
+    merged: dict[int, Any] = {}
+    for index, entry in enumerate(entries):
+        channel = entry.get("channel") if isinstance(entry, dict) else None
+        defaults = project.config.channels.get(channel) if isinstance(channel, str) else None
+        merged[index] = {**defaults, **entry} if defaults and isinstance(entry, dict) else entry
+    return merged
+
+
+def _check_delivery_names(deliveries: dict[int, Any], root: LocatedDict, file: Path, problems: list[Problem]) -> None:
+    """Two deliveries on one channel need ids: the ledger and ``deliver --only`` tell deliveries apart by name."""
+    seen: dict[str, int] = {}
+    for index in sorted(deliveries):
+        name = deliveries[index].name
+        if name in seen:
+            at = ("delivery", index, "id" if deliveries[index].id else "channel")
+            message = (
+                f"a second delivery named '{name}' (also delivery[{seen[name]}]); give each delivery on the same"
+                " channel its own 'id'"
+            )
+            problems.append(Problem(message, path=format_path(at), position=position_of(root, at), file=file))
+        seen.setdefault(name, index)
 
 
 def _plugin_options(

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from reportctl.spec.delivery import DeliveryShape
+from reportctl.spec.delivery import DeliveryEntry
 from reportctl.spec.types import IDENTIFIER, NAME, Duration, StrictModel, TimeZoneName
 
 API_VERSION = "reportctl/v1"
@@ -235,7 +235,7 @@ class Spec(StrictModel):
     sections: list[Section] = Field(default_factory=list)
     outputs: list[Output] | None = Field(default=None, description="Defaults to the project's outputs.")
     schedule: Schedule | None = None
-    delivery: list[DeliveryShape] = Field(default_factory=list)
+    delivery: list[DeliveryEntry] = Field(default_factory=list)
 
     @field_validator("outputs", mode="before")
     @classmethod

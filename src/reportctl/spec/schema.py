@@ -8,7 +8,7 @@ from typing import Annotated, Any, Union
 from pydantic import Field, create_model
 from pydantic.json_schema import GenerateJsonSchema
 
-from reportctl.plugins import SOURCES, WRITERS, load_plugin, plugin_names
+from reportctl.plugins import CHANNELS, SOURCES, WRITERS, load_plugin, plugin_names
 from reportctl.spec.models import Spec
 from reportctl.spec.types import format_duration_spec
 
@@ -34,11 +34,13 @@ def spec_json_schema() -> dict[str, Any]:
     # built at run time from the installed plugins, so spelled as values rather than annotations
     sources_type: Any = dict.__class_getitem__((str, _tagged(SOURCES, "kind")))
     outputs_type: Any = list.__class_getitem__(_tagged(WRITERS, "format")) | None
+    delivery_type: Any = list.__class_getitem__(_tagged(CHANNELS, "channel"))
     model = create_model(
         "Spec",
         __base__=Spec,
         sources=(sources_type, Field(default_factory=dict)),
         outputs=(outputs_type, None),
+        delivery=(delivery_type, Field(default_factory=list)),
     )
     schema = model.model_json_schema(by_alias=True, schema_generator=_SpecSchema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

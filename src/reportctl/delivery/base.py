@@ -1,0 +1,204 @@
+"""What a delivery channel is, and what it is given to do its work.
+
+A channel plugin sends one attempt to one batch of recipients and says, per recipient, how it went. Everything
+around that is the engine's (``reportctl.delivery.engine``): resolving recipients, the ledger, batching, the rate
+limit, concurrency, retries with backoff, and never sending to a recipient twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+from pydantic import Field
+
+from reportctl.errors import ReportctlError
+from reportctl.spec.types import IDENTIFIER, PositiveDuration, StrictModel
+
+if TYPE_CHECKING:
+    from reportctl.config import Project
+    from reportctl.delivery.recipients import Directory
+    from reportctl.runner import Artifact
+
+When = Literal["success", "failure", "always"]
+Status = Literal["sent", "failed", "bounced", "retry"]
+"""An attempt's result for one recipient; ``retry`` is a temporary failure the engine tries again."""
+
+
+class ChannelOptions(StrictModel):
+    """Options every delivery entry has; each channel plugin's ``Options`` extends this with its own."""
+
+    channel: str = Field(description="Which channel plugin delivers: email, webhook, slack, s3, file, ...")
+    id: str | None = Field(
+        default=None,
+        pattern=IDENTIFIER,
+        description="Names this delivery in the ledger and for `deliver --only`; default the channel's name.",
+    )
+    when: When = Field(default="success", description="Deliver when the run succeeded, failed, or always.")
+    retries: int = Field(default=3, ge=0, le=10, description="Tries after the first on a temporary failure.")
+    backoff: PositiveDuration = Field(
+        default=timedelta(seconds=1), description="Wait before the first retry; doubled for each next (1 s, 2 s, 4 s)."
+    )
+
+    @property
+    def name(self) -> str:
+        """This delivery's name in the ledger."""
+        return self.id or self.channel
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One destination of a delivery, as the ledger records it."""
+
+    address: str
+    """What the ledger shows: an email address, a URL with its secrets masked, a Slack channel, an s3:// URL."""
+    target: str = ""
+    """What the channel sends to when it differs from ``address`` (a URL holding a secret); empty means address."""
+    role: str = "to"
+    """Email's to, cc or bcc; other channels leave it."""
+    problem: str | None = None
+    """Why this recipient cannot be sent to (a malformed address, an empty team): recorded as failed, never tried."""
+
+    @property
+    def destination(self) -> str:
+        return self.target or self.address
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt went for one recipient; ``response`` is the provider's answer (redacted before storing)."""
+
+    status: Status
+    response: str
+    retry_after: float | None = None
+    """Seconds the provider asked us to wait before retrying (HTTP Retry-After); the engine caps it."""
+
+
+class TemporaryFailure(Exception):
+    """The whole batch failed in a way worth retrying: a connection error, SMTP 4xx, HTTP 5xx, 429, a timeout."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentFailure(Exception):
+    """The whole batch failed in a way retrying cannot fix: wrong credentials, HTTP 4xx, a missing bucket."""
+
+
+class ChannelCheckError(ReportctlError):
+    """``reportctl doctor`` found a channel unreachable or misconfigured; the message says what to fix."""
+
+
+@dataclass
+class DeliveryContext:
+    """What a channel is given about the run it delivers."""
+
+    run_id: str
+    report: str
+    title: str
+    status: Literal["completed", "failed"]
+    error: str | None
+    parameters: Mapping[str, Any]
+    now: datetime
+    timezone: str
+    directory: Path | None
+    """The run's output folder, OUT/<name>/<run-id>/; None for a run that failed before writing anything."""
+    artifacts: tuple[Artifact, ...]
+    project: Project
+    people: Directory
+    links: dict[str, str] = field(default_factory=dict)
+    """Artifact format -> download URL, filled by channels that publish artifacts (s3) for the channels after them."""
+    dry_run: bool = False
+
+    def artifact(self, format: str) -> Artifact | None:
+        """The run's artifact of ``format`` (pdf, xlsx, ...), if it wrote one."""
+        return next((a for a in self.artifacts if a.format == format), None)
+
+    def link(self, artifact: Artifact) -> str | None:
+        """A URL for ``artifact``: a published link (s3), else the project's ``artifact_base_url`` plus its path."""
+        # a publisher keys the first artifact of a format by the format, and any further ones by file name
+        published = self.links.get(artifact.path.name) or self.links.get(artifact.format)
+        if published:
+            return published
+        base = self.project.config.artifact_base_url
+        if not base:
+            return None
+        try:
+            relative = artifact.path.relative_to(self.project.output_dir)
+        except ValueError:
+            relative = Path(artifact.path.name)
+        return base.rstrip("/") + "/" + relative.as_posix()
+
+    def template_values(self) -> dict[str, Any]:
+        """What subject and body templates see: title, name, run, parameters, artifacts, links."""
+        return {
+            "title": self.title,
+            "name": self.report,
+            "run": {
+                "id": self.run_id,
+                "date": self.now.date().isoformat(),
+                "time": self.now,
+                "status": self.status,
+                "error": self.error,
+            },
+            "parameters": dict(self.parameters),
+            "params": dict(self.parameters),
+            "artifacts": [
+                {"format": a.format, "name": a.path.name, "bytes": a.bytes, "sha256": a.sha256, "link": self.link(a)}
+                for a in self.artifacts
+            ],
+            "links": dict(self.links),
+        }
+
+    def render(self, template: str, where: str) -> str:
+        """``template`` rendered in the sandbox with ``template_values``; ``where`` names it in errors."""
+        from reportctl.templating import render_template
+
+        return render_template(template, self.template_values(), where=where, timezone=self.timezone)
+
+
+class Channel(Protocol):
+    """A delivery channel plugin, registered in the entry-point group ``reportctl.channels``."""
+
+    PLUGIN_NAME: ClassVar[str]
+    Options: ClassVar[type[ChannelOptions]]
+    PUBLISHES: ClassVar[bool]
+    """True for channels whose ``links`` other channels use (s3): the engine runs them first."""
+
+    batch_size: int
+    """Recipients per ``send`` call (email: one envelope)."""
+    concurrency: int
+    """``send`` calls in flight at once; above 1, ``send`` must be thread-safe."""
+    rate_limit: float | None
+    """Recipients per second, held over every one-second window; None for no limit."""
+
+    def __init__(self, options: Any, context: DeliveryContext) -> None: ...
+
+    def recipients(self) -> list[Recipient]:
+        """Everyone this delivery goes to, resolved now (``team:``/``list:`` through ``context.people``)."""
+
+    def send(self, batch: Sequence[Recipient]) -> Mapping[str, Outcome]:
+        """One attempt for ``batch``: an ``Outcome`` per ``Recipient.address``.
+
+        Raise ``TemporaryFailure`` or ``PermanentFailure`` when the whole batch failed alike.
+        """
+
+    def preview(self, batch: Sequence[Recipient]) -> str:
+        """What ``send`` would send to ``batch``, for ``--dry-run``: the message, without sending anything."""
+
+    def links(self) -> Mapping[str, str]:
+        """Artifact format -> URL, once this delivery has been sent (s3 presigned links); others return {}."""
+
+    def close(self) -> None:
+        """Release connections; called once after the last ``send``."""
+
+    @classmethod
+    def check(cls, options: Any, project: Project) -> str:
+        """For ``reportctl doctor``: reach the service without sending anything and say what was found.
+
+        Raise ``ChannelCheckError`` with the fix when it cannot be reached or is misconfigured.
+        """
