@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from reportctl.data.sources.base import SourceContext
 from reportctl.errors import SourceError
+from reportctl.net import exception_chain
 from reportctl.secrets import SecretError, redact, resolve_secrets
 from reportctl.spec.models import SourceOptions
 from reportctl.spec.types import PositiveDuration
@@ -179,7 +180,7 @@ class HttpSource:
             return "the url is not a valid http or https URL"
         parts = urlsplit(url)
         where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
-        chain = _causes(exc)
+        chain = exception_chain(exc)
         # Checked before timeouts: urllib3's NewConnectionError subclasses ConnectTimeoutError.
         if any(isinstance(e, ConnectionRefusedError) or "Connection refused" in str(e) for e in chain):
             return f"connection refused by {where}"
@@ -222,19 +223,6 @@ def _shown_url(url: str) -> str:
     if not parts.scheme or not parts.netloc:
         return redact(url.split("?", 1)[0])
     return redact(f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}")
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and everything it wraps: requests and urllib3 nest the real cause in args and ``reason``."""
-    seen: list[BaseException] = []
-    pending: list[Any] = [exc]
-    while pending:
-        current = pending.pop()
-        if not isinstance(current, BaseException) or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
-    return seen
 
 
 def _query_text(value: Any) -> str:

@@ -1,0 +1,314 @@
+"""The email a delivery sends: Markdown body as plain text and HTML, attachments or links, and its headers.
+
+Shared by the ``email`` channel, which sends it, and the ``file`` channel, which writes it as an ``.eml``. The
+message is deterministic (Message-ID, Date, MIME boundaries), so writing or sending it again gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import mimetypes
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+
+from reportctl.delivery.base import ChannelOptions, DeliveryContext, PermanentFailure, Recipient
+from reportctl.delivery.recipients import Directory, address_problem, entry_problem
+from reportctl.formats import format_bytes
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
+
+    from reportctl.runner import Artifact
+
+# mimetypes knows some of these only on some systems; a report's formats must not depend on the machine.
+CONTENT_TYPES = {
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv",
+    "md": "text/markdown",
+    "json": "application/json",
+    "html": "text/html",
+}
+# Only what would change the text's look; raw HTML needs no escape, the renderer escapes it.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]])")
+_FONT = "-apple-system,BlinkMacSystemFont,'Segoe UI',Helvetica,Arial,sans-serif"
+_MONO = "SFMono-Regular,Consolas,'Liberation Mono',Menlo,monospace"
+# Email clients drop <style> blocks and classes, so every element the Markdown renderer emits gets inline styles.
+_STYLES = {
+    "h1": "margin:0 0 16px;font-size:22px;line-height:1.3;color:#1f2328;",
+    "h2": "margin:24px 0 12px;font-size:18px;line-height:1.3;color:#1f2328;",
+    "h3": "margin:20px 0 8px;font-size:16px;line-height:1.3;color:#1f2328;",
+    "p": "margin:0 0 12px;",
+    "a": "color:#0969da;text-decoration:underline;",
+    "ul": "margin:0 0 12px;padding-left:24px;",
+    "ol": "margin:0 0 12px;padding-left:24px;",
+    "li": "margin:0 0 4px;",
+    "blockquote": "margin:0 0 12px;padding:0 12px;border-left:4px solid #d0d7de;color:#57606a;",
+    "code": f"font-family:{_MONO};font-size:13px;background:#f6f8fa;padding:1px 4px;",
+    "pre": f"font-family:{_MONO};font-size:13px;background:#f6f8fa;padding:12px;white-space:pre-wrap;",
+    "table": "border-collapse:collapse;margin:0 0 12px;",
+    "th": "border:1px solid #d0d7de;padding:6px 10px;background:#f6f8fa;text-align:left;",
+    "td": "border:1px solid #d0d7de;padding:6px 10px;",
+    "hr": "border:0;border-top:1px solid #d0d7de;margin:16px 0;",
+}
+_LAYOUT = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{title}</title></head>
+<body style="margin:0;padding:0;background:#f4f5f7;">
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="background:#f4f5f7;">
+<tr><td align="center" style="padding:24px 12px;">
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="max-width:640px;\
+background:#ffffff;border:1px solid #d0d7de;border-radius:6px;">
+<tr><td style="padding:24px;font-family:{font};font-size:15px;line-height:1.5;color:#1f2328;">
+{body}</td></tr></table>
+<p style="margin:12px 0 0;font-family:{font};font-size:12px;color:#57606a;">Sent by reportctl, run {run_id}</p>
+</td></tr></table>
+</body></html>
+"""
+
+
+class MessageOptions(ChannelOptions):
+    """Options of channels that compose an email: recipients, subject, body, attachments, sender."""
+
+    to: list[str] = Field(
+        default_factory=list, description="Recipients: addresses, team:NAME or list:NAME; a single string is one."
+    )
+    cc: list[str] = Field(default_factory=list, description="Copied recipients, shown in the Cc header.")
+    bcc: list[str] = Field(default_factory=list, description="Blind-copied recipients, never shown in any header.")
+    subject: str = Field(
+        default="{{ title }}", description="Subject template (Jinja), e.g. '{{ title }} for {{ run.date }}'."
+    )
+    body: str | None = Field(
+        default=None,
+        description="Body template in Markdown (Jinja); default: title, run date, and the files with sizes and links.",
+    )
+    attach: list[str] | None = Field(
+        default=None,
+        description="Formats to attach, e.g. [pdf, xlsx]; [] attaches none; default every format the run wrote.",
+    )
+    from_: str = Field(
+        default="reportctl@localhost",
+        alias="from",
+        description="Sender: an address, optionally with a name, e.g. 'Reports <reports@example.com>'.",
+    )
+    reply_to: str | None = Field(default=None, description="Where replies go, when not to the sender.")
+
+    @field_validator("to", "cc", "bcc", mode="before")
+    @classmethod
+    def _one_entry_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("to", "cc", "bcc")
+    @classmethod
+    def _entries(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            problem = entry_problem(entry)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("from_", "reply_to")
+    @classmethod
+    def _mailbox(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # A name may go before the address ("Reports <reports@example.com>"); the address itself must be bare.
+        address = value.rpartition("<")[2].partition(">")[0] if "<" in value else value
+        problem = address_problem(address)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @property
+    def sender(self) -> str:
+        """The bare sender address, for the SMTP envelope."""
+        return parseaddr(self.from_)[1]
+
+
+def resolve_recipients(options: MessageOptions, people: Directory) -> list[Recipient]:
+    """to, then cc, then bcc, resolved now; an address in several roles is kept once, in its first role."""
+    resolved: dict[str, Recipient] = {}
+    for role, entries in (("to", options.to), ("cc", options.cc), ("bcc", options.bcc)):
+        for recipient in people.resolve(entries, role=role):
+            resolved.setdefault(recipient.address.lower(), recipient)
+    return list(resolved.values())
+
+
+def attached_formats(options: MessageOptions, context: DeliveryContext) -> list[str]:
+    """The formats to attach: ``attach`` as written, else every format the run wrote."""
+    if options.attach is not None:
+        return list(options.attach)
+    return list(dict.fromkeys(a.format for a in context.artifacts))
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class MessageContent:
+    """What every recipient of a delivery gets alike; ``text`` is the Markdown, which reads well as plain text."""
+
+    subject: str
+    text: str
+    html: str
+    attachments: tuple[Attachment, ...]
+
+
+def render_content(
+    context: DeliveryContext, options: MessageOptions, *, attach: Sequence[str], max_attachment_size: int | None
+) -> MessageContent:
+    """Subject, body and attachments; an artifact above ``max_attachment_size`` becomes a link in the body.
+
+    Raises ``PermanentFailure`` for a template error, an unreadable artifact, or a too-large one without a link.
+    """
+    from reportctl.templating import TemplateError
+
+    where = f"delivery.{options.name}"
+    failed = context.status == "failed"
+    wanted = [] if failed else [a for a in context.artifacts if a.format in attach]
+    too_large = [a for a in wanted if max_attachment_size is not None and a.bytes > max_attachment_size]
+    for artifact in too_large:
+        if context.link(artifact) is None:
+            assert max_attachment_size is not None
+            raise PermanentFailure(
+                f"{artifact.path.name} ({format_bytes(artifact.bytes)}) is above the {where}.max_attachment_size of "
+                f"{format_bytes(max_attachment_size)} and has no link; add an s3 delivery before it, or set "
+                "artifact_base_url in reportctl.yaml, or raise max_attachment_size"
+            )
+    attachments = tuple(_attachment(a) for a in wanted if a not in too_large)
+    try:
+        subject = " ".join(context.render(options.subject, where=f"{where}.subject").split())
+        if options.body is None:
+            text = _default_body(context, attachments, too_large)
+        else:
+            text = context.render(options.body, where=f"{where}.body").strip() + "\n"
+            if too_large:
+                text += "\nToo large to attach:\n\n" + "".join(_artifact_line(context, a, "") for a in too_large)
+    except TemplateError as exc:
+        raise PermanentFailure(str(exc)) from None
+    page = _LAYOUT.format(title=html.escape(subject), font=_FONT, body=markdown_html(text), run_id=context.run_id)
+    return MessageContent(subject or context.title, text, page, attachments)
+
+
+def compose_message(
+    context: DeliveryContext, options: MessageOptions, recipients: Sequence[Recipient], content: MessageContent
+) -> EmailMessage:
+    """The message for ``recipients``: To and Cc by role (never Bcc), and an ID that depends only on who gets it."""
+    message = EmailMessage(policy=SMTP)
+    to = [r.address for r in recipients if r.role == "to"]
+    cc = [r.address for r in recipients if r.role == "cc"]
+    message["From"] = options.from_
+    # A message with only blind recipients still needs a destination header (RFC 5322 3.6.3).
+    message["To"] = ", ".join(to) if to or cc else "undisclosed-recipients:;"
+    if cc:
+        message["Cc"] = ", ".join(cc)
+    if options.reply_to:
+        message["Reply-To"] = options.reply_to
+    message["Subject"] = content.subject
+    message["Date"] = format_datetime(context.now)
+    identity = "\0".join([context.run_id, options.name, *sorted(r.address.lower() for r in recipients)])
+    digest = hashlib.sha256(identity.encode()).hexdigest()
+    domain = options.sender.rpartition("@")[2] or "localhost"
+    message["Message-ID"] = f"<reportctl.{digest[:32]}@{domain}>"
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: autoresponders must not answer
+    message["X-Reportctl-Run"] = context.run_id
+    message.set_content(content.text, subtype="plain")
+    message.add_alternative(content.html, subtype="html")
+    for attachment in content.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.name)
+    # The generator would pick random boundaries; fixed ones make a resent or rewritten message byte-identical.
+    for number, part in enumerate(p for p in message.walk() if p.is_multipart()):
+        part.set_boundary(f"=_reportctl_{digest[32:56]}_{number}")
+    for part in message.walk():
+        if part is not message:
+            del part["MIME-Version"]  # EmailMessage repeats it on every part; it belongs only at the top
+    return message
+
+
+def describe_message(message: EmailMessage, envelope: Sequence[Recipient]) -> str:
+    """A readable preview: headers, who gets it, the plain-text part and the attachments (names and sizes only)."""
+    shown = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID", "Auto-Submitted", "X-Reportctl-Run")
+    lines = [f"{name}: {message[name]}" for name in shown if message[name] is not None]
+    lines.append("Envelope: " + ", ".join(f"{r.address} ({r.role})" for r in envelope))
+    body = message.get_body(("plain",))
+    lines += ["", body.get_content().rstrip() if isinstance(body, EmailMessage) else "", ""]
+    attachments = list(message.iter_attachments())
+    lines.append("Attachments:" if attachments else "Attachments: none")
+    for part in attachments:
+        size = len(part.get_payload(decode=True) or b"")
+        lines.append(f"  {part.get_filename()}  {part.get_content_type()}  {format_bytes(size)}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_html(text: str) -> str:
+    """Markdown to HTML with raw HTML escaped and inline styles on every element, for email clients."""
+    from markdown_it import MarkdownIt
+
+    markdown = MarkdownIt("commonmark", {"html": False}).enable(["table"])
+    tokens = markdown.parse(text)
+    _style(tokens)
+    return str(markdown.renderer.render(tokens, markdown.options, {}))
+
+
+def _style(tokens: Sequence[Token]) -> None:
+    for token in tokens:
+        if token.children:
+            _style(token.children)
+        if token.nesting >= 0 and token.tag in _STYLES:
+            own = token.attrGet("style")  # table cells carry their alignment here
+            token.attrSet("style", _STYLES[token.tag] + (f"{own};" if own else ""))
+
+
+def _attachment(artifact: Artifact) -> Attachment:
+    try:
+        data = artifact.path.read_bytes()
+    except OSError as exc:
+        raise PermanentFailure(f"cannot read {artifact.path} to attach it: {exc.strerror or exc}") from None
+    content_type = CONTENT_TYPES.get(artifact.format) or mimetypes.guess_type(artifact.path.name)[0]
+    return Attachment(artifact.path.name, content_type or "application/octet-stream", data)
+
+
+def _default_body(context: DeliveryContext, attachments: Sequence[Attachment], too_large: Sequence[Artifact]) -> str:
+    when = context.now.astimezone(ZoneInfo(context.timezone))
+    title = _markdown_text(context.title)
+    stamp = f"{when:%Y-%m-%d %H:%M} {context.timezone}"
+    if context.status == "failed":
+        error = context.error or "no error was recorded"
+        fence = "~~~~" if "```" in error else "```"
+        return (
+            f"# {title}\n\nThe run of {stamp} failed, run {context.run_id}:\n\n{fence}\n{error}\n{fence}\n\n"
+            "No files were attached.\n"
+        )
+    lines = [f"# {title}\n\nReport of {stamp}, run {context.run_id}.\n\n"]
+    if not context.artifacts:
+        lines.append("The run wrote no files.\n")
+    attached = {a.name for a in attachments}
+    for artifact in context.artifacts:
+        note = ", too large to attach" if artifact in too_large else ""
+        lines.append(_artifact_line(context, artifact, ", attached" if artifact.path.name in attached else note))
+    return "".join(lines)
+
+
+def _artifact_line(context: DeliveryContext, artifact: Artifact, note: str) -> str:
+    link = context.link(artifact)
+    name = _markdown_text(artifact.path.name)
+    shown = f"[{name}](<{link}>)" if link else name
+    return f"- {shown}, {format_bytes(artifact.bytes)}{note}\n"
+
+
+def _markdown_text(text: str) -> str:
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
