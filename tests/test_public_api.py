@@ -8,7 +8,7 @@ from pathlib import Path
 
 import reportctl
 from reportctl.cli import app
-from reportctl.plugins import SOURCES, WRITERS, plugin_names
+from reportctl.plugins import CHANNELS, SOURCES, WRITERS, plugin_names
 
 SRC = Path(reportctl.__file__).parent
 README = (SRC.parents[1] / "README.md").read_text()
@@ -54,3 +54,6 @@ def test_readme_documents_every_command_and_plugin() -> None:
         assert f"**`{name}`**" in README, name
     for name in plugin_names(WRITERS):
         assert f"**{name}**" in README, name
+    channels = README[README.index("### Channels") :]
+    for name in plugin_names(CHANNELS):
+        assert f"**`{name}`**" in channels, name

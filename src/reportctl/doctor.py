@@ -1,6 +1,6 @@
 """``reportctl doctor``: what this machine has for rendering reports, and how to fix what is missing.
 
-Each check returns a ``Check``; later subsystems (state store, keyring, delivery channels) add their own.
+Each check returns a ``Check`` (or one per item, as the delivery channels do) and never raises.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ def check_python() -> Check:
 
 
 def check_plugins() -> Check:
-    from reportctl.plugins import SOURCES, WRITERS, PluginError, load_plugin, plugin_names
+    from reportctl.plugins import CHANNELS, SOURCES, WRITERS, PluginError, load_plugin, plugin_names
 
     loaded, broken = [], []
-    for group in (SOURCES, WRITERS):
+    for group in (SOURCES, WRITERS, CHANNELS):
         try:
             names = plugin_names(group)
         except PluginError as exc:
@@ -110,7 +110,57 @@ def check_keyring() -> Check:
     return Check("keyring", True, f"OS keyring: {backend}", required=False)
 
 
-CHECKS: tuple[Callable[[], Check], ...] = (
+# what a delivery says about whom and what it sends, not about the service it reaches
+_MESSAGE_FIELDS = {
+    "id",
+    "when",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "body",
+    "text",
+    "attach",
+    "formats",
+    "retries",
+    "backoff",
+}
+
+
+def check_channels(start: Path | None = None) -> list[Check]:
+    """Each distinct channel configuration of the project's specs, reached without sending anything."""
+    from reportctl.config import find_project
+    from reportctl.delivery.base import ChannelCheckError
+    from reportctl.delivery.engine import with_secrets
+    from reportctl.errors import ReportctlError
+    from reportctl.plugins import CHANNELS, load_plugin
+    from reportctl.spec.files import find_yaml
+    from reportctl.spec.loader import load_spec
+
+    project = find_project(start)
+    seen: set[str] = set()
+    checks = []
+    for spec_file in find_yaml([d for d in project.spec_dirs if d.is_dir()]):
+        try:
+            loaded = load_spec(spec_file, project, check=False)
+        except ReportctlError:
+            continue  # `reportctl validate` reports broken specs
+        for index, options in enumerate(loaded.deliveries):
+            identity = options.channel + repr(sorted(options.model_dump(exclude=_MESSAGE_FIELDS).items()))
+            if identity in seen:
+                continue
+            seen.add(identity)
+            where = f"{spec_file.relative_to(project.root)} delivery[{index}]"
+            try:
+                detail = load_plugin(CHANNELS, options.channel).check(with_secrets(options), project)
+            except (ChannelCheckError, ReportctlError) as exc:
+                checks.append(Check(options.channel, False, f"{where}: {exc}"))
+            else:
+                checks.append(Check(options.channel, True, f"{where}: {detail}"))
+    return checks
+
+
+CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (
     check_python,
     check_plugins,
     check_fonts,
@@ -118,6 +168,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     check_project,
     check_state_store,
     check_keyring,
+    check_channels,
 )
 
 
@@ -126,7 +177,8 @@ def run_checks() -> list[Check]:
     results = []
     for check in CHECKS:
         try:
-            results.append(check())
+            outcome = check()
+            results.extend(outcome if isinstance(outcome, list) else [outcome])
         except Exception as exc:  # doctor must report, not crash, whatever is broken
             name = check.__name__.removeprefix("check_")
             results.append(Check(name, False, f"{type(exc).__name__}: {exc}", "run with --debug and report it"))

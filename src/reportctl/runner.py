@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from reportctl.data.sources.base import SourceContext
+    from reportctl.delivery.engine import DeliveryReport
     from reportctl.document import Document
 
 
@@ -55,6 +56,9 @@ class RunResult:
     parameters: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     git_commit: str | None = None
+    title: str = ""
+    delivery: DeliveryReport | None = None
+    """What delivering the run did, when it was delivered (``render --deliver``, scheduled runs)."""
 
     @property
     def manifest(self) -> Path:
@@ -68,7 +72,10 @@ class RunObserver(Protocol):
     """Told about a run's progress, e.g. to record it in the state store; the runner itself never stores."""
 
     def stage(self, state: str) -> None:
-        """The run entered ``state``: GENERATING, FORMATTING or DISTRIBUTING."""
+        """The run entered ``state``: GENERATING or FORMATTING."""
+
+    def rendered(self, result: RunResult) -> None:
+        """Every artifact is in its final place; delivery (DISTRIBUTING) starts."""
 
     def completed(self, result: RunResult) -> None:
         """Every artifact is in place."""
@@ -133,14 +140,20 @@ def render_report(
     progress: Progress | None = None,
     run_id: str | None = None,
     observer: RunObserver | None = None,
+    distribute: Callable[[RunResult], DeliveryReport] | None = None,
 ) -> RunResult:
     """Render ``loaded`` once and return where its artifacts are; raise ``ReportctlError`` on any failure.
 
-    ``observer`` hears of each stage, the result and any failure (the state store records runs through it).
+    ``observer`` hears of each stage, the result and any failure (the state store records runs through it);
+    ``distribute`` delivers the artifacts once they are in place, and its report becomes ``result.delivery``.
     """
     now = now or default_run_time()
     try:
         result = _render(loaded, parameters, formats, output_dir, now, progress, run_id or new_run_id(now), observer)
+        if observer is not None:
+            observer.rendered(result)
+        if distribute is not None:
+            result.delivery = distribute(result)
     except BaseException as exc:
         if observer is not None:
             observer.failed(exc)
@@ -203,13 +216,13 @@ def _render(
         timings["total"] = _lap(started)
         result = RunResult(run_id, spec.name, "completed", final, artifacts, jsonable_parameters(values), timings)
         result.git_commit = commit.result()
+        result.title = document.info.title
         _write_manifest(loaded, result, staging, now)
         staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     result.artifacts = [Artifact(a.format, final / a.path.name, a.bytes, a.sha256) for a in artifacts]
-    stage("DISTRIBUTING")  # delivery starts from the artifacts in their final place
     return result
 
 
@@ -387,6 +400,7 @@ def _write_manifest(loaded: LoadedSpec, result: RunResult, directory: Path, now:
     manifest = {
         "run_id": result.run_id,
         "report": result.report,
+        "title": result.title,
         "status": result.status,
         "generated_at": now.astimezone(UTC).isoformat(),
         "reportctl_version": __version__,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from reportctl.cli.deliver import show_delivery
 from reportctl.cli.output import echo, print_json, progress
 from reportctl.errors import UsageError
 
@@ -36,12 +37,22 @@ def render(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object describing the run.")] = False,
     no_state: Annotated[bool, typer.Option("--no-state", help="Do not record this run in the state store.")] = False,
+    deliver: Annotated[
+        bool, typer.Option("--deliver", help="Send the outputs through the spec's deliveries once rendered.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --deliver: show recipients and messages, send nothing.")
+    ] = False,
 ) -> None:
     """Render SPEC once: read its data, write its outputs to OUT/<name>/<run-id>/ with a manifest."""
     from reportctl.formats import format_bytes
     from reportctl.runner import render_report
     from reportctl.spec.loader import load_spec
 
+    if deliver and no_state:
+        raise UsageError("--deliver records each recipient in the state store's ledger; drop --no-state")
+    if dry_run and not deliver:
+        raise UsageError("--dry-run previews a delivery; use it with --deliver")
     values = parse_assignments(param or [])
     chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else None
     loaded = load_spec(spec)
@@ -49,20 +60,22 @@ def render(
         if no_state:
             result = render_report(loaded, parameters=values, formats=chosen, output_dir=output, progress=say)
         else:
-            result = _render_recorded(loaded, values, chosen, output, say)
+            result = _render_recorded(loaded, values, chosen, output, say, deliver=deliver, dry_run=dry_run)
     if as_json:
-        print_json(
-            {
-                "run_id": result.run_id,
-                "report": result.report,
-                "status": result.status,
-                "directory": str(result.directory),
-                "manifest": str(result.manifest),
-                "parameters": result.parameters,
-                "timings": result.timings,
-                "artifacts": [a.as_dict() | {"path": str(a.path)} for a in result.artifacts],
-            }
-        )
+        payload = {
+            "run_id": result.run_id,
+            "report": result.report,
+            "status": result.status,
+            "directory": str(result.directory),
+            "manifest": str(result.manifest),
+            "parameters": result.parameters,
+            "timings": result.timings,
+            "artifacts": [a.as_dict() | {"path": str(a.path)} for a in result.artifacts],
+        }
+        if result.delivery is None:
+            print_json(payload)
+        else:
+            show_delivery(result.delivery, as_json=True, payload=payload)
         return
     for artifact in result.artifacts:
         echo(f"wrote {_shown(artifact.path)} ({format_bytes(artifact.bytes)})")
@@ -71,10 +84,19 @@ def render(
         f"rendered {result.report} in {result.timings.get('total', 0):.2f} s: "
         f"{count} file{'s' if count != 1 else ''} in {_shown(result.directory)}"
     )
+    if result.delivery is not None:
+        show_delivery(result.delivery)
 
 
 def _render_recorded(
-    loaded: Any, values: dict[str, str], formats: list[str] | None, output: Path | None, say: Any
+    loaded: Any,
+    values: dict[str, str],
+    formats: list[str] | None,
+    output: Path | None,
+    say: Any,
+    *,
+    deliver: bool,
+    dry_run: bool,
 ) -> Any:
     """Render with the run recorded in the state store (the parameters are checked before anything is recorded)."""
     from reportctl.runner import default_run_time, jsonable_parameters, resolve_parameters
@@ -92,9 +114,40 @@ def _render_recorded(
             parameters=jsonable_parameters(resolved),
             now=now,
         )
+        if dry_run:
+            return _render_dry_run(store, loaded, run.id, values, formats, output, now, say)
         return render_recorded(
-            store, loaded, run.id, parameters=values, formats=formats, output_dir=output, now=now, progress=say
+            store,
+            loaded,
+            run.id,
+            deliver=deliver,
+            parameters=values,
+            formats=formats,
+            output_dir=output,
+            now=now,
+            progress=say,
         )
+
+
+def _render_dry_run(
+    store: Any,
+    loaded: Any,
+    run_id: str,
+    values: dict[str, str],
+    formats: list[str] | None,
+    output: Path | None,
+    now: Any,
+    say: Any,
+) -> Any:
+    """Render for real, then preview the deliveries: the run is recorded, nothing is sent or put in the ledger."""
+    from reportctl.delivery.engine import DeliveryTarget, deliver_run
+    from reportctl.state.recording import render_recorded
+
+    result = render_recorded(
+        store, loaded, run_id, parameters=values, formats=formats, output_dir=output, now=now, progress=say
+    )
+    result.delivery = deliver_run(store, loaded, DeliveryTarget.rendered(result, now), dry_run=True, say=say)
+    return result
 
 
 def _shown(path: Path) -> str:

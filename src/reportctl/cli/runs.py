@@ -67,7 +67,7 @@ def list_runs(
             run.report,
             run.trigger,
             run.state.value,
-            _local(run.started_at),
+            local_time(run.started_at),
             _duration(run.duration_seconds),
             _truncate(run.error),
         )
@@ -82,15 +82,33 @@ def show(
     run: Annotated[str, typer.Argument(help="Run id, or enough of its start to be unique.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show one run: times, timeline of states, parameters, artifacts and error."""
+    """Show one run: times, timeline of states, parameters, artifacts, error and each recipient's delivery."""
+    from reportctl.state.ledger import DeliveryLedger
+
     with _store() as store:
         record = store.get_run(run)
         timeline = store.timeline(record.id)
+        ledger = DeliveryLedger(store)
+        deliveries = ledger.entries(record.id)
+        counts = ledger.counts(record.id)
     if as_json:
-        print_json({**record.as_dict(), "timeline": _timeline_json(timeline, record)})
+        print_json(
+            {
+                **record.as_dict(),
+                "timeline": _timeline_json(timeline, record),
+                "deliveries": {"counts": counts, "recipients": [entry.as_dict() for entry in deliveries]},
+            }
+        )
         return
     for line in _describe(record, timeline):
         echo(line)
+    if deliveries:
+        from reportctl.cli.deliver import describe_ledger
+
+        echo()
+        echo("deliveries")
+        for line in describe_ledger(deliveries):
+            echo(line)
 
 
 def _columns(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
@@ -124,7 +142,7 @@ def _since(text: str) -> datetime:
     return moment if moment.tzinfo else moment.astimezone()
 
 
-def _local(moment: datetime | None) -> str:
+def local_time(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
@@ -171,11 +189,11 @@ def _describe(record: RunRecord, timeline: list[StateChange]) -> Iterator[str]:
     yield f"state      {record.state.value}"
     yield f"trigger    {record.trigger}" + (f" (attempt {record.attempt})" if record.attempt > 1 else "")
     if record.scheduled_for:
-        yield f"scheduled  {_local(record.scheduled_for)}"
+        yield f"scheduled  {local_time(record.scheduled_for)}"
     if record.planned_at:
-        yield f"planned    {_local(record.planned_at)}"
-    yield f"started    {_local(record.started_at)}"
-    yield f"finished   {_local(record.finished_at)}"
+        yield f"planned    {local_time(record.planned_at)}"
+    yield f"started    {local_time(record.started_at)}"
+    yield f"finished   {local_time(record.finished_at)}"
     yield f"duration   {_duration(record.duration_seconds)}"
     if record.spec_path:
         commit = f", commit {record.git_commit}" if record.git_commit else ""
@@ -189,7 +207,7 @@ def _describe(record: RunRecord, timeline: list[StateChange]) -> Iterator[str]:
     for change, seconds in zip(timeline, _spent(timeline, record), strict=True):
         took = "" if seconds is None else _duration(seconds)
         detail = f"  {_truncate(change.detail, 80)}" if change.detail else ""
-        yield f"  {change.state.value:<13}{_local(change.at)}  {took:>8}{detail}".rstrip()
+        yield f"  {change.state.value:<13}{local_time(change.at)}  {took:>8}{detail}".rstrip()
     if record.parameters:
         yield ""
         yield "parameters"
@@ -198,7 +216,7 @@ def _describe(record: RunRecord, timeline: list[StateChange]) -> Iterator[str]:
     if record.artifacts or record.artifacts_note:
         yield ""
         yield "artifacts" + (
-            f" ({record.artifacts_note} on {_local(record.artifacts_deleted_at)})" if record.artifacts_note else ""
+            f" ({record.artifacts_note} on {local_time(record.artifacts_deleted_at)})" if record.artifacts_note else ""
         )
         for artifact in record.artifacts:
             path = Path(str(artifact.get("path", "")))

@@ -36,10 +36,10 @@ class RenderFire(Protocol):
 
 
 def render_fire(store: StateStore, loaded: Any, run_id: str, *, parameters: dict[str, str], now: datetime) -> Any:
-    """The default ``RenderFire``: ``render_recorded`` as of the scheduled time."""
+    """The default ``RenderFire``: ``render_recorded`` as of the scheduled time, delivered as its DISTRIBUTING stage."""
     from reportctl.state.recording import render_recorded
 
-    return render_recorded(store, loaded, run_id, parameters=parameters, now=now)
+    return render_recorded(store, loaded, run_id, deliver=True, parameters=parameters, now=now)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ process that dies (kill -9, a lost machine) is found by ``StateStore.reap_lost``
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,16 +36,20 @@ class RunRecorder:
             self._beating = threading.Thread(target=self._beat, name=f"heartbeat-{self.run_id}", daemon=True)
             self._beating.start()
 
-    def completed(self, result: RunResult) -> None:
-        self._stop_beating()
+    def rendered(self, result: RunResult) -> None:
+        """The artifacts are recorded as delivery starts, so ``deliver RUN`` can finish it if this process dies."""
         artifacts = [artifact.as_dict(relative_to=result.directory) for artifact in result.artifacts]
         self.store.transition(
             self.run_id,
-            RunState.COMPLETED,
+            RunState.DISTRIBUTING,
             artifacts=artifacts,
             output_dir=str(result.directory),
             git_commit=result.git_commit,
         )
+
+    def completed(self, result: RunResult) -> None:
+        self._stop_beating()
+        self.store.transition(self.run_id, RunState.COMPLETED, detail=_delivery_detail(result))
 
     def failed(self, error: BaseException) -> None:
         from reportctl.secrets import redact
@@ -69,6 +74,13 @@ class RunRecorder:
             self._beating.join(timeout=5)
 
 
+def _delivery_detail(result: RunResult) -> str | None:
+    """The timeline's note on the COMPLETED state: how delivery went, when the run was delivered."""
+    if result.delivery is None or not result.delivery.entries:
+        return None
+    return "delivered: " + result.delivery.summary()
+
+
 def housekeeping(store: StateStore, project: Project, report: str) -> dict[str, Any]:
     """After a run: keep the newest ``state.history`` runs of ``report`` and delete artifacts past retention."""
     settings = project.config.state
@@ -77,12 +89,36 @@ def housekeeping(store: StateStore, project: Project, report: str) -> dict[str, 
     return {"pruned_runs": pruned, "expired_artifacts": [run.id for run in expired]}
 
 
-def render_recorded(store: StateStore, loaded: Any, run_id: str, **render_options: Any) -> RunResult:
-    """Render ``loaded`` as the recorded run ``run_id`` (already in the store, SCHEDULED), then tidy its history."""
-    from reportctl.runner import render_report
+def render_recorded(
+    store: StateStore, loaded: Any, run_id: str, *, deliver: bool = False, **render_options: Any
+) -> RunResult:
+    """Render ``loaded`` as the recorded run ``run_id`` (already in the store, SCHEDULED), then tidy its history.
+
+    With ``deliver`` the run's deliveries are sent as its DISTRIBUTING stage, and a run that fails sends its
+    ``when: failure`` deliveries before the error is raised.
+    """
+    from reportctl.delivery.engine import DeliveryTarget, deliver_run
+    from reportctl.errors import ReportctlError
+    from reportctl.runner import default_run_time, render_report
+    from reportctl.secrets import redact
 
     recorder = RunRecorder(store, run_id, loaded.project.config.state.heartbeat_timeout)
+    now = render_options.get("now") or default_run_time()
+    say = render_options.get("progress")
+
+    def distribute(result: RunResult) -> Any:
+        return deliver_run(store, loaded, DeliveryTarget.rendered(result, now), say=say)
+
     try:
-        return render_report(loaded, run_id=run_id, observer=recorder, **render_options)
+        return render_report(
+            loaded, run_id=run_id, observer=recorder, distribute=distribute if deliver else None, **render_options
+        )
+    except ReportctlError as exc:
+        if deliver and store.get_run(run_id).state == RunState.FAILED:
+            parameters = store.get_run(run_id).parameters or {}
+            target = DeliveryTarget.failed(run_id, loaded.spec.name, redact(str(exc)), parameters, now)
+            with contextlib.suppress(ReportctlError):  # the run's own error is the one to report
+                deliver_run(store, loaded, target, say=say)
+        raise
     finally:
         housekeeping(store, loaded.project, loaded.spec.name)

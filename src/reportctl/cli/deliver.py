@@ -1,0 +1,186 @@
+"""``reportctl deliver RUN``, and how a run's deliveries are shown by ``render --deliver`` and ``runs show``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from reportctl.cli.output import echo, print_json, progress
+
+if TYPE_CHECKING:
+    from reportctl.delivery.engine import DeliveryReport
+    from reportctl.state.ledger import LedgerEntry
+    from reportctl.state.models import RunRecord
+    from reportctl.state.store import StateStore
+
+RESPONSE_WIDTH = 60
+
+
+def deliver(
+    run: Annotated[str, typer.Argument(help="Run id, or enough of its start to be unique.", show_default=False)],
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Send again to the recipients whose delivery failed.")
+    ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Only this delivery (its id or channel, e.g. email); repeatable."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the recipients and messages; send nothing, record nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Send or finish a rendered run's deliveries; recipients already sent to are never sent again."""
+    from reportctl.config import find_project
+    from reportctl.delivery.engine import DeliveryTarget, deliver_run
+    from reportctl.state import open_store
+
+    with open_store(find_project()) as store:
+        record = store.get_run(run)
+        loaded = _spec_of(record)
+        record = _ready_for_delivery(store, record, loaded.project.config.state.heartbeat_timeout)
+        with progress(not as_json) as say:
+            report = deliver_run(
+                store,
+                loaded,
+                DeliveryTarget.recorded(record),
+                retry_failed=retry_failed,
+                only=[name for value in only or () for name in value.split(",") if name.strip()],
+                dry_run=dry_run,
+                say=say,
+            )
+        if record.state.value == "DISTRIBUTING" and not dry_run:
+            from reportctl.state import RunState
+
+            store.transition(record.id, RunState.COMPLETED, detail="delivered: " + (report.summary() or "nothing"))
+        if not dry_run:
+            store.record_audit(
+                actor=_actor(),
+                action="deliver",
+                report=record.report,
+                run_id=record.id,
+                detail={"counts": report.counts(), "retry_failed": retry_failed, "only": list(only or ())},
+            )
+    show_delivery(report, as_json=as_json)
+
+
+def show_delivery(report: DeliveryReport, *, as_json: bool = False, payload: dict[str, Any] | None = None) -> None:
+    """Print what delivering did (or would do); a delivery that did not reach everyone ends with exit code 3."""
+    if as_json:
+        print_json({**(payload or {}), "delivery": report.as_dict()})
+    else:
+        for line in describe_delivery(report):
+            echo(line)
+    if report.dry_run or not report.undelivered:
+        return
+    from reportctl.errors import DeliveryError
+
+    raise DeliveryError(
+        f"run {report.run_id}: not every recipient got the report ({_problems(report)}); "
+        f"`reportctl runs show {report.run_id}` lists them, "
+        f"`reportctl deliver {report.run_id} --retry-failed` tries the failed ones again"
+    )
+
+
+def describe_delivery(report: DeliveryReport) -> Iterator[str]:
+    """Text lines: a summary per delivery, then each recipient that did not get it (or, dry, each message)."""
+    for note in report.notes:
+        yield f"note: {note}"
+    if report.dry_run:
+        yield "dry run: nothing was sent or recorded"
+        for preview in report.previews:
+            yield ""
+            count = len(preview.recipients)
+            yield f"--- {preview.delivery}: {count} recipient{'s' * (count != 1)} ---"
+            if preview.skipped:
+                yield f"already done, not sent again: {', '.join(preview.skipped)}"
+            yield from preview.message.splitlines()
+        return
+    if not report.entries:
+        yield "no deliveries apply to this run"
+        return
+    yield f"delivered {report.summary()}"
+    for entry in report.undelivered:
+        yield f"  {entry.status:<8} {entry.channel:<10} {entry.recipient}  {_short(entry.response)}".rstrip()
+
+
+def describe_ledger(entries: list[LedgerEntry]) -> Iterator[str]:
+    """``runs show``: per delivery its counts, then every recipient with status, attempts and the last response."""
+    from reportctl.cli.runs import local_time
+
+    by_delivery: dict[str, list[LedgerEntry]] = {}
+    for entry in entries:
+        by_delivery.setdefault(entry.channel, []).append(entry)
+    width = max((len(e.recipient) for e in entries), default=0)
+    for name, rows in by_delivery.items():
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row.status] = counts.get(row.status, 0) + 1
+        yield f"  {name} ({rows[0].kind}): " + ", ".join(f"{n} {status}" for status, n in counts.items())
+        for row in rows:
+            attempts = f"{row.attempts} attempt{'s' * (row.attempts != 1)}"
+            yield (
+                f"    {row.status:<8} {row.recipient:<{width}}  {local_time(row.last_attempt_at)}  {attempts:<10}"
+                f"  {_short(row.response)}"
+            ).rstrip()
+
+
+def _problems(report: DeliveryReport) -> str:
+    counts: dict[str, int] = {}
+    for entry in report.undelivered:
+        counts[entry.status] = counts.get(entry.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def _short(text: str | None) -> str:
+    line = (text or "").strip()
+    return line if len(line) <= RESPONSE_WIDTH else line[: RESPONSE_WIDTH - 3] + "..."
+
+
+def _spec_of(record: RunRecord) -> Any:
+    """The spec the run was rendered from, as it is now."""
+    from pathlib import Path
+
+    from reportctl.errors import ReportctlError
+    from reportctl.spec.loader import load_spec
+
+    if not record.spec_path or not Path(record.spec_path).is_file():
+        raise ReportctlError(f"run {record.id}: its spec {record.spec_path or '(unknown)'} is gone; nothing to deliver")
+    return load_spec(Path(record.spec_path))
+
+
+def _ready_for_delivery(store: StateStore, record: RunRecord, heartbeat_timeout: Any) -> RunRecord:
+    """The run, if it can be delivered now: rendered, its files still there, and no live process delivering it."""
+    from reportctl.delivery.engine import worker_has_stopped
+    from reportctl.errors import ReportctlError
+    from reportctl.state import RunState
+
+    state = record.state
+    if state in (RunState.SCHEDULED, RunState.GENERATING, RunState.FORMATTING):
+        raise ReportctlError(f"run {record.id} is {state.value}: it has not been rendered yet; deliver it when it is")
+    if state is RunState.SKIPPED:
+        raise ReportctlError(f"run {record.id} was skipped: it has no report to deliver")
+    if record.artifacts_deleted_at is not None:
+        raise ReportctlError(
+            f"run {record.id}: its files were deleted ({record.artifacts_note}); render the report again to deliver it"
+        )
+    if state is RunState.DISTRIBUTING:
+        from datetime import UTC, datetime
+
+        beat = record.heartbeat_at or record.created_at
+        if record.worker and not worker_has_stopped(record.worker, beat, heartbeat_timeout, datetime.now(UTC)):
+            raise ReportctlError(
+                f"run {record.id} is being delivered by {record.worker} right now; wait for it to finish"
+            )
+    return record
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,277 @@
+"""Delivering a run: resolve its recipients, plan them in the ledger, send in batches, record every outcome.
+
+For each delivery of the spec that applies (``when``), channels that publish links (s3) first:
+build the channel with its secrets resolved, resolve recipients, plan a ledger row per recipient, then send batches
+under the channel's rate limit, ``concurrency`` at a time. Each batch is claimed in the ledger before it is sent and
+recorded after; temporary failures are retried after 1 s, 2 s, 4 s (or what the provider asked, up to five minutes).
+Rows already sent or bounced are never sent again; failed ones only with ``retry_failed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from reportctl.delivery.base import (
+    ChannelOptions,
+    DeliveryContext,
+    PermanentFailure,
+    Recipient,
+    TemporaryFailure,
+)
+from reportctl.delivery.report import DeliveryReport, DeliveryTarget, Preview
+from reportctl.delivery.sending import send_all
+from reportctl.errors import ReportctlError, UsageError, one_of
+from reportctl.state.ledger import DeliveryLedger, PlannedRecipient
+
+if TYPE_CHECKING:
+    from reportctl.delivery.base import Channel
+    from reportctl.delivery.recipients import Directory
+    from reportctl.spec.loader import LoadedSpec
+    from reportctl.state.store import StateStore
+
+__all__ = ["DeliveryReport", "DeliveryTarget", "Preview", "deliver_run", "with_secrets", "worker_has_stopped"]
+
+SETUP = "(delivery)"
+"""The ledger's recipient for a delivery that failed before it had recipients (a missing secret, a bad template)."""
+
+Say = Callable[[str], None]
+
+
+def deliver_run(
+    store: StateStore,
+    loaded: LoadedSpec,
+    target: DeliveryTarget,
+    *,
+    retry_failed: bool = False,
+    only: Sequence[str] = (),
+    dry_run: bool = False,
+    say: Say | None = None,
+) -> DeliveryReport:
+    """Deliver ``target`` through every delivery of ``loaded`` that applies; the ledger says how each recipient went."""
+    say = say or (lambda _message: None)
+    ledger = DeliveryLedger(store)
+    report = DeliveryReport(target.run_id, dry_run=dry_run)
+    deliveries = _chosen(loaded, target, only)
+    if not deliveries:
+        report.entries = ledger.entries(target.run_id)
+        return report
+    if not dry_run:
+        _release_stopped_claims(ledger, target.run_id, loaded.project.config.state.heartbeat_timeout, report)
+    context = DeliveryContext(
+        run_id=target.run_id,
+        report=target.report,
+        title=target.title,
+        status=target.status,
+        error=target.error,
+        parameters=target.parameters,
+        now=target.now,
+        timezone=loaded.spec.timezone or loaded.project.config.timezone,
+        directory=target.directory,
+        artifacts=target.artifacts,
+        project=loaded.project,
+        people=_directory(loaded, deliveries),
+        dry_run=dry_run,
+    )
+    worker = _worker()
+    for options in deliveries:
+        say(f"delivering {options.name}")
+        _deliver_one(ledger, context, options, target, worker, retry_failed, report)
+    report.entries = ledger.entries(target.run_id)
+    return report
+
+
+def _chosen(loaded: LoadedSpec, target: DeliveryTarget, only: Sequence[str]) -> list[ChannelOptions]:
+    """The deliveries that apply to this run, publishers (s3) first; ``only`` names deliveries or channels."""
+    from reportctl.plugins import CHANNELS, load_plugin
+
+    deliveries: list[ChannelOptions] = list(loaded.deliveries)
+    if only:
+        known = {d.name for d in deliveries} | {d.channel for d in deliveries}
+        unknown = [name for name in only if name not in known]
+        if unknown:
+            raise UsageError(
+                f"--only: {loaded.spec.name} has no delivery '{unknown[0]}'; its deliveries: "
+                f"{one_of(sorted(known)) if known else 'none'}"
+            )
+        deliveries = [d for d in deliveries if d.name in only or d.channel in only]
+    wanted = {"completed": ("success", "always"), "failed": ("failure", "always")}[target.status]
+    deliveries = [d for d in deliveries if d.when in wanted]
+    return sorted(deliveries, key=lambda d: not getattr(load_plugin(CHANNELS, d.channel), "PUBLISHES", False))
+
+
+def _directory(loaded: LoadedSpec, deliveries: Sequence[ChannelOptions]) -> Directory:
+    """The project's people, read now; a directory that cannot be read fails only the team: and list: recipients."""
+    from reportctl.delivery.directory import load_directory
+    from reportctl.delivery.recipients import Directory
+
+    try:
+        return load_directory(loaded.project)
+    except ReportctlError as exc:
+        return Directory(origin=f"the directory, which could not be read ({_first_line(str(exc))})")
+
+
+def _deliver_one(
+    ledger: DeliveryLedger,
+    context: DeliveryContext,
+    options: ChannelOptions,
+    target: DeliveryTarget,
+    worker: str,
+    retry_failed: bool,
+    report: DeliveryReport,
+) -> None:
+    from reportctl.plugins import CHANNELS, load_plugin
+    from reportctl.secrets import redact
+
+    hashes = sorted(a.sha256 for a in target.artifacts)
+    try:
+        channel: Channel = load_plugin(CHANNELS, options.channel)(with_secrets(options), context)
+        recipients = channel.recipients()
+    except (ReportctlError, PermanentFailure, TemporaryFailure, ValueError) as exc:
+        message = redact(_first_line(str(exc)))
+        if context.dry_run:
+            report.previews.append(Preview(options.name, [], [], f"cannot deliver: {message}"))
+            return
+        row = ledger.plan(
+            target.run_id,
+            options.name,
+            options.channel,
+            [PlannedRecipient(SETUP, "-", _key(target.run_id, options.name, SETUP, hashes))],
+        )[0]
+        if row.status != "sent":
+            ledger.record([(row.id, "failed", message)], None)
+        return
+    try:
+        planned = [
+            PlannedRecipient(r.address, r.role, _key(target.run_id, options.name, r.destination, hashes))
+            for r in recipients
+        ]
+        if context.dry_run:
+            report.previews.append(_preview(ledger, channel, options, recipients, planned))
+            return
+        ledger.forget(target.run_id, options.name, SETUP)
+        rows = ledger.plan(target.run_id, options.name, options.channel, planned)
+        unsendable = [
+            (row.id, "failed", recipient.problem)
+            for row, recipient in zip(rows, recipients, strict=True)
+            if recipient.problem and row.status == "pending" and row.claimed_by is None
+        ]
+        ledger.record(unsendable, None)
+        if retry_failed:
+            ledger.reopen([row.id for row, r in zip(rows, recipients, strict=True) if row.status == "failed"])
+        todo = [
+            (row.id, recipient)
+            for row, recipient in zip(rows, recipients, strict=True)
+            if not recipient.problem and (row.status == "pending" or (retry_failed and row.status == "failed"))
+        ]
+        send_all(ledger, channel, options, todo, worker)
+        if getattr(channel, "PUBLISHES", False) and all(
+            e.status == "sent" for e in ledger.entries(target.run_id) if e.channel == options.name
+        ):
+            context.links.update(channel.links())
+    finally:
+        channel.close()
+
+
+def _preview(
+    ledger: DeliveryLedger,
+    channel: Channel,
+    options: ChannelOptions,
+    recipients: list[Recipient],
+    planned: list[PlannedRecipient],
+) -> Preview:
+    """What would be sent, leaving out the recipients the ledger already holds as sent or bounced."""
+    done = {
+        key: entry.status
+        for key, entry in ledger._by_keys([p.idempotency_key for p in planned]).items()
+        if entry.status in ("sent", "bounced")
+    }
+    sending = [r for r, p in zip(recipients, planned, strict=True) if p.idempotency_key not in done]
+    skipped = [
+        f"{r.address} ({done[p.idempotency_key]})" for r, p in zip(recipients, planned, strict=True) if r not in sending
+    ]
+    problems = [f"{r.address}: {r.problem}" for r in sending if r.problem]
+    good = [r for r in sending if not r.problem]
+    message = channel.preview(good[: channel.batch_size]) if good else "(nothing to send)"
+    if problems:
+        message += "\n\nnot sendable:\n" + "\n".join(f"  {p}" for p in problems)
+    return Preview(options.name, [r.address for r in good], skipped, message)
+
+
+def _release_stopped_claims(
+    ledger: DeliveryLedger, run_id: str, heartbeat_timeout: timedelta, report: DeliveryReport
+) -> None:
+    """Rows a stopped process was sending are failed: whether they arrived is unknown, so they are not resent."""
+    now = _now()
+    stopped = [
+        worker
+        for worker, last in ledger.claims(run_id).items()
+        if worker_has_stopped(worker, last, heartbeat_timeout, now)
+    ]
+    count = ledger.release_claims(
+        run_id,
+        stopped,
+        "interrupted while sending: it may have arrived; `reportctl deliver RUN --retry-failed` sends it again",
+    )
+    if count:
+        report.notes.append(
+            f"{count} recipient{'s were' if count != 1 else ' was'} being sent to when {', '.join(stopped)} stopped;"
+            " marked failed rather than risk a second copy (--retry-failed sends them again)"
+        )
+
+
+def worker_has_stopped(worker: str, last: datetime | None, heartbeat_timeout: timedelta, now: datetime) -> bool:
+    """Whether the process ``host:pid`` is gone: asked directly on this host, judged by silence elsewhere."""
+    host, _, pid = worker.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return last is None or now - last > heartbeat_timeout
+
+
+def with_secrets(options: ChannelOptions) -> ChannelOptions:
+    """``options`` with every ``${secret:NAME}`` in its strings replaced by the secret's value."""
+    from reportctl.secrets import SECRET_REFERENCE, resolve_secrets
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, str):
+            return resolve_secrets(value) if SECRET_REFERENCE.search(value) else value
+        if isinstance(value, list):
+            return [resolve(item) for item in value]
+        if isinstance(value, dict):
+            return {key: resolve(item) for key, item in value.items()}
+        return value
+
+    updates = {name: resolve(getattr(options, name)) for name in type(options).model_fields}
+    return options.model_copy(update=updates)
+
+
+def _key(run_id: str, delivery: str, destination: str, hashes: Sequence[str]) -> str:
+    """The idempotency key: run, delivery, recipient and the artifacts' hashes."""
+    text = "\0".join([run_id, delivery, destination.strip().lower(), *hashes])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _worker() -> str:
+    from reportctl.state.store import worker_name
+
+    return worker_name()
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

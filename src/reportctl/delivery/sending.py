@@ -1,0 +1,121 @@
+"""Sending one delivery's recipients: batches under the rate limit, claimed before and recorded after each attempt.
+
+Temporary failures are retried after the delivery's backoff (1 s, 2 s, 4 s by default) or what the provider asked
+for, at most five minutes; a channel that raises anything else fails its batch, never the other deliveries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from reportctl.delivery.base import ChannelOptions, Outcome, PermanentFailure, Recipient, TemporaryFailure
+from reportctl.state.ledger import DeliveryLedger
+
+if TYPE_CHECKING:
+    from reportctl.delivery.base import Channel
+
+MAX_RETRY_AFTER = 300.0
+"""The longest wait a provider's Retry-After can impose before a retry, in seconds."""
+RESPONSE_LIMIT = 1000
+
+
+def send_all(
+    ledger: DeliveryLedger,
+    channel: Channel,
+    options: ChannelOptions,
+    todo: list[tuple[int, Recipient]],
+    worker: str,
+) -> None:
+    """Send ``todo`` in batches, under the rate limit, ``channel.concurrency`` batches at a time."""
+    from reportctl.delivery.ratelimit import WindowRateLimit
+
+    if not todo:
+        return
+    limit = WindowRateLimit(channel.rate_limit) if channel.rate_limit else None
+    size = max(1, channel.batch_size if limit is None else min(channel.batch_size, limit.limit))
+    batches = [todo[start : start + size] for start in range(0, len(todo), size)]
+    sender = _BatchSender(ledger, channel, options, worker, limit)
+    if channel.concurrency <= 1 or len(batches) == 1:
+        for batch in batches:
+            sender.send(batch)
+        return
+    with ThreadPoolExecutor(max_workers=channel.concurrency, thread_name_prefix=f"deliver-{options.name}") as pool:
+        for _ in pool.map(sender.send, batches):
+            pass
+
+
+class _BatchSender:
+    """One batch through claim, attempts with backoff, and the record of each recipient's outcome."""
+
+    def __init__(
+        self, ledger: DeliveryLedger, channel: Channel, options: ChannelOptions, worker: str, limit: Any
+    ) -> None:
+        self.ledger = ledger
+        self.channel = channel
+        self.options = options
+        self.worker = worker
+        self.limit = limit
+
+    def send(self, batch: list[tuple[int, Recipient]]) -> None:
+        claimed = set(self.ledger.claim([row_id for row_id, _ in batch], self.worker, _now()))
+        pending = [(row_id, recipient) for row_id, recipient in batch if row_id in claimed]
+        attempt = 0
+        while pending:
+            if attempt:
+                self.ledger.retry([row_id for row_id, _ in pending], self.worker, _now())
+            outcomes = self._attempt([recipient for _, recipient in pending])
+            records, again, waits = [], [], []
+            last = attempt >= self.options.retries
+            for row_id, recipient in pending:
+                outcome = outcomes.get(recipient.address) or Outcome("failed", "the channel gave no result for it")
+                response = _response(outcome.response)
+                if outcome.status == "retry" and not last:
+                    again.append((row_id, recipient))
+                    records.append((row_id, "pending", response))
+                    waits.append(outcome.retry_after)
+                elif outcome.status == "retry":
+                    tries = attempt + 1
+                    records.append((row_id, "failed", f"{response} (gave up after {tries} attempt{'s' * (tries > 1)})"))
+                else:
+                    records.append((row_id, outcome.status, response))
+            self.ledger.record(records, self.worker)
+            if again:
+                time.sleep(self._delay(attempt, waits))
+            pending, attempt = again, attempt + 1
+
+    def _attempt(self, recipients: list[Recipient]) -> Mapping[str, Outcome]:
+        units = len(recipients)
+        if self.limit is not None:
+            self.limit.acquire(units)
+        try:
+            return self.channel.send(recipients)
+        except TemporaryFailure as exc:
+            return {r.address: Outcome("retry", str(exc), exc.retry_after) for r in recipients}
+        except PermanentFailure as exc:
+            return {r.address: Outcome("failed", str(exc)) for r in recipients}
+        except Exception as exc:  # a channel's bug must not stop the other recipients' deliveries
+            message = f"{self.options.channel} channel error: {type(exc).__name__}: {exc}"
+            return {r.address: Outcome("failed", message) for r in recipients}
+        finally:
+            if self.limit is not None:
+                self.limit.release(units)
+
+    def _delay(self, attempt: int, asked: list[float | None]) -> float:
+        backoff: float = self.options.backoff.total_seconds() * 2**attempt
+        requested = max((float(a) for a in asked if a is not None), default=0.0)
+        return max(backoff, min(requested, MAX_RETRY_AFTER))
+
+
+def _response(text: str) -> str:
+    from reportctl.secrets import redact
+
+    cleaned = redact(" ".join(text.split()))
+    return cleaned if len(cleaned) <= RESPONSE_LIMIT else cleaned[: RESPONSE_LIMIT - 3] + "..."
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

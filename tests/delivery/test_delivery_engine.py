@@ -1,0 +1,373 @@
+"""Delivering runs end to end through the CLI: the ledger, retries, resumption, dry runs and secrets.
+
+Peers are real: a local HTTP receiver that verifies Standard Webhooks signatures; the state store is the project's
+SQLite file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from http_peers import HttpPeer, Reply, running
+from smtp_server import smtp_server
+from standardwebhooks.webhooks import Webhook
+
+from conftest import CliResult
+from reportctl.config import find_project
+from reportctl.state import RunState, open_store
+from reportctl.state.ledger import DeliveryLedger
+
+Cli = Callable[..., CliResult]
+SECRET = "whsec_" + base64.b64encode(b"a signing key for the e2e tests!").decode()
+REPORT = """\
+apiVersion: reportctl/v1
+name: health
+title: "Health of {{ params.region }}"
+parameters:
+  region: {type: string, default: eu}
+sources:
+  metrics: {kind: sample, rows: 200, seed: 3}
+datasets:
+  by_service: {from: metrics, group_by: [service], aggregate: {samples: count()}}
+sections:
+  - {id: services, type: table, dataset: by_service}
+outputs: [csv, json]
+delivery:
+"""
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpPeer]:
+    with running(HttpPeer()) as peer:
+        yield peer
+
+
+@pytest.fixture
+def write_spec(project: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    monkeypatch.delenv("REPORTCTL_STATE_URL", raising=False)
+
+    def write(delivery: str) -> Path:
+        path = project / "specs" / "health.yaml"
+        path.write_text(REPORT + delivery)
+        return path
+
+    return write
+
+
+def _show(cli: Cli, run_id: str) -> dict[str, Any]:
+    result = cli("runs", "show", run_id, "--json")
+    assert result.exit_code == 0, result.stderr
+    shown: dict[str, Any] = json.loads(result.stdout)
+    return shown
+
+
+def _only_run(project: Path) -> str:
+    (run,) = (project / "out" / "health").iterdir()
+    return run.name
+
+
+def _verified(received: list[Any]) -> list[dict[str, Any]]:
+    """Each request's payload, after checking its Standard Webhooks signature."""
+    return [Webhook(SECRET).verify(r.body, r.headers) for r in received]
+
+
+def test_render_deliver_retries_a_500_and_records_every_recipient(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path], receiver: HttpPeer
+) -> None:
+    receiver.script("/flaky", Reply(500, "busy"), Reply(200))
+    urls = [receiver.url("/flaky"), receiver.url("/steady")]
+    spec = write_spec(f"  - {{channel: webhook, url: {json.dumps(urls)}, secret: '{SECRET}', backoff: 10ms}}\n")
+
+    result = cli("render", str(spec), "--deliver")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "delivered webhook: 2 sent"
+    run_id = _only_run(project)
+    payloads = _verified(receiver.received())
+    assert [p["type"] for p in payloads] == ["report.completed"] * 3
+    assert {p["data"]["title"] for p in payloads} == {"Health of eu"}
+    flaky = receiver.received("/flaky")
+    assert flaky[0].header("webhook-id") == flaky[1].header("webhook-id"), "a retry is the same message"
+    shown = _show(cli, run_id)
+    assert shown["state"] == "COMPLETED"
+    assert shown["deliveries"]["counts"] == {"webhook": {"sent": 2}}
+    rows = {row["recipient"]: row for row in shown["deliveries"]["recipients"]}
+    assert rows[urls[0]]["attempts"] == 2 and rows[urls[0]]["status"] == "sent"
+    assert rows[urls[1]]["attempts"] == 1
+    assert "delivered: webhook: 2 sent" in [t["detail"] for t in shown["timeline"]]
+
+    again = cli("deliver", run_id)
+    assert again.exit_code == 0, again.stderr
+    assert len(receiver.received()) == 3, "a recipient already sent to is never sent to again"
+
+
+def test_a_refusal_is_recorded_failed_exit_3_and_retry_failed_sends_it_once(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path], receiver: HttpPeer
+) -> None:
+    receiver.script("/gone", Reply(404, "no such hook"))
+    spec = write_spec(f"  - {{channel: webhook, url: ['{receiver.url('/gone')}', '{receiver.url('/ok')}']}}\n")
+
+    result = cli("render", str(spec), "--deliver")
+
+    run_id = _only_run(project)
+    assert result.exit_code == 3
+    assert f"  failed   webhook    {receiver.url('/gone')}  404 Not Found: no such hook" in result.stdout
+    assert result.stderr.strip() == (
+        f"error: run {run_id}: not every recipient got the report (1 failed); `reportctl runs show {run_id}` lists"
+        f" them, `reportctl deliver {run_id} --retry-failed` tries the failed ones again"
+    )
+    assert len(receiver.received("/gone")) == 1, "a 404 is not retried"
+    assert _show(cli, run_id)["state"] == "COMPLETED", "the report itself was rendered"
+
+    assert cli("deliver", run_id).exit_code == 3, "without --retry-failed a failed recipient stays failed"
+    assert len(receiver.received("/gone")) == 1
+    receiver.script("/gone", Reply(200))
+    retried = cli("deliver", run_id, "--retry-failed")
+    assert retried.exit_code == 0, retried.stderr
+    assert len(receiver.received("/gone")) == 2 and len(receiver.received("/ok")) == 1
+    assert _show(cli, run_id)["deliveries"]["counts"] == {"webhook": {"sent": 2}}
+
+
+def test_a_missing_secret_fails_its_delivery_only_and_is_never_shown(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path], receiver: HttpPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPORTCTL_SECRET_HOOK_PATH", "s3cr3t-path-token")
+    spec = write_spec(
+        f"  - {{id: signed, channel: webhook, url: '{receiver.url('/signed')}', secret: '${{secret:hook_key}}'}}\n"
+        f"  - {{id: plain, channel: webhook, url: '{receiver.url('/')}${{secret:hook_path}}'}}\n"
+    )
+    monkeypatch.delenv("REPORTCTL_SECRET_HOOK_KEY", raising=False)
+
+    result = cli("render", str(spec), "--deliver", "--json")
+
+    assert result.exit_code == 3
+    assert "s3cr3t-path-token" not in result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    rows = {row["channel"]: row for row in document["delivery"]["recipients"]}
+    assert rows["plain"]["status"] == "sent" and rows["plain"]["recipient"] == receiver.url("/***")
+    assert rows["signed"]["recipient"] == "(delivery)" and rows["signed"]["status"] == "failed"
+    assert "REPORTCTL_SECRET_HOOK_KEY" in rows["signed"]["response"]
+    assert [r.path for r in receiver.received()] == ["/s3cr3t-path-token"]
+
+    monkeypatch.setenv("REPORTCTL_SECRET_HOOK_KEY", SECRET)
+    run_id = document["run_id"]
+    retried = cli("deliver", run_id, "--retry-failed")
+    assert retried.exit_code == 0, retried.stderr
+    assert _verified(receiver.received("/signed"))[0]["data"]["run_id"] == run_id
+    shown = _show(cli, run_id)
+    assert shown["deliveries"]["counts"] == {"plain": {"sent": 1}, "signed": {"sent": 1}}
+    assert "s3cr3t-path-token" not in json.dumps(shown)
+
+
+def test_dry_run_sends_and_records_nothing(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path], receiver: HttpPeer
+) -> None:
+    spec = write_spec(f"  - {{channel: webhook, url: '{receiver.url('/hook')}'}}\n")
+
+    result = cli("render", str(spec), "--deliver", "--dry-run")
+
+    assert result.exit_code == 0, result.stderr
+    assert "dry run: nothing was sent or recorded" in result.stdout
+    assert "--- webhook: 1 recipient ---" in result.stdout
+    assert f"POST {receiver.url('/hook')}" in result.stdout
+    assert receiver.received() == []
+    assert _show(cli, _only_run(project))["deliveries"]["recipients"] == []
+
+
+def test_only_delivers_the_named_delivery(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path], receiver: HttpPeer
+) -> None:
+    spec = write_spec(
+        f"  - {{id: ops, channel: webhook, url: '{receiver.url('/ops')}'}}\n"
+        f"  - {{id: audit, channel: webhook, url: '{receiver.url('/audit')}'}}\n"
+    )
+    assert cli("render", str(spec)).exit_code == 0
+    run_id = _only_run(project)
+
+    result = cli("deliver", run_id, "--only", "audit")
+
+    assert result.exit_code == 0, result.stderr
+    assert [r.path for r in receiver.received()] == ["/audit"]
+    unknown = cli("deliver", run_id, "--only", "slack")
+    assert unknown.exit_code == 2
+    assert (
+        unknown.stderr.strip() == "error: --only: health has no delivery 'slack'; its deliveries: audit, ops, webhook"
+    )
+
+
+def test_a_failed_run_sends_its_failure_deliveries(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path], receiver: HttpPeer
+) -> None:
+    spec = write_spec(
+        f"  - {{id: oncall, channel: webhook, url: '{receiver.url('/oncall')}', when: failure}}\n"
+        f"  - {{id: readers, channel: webhook, url: '{receiver.url('/readers')}'}}\n"
+    )
+    spec.write_text(
+        spec.read_text().replace(
+            "{kind: sample, rows: 200, seed: 3}", "{kind: http, url: 'http://127.0.0.1:9/metrics', retries: 0}"
+        )
+    )
+
+    result = cli("render", str(spec), "--deliver")
+
+    assert result.exit_code == 1
+    (request,) = receiver.received()
+    assert request.path == "/oncall"
+    payload = request.json()
+    assert payload["type"] == "report.failed" and "127.0.0.1:9" in payload["data"]["error"]
+    assert payload["data"]["artifacts"] == []
+
+
+def test_recipients_a_stopped_process_was_sending_are_not_sent_again_unasked(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path], receiver: HttpPeer
+) -> None:
+    spec = write_spec(f"  - {{channel: webhook, url: '{receiver.url('/hook')}'}}\n")
+    assert cli("render", str(spec), "--deliver", "--dry-run").exit_code == 0
+    run_id = _only_run(project)
+    # plan the row as a process would, and leave its claim as a process killed mid-send would
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    worker = f"{socket.gethostname()}:{dead.stdout.strip()}"
+    with open_store(find_project()) as store:
+        from reportctl.delivery.engine import DeliveryTarget, _key
+
+        ledger = DeliveryLedger(store)
+        target = DeliveryTarget.recorded(store.get_run(run_id))
+        key = _key(run_id, "webhook", receiver.url("/hook"), sorted(a.sha256 for a in target.artifacts))
+        from reportctl.state.ledger import PlannedRecipient
+
+        (row,) = ledger.plan(run_id, "webhook", "webhook", [PlannedRecipient(receiver.url("/hook"), "to", key)])
+        assert ledger.claim([row.id], worker, datetime.now(UTC)) == [row.id]
+
+    result = cli("deliver", run_id)
+
+    assert result.exit_code == 3
+    assert "stopped; marked failed rather than risk a second copy" in result.stdout
+    assert receiver.received() == []
+    entry = _show(cli, run_id)["deliveries"]["recipients"][0]
+    assert entry["status"] == "failed" and entry["response"].startswith("interrupted while sending")
+    assert cli("deliver", run_id, "--retry-failed").exit_code == 0
+    assert len(receiver.received()) == 1
+
+
+def test_a_run_being_delivered_by_a_live_process_is_left_alone(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path]
+) -> None:
+    write_spec("  - {channel: webhook, url: 'http://127.0.0.1:9/hook'}\n")
+    with open_store(find_project()) as store:
+        run = store.create_run("health", spec_path=str(project / "specs" / "health.yaml"))
+        for state in (RunState.GENERATING, RunState.FORMATTING, RunState.DISTRIBUTING):
+            store.transition(run.id, state)
+
+    result = cli("deliver", run.id)
+
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith(f"error: run {run.id} is being delivered by ")
+
+
+PEOPLE = """\
+people:
+  - {email: ada@example.com, teams: [sre]}
+  - {email: grace@example.com, teams: [sre]}
+  - {email: linus@example.org, teams: [platform]}
+"""
+
+
+def _email(server: Any, **options: Any) -> str:
+    settings = {"channel": "email", "host": "127.0.0.1", "port": server.port, "security": "none", **options}
+    return f"  - {json.dumps(settings)}\n"
+
+
+def test_acceptance_email_and_webhook_show_every_recipient_sent(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path], receiver: HttpPeer
+) -> None:
+    (project / "people.yaml").write_text(PEOPLE)
+    with smtp_server() as server:
+        spec = write_spec(
+            _email(server, to=["team:sre", "cto@example.com"], cc=["team:platform"], attach=["csv"])
+            + f"  - {{channel: webhook, url: '{receiver.url('/reports')}', secret: '{SECRET}'}}\n"
+        )
+        result = cli("render", str(spec), "--deliver")
+        assert result.exit_code == 0, result.stderr
+        run_id = _only_run(project)
+        (message,) = server.messages
+    assert sorted(message.rcpt_tos) == ["ada@example.com", "cto@example.com", "grace@example.com", "linus@example.org"]
+    parsed = message.parsed()
+    assert parsed["Subject"] == "Health of eu" and parsed["Cc"] == "linus@example.org"
+    assert [part.get_filename() for part in parsed.iter_attachments()] == ["health.csv"]
+    assert _verified(receiver.received())[0]["data"]["run_id"] == run_id
+    shown = _show(cli, run_id)
+    assert shown["deliveries"]["counts"] == {"email": {"sent": 4}, "webhook": {"sent": 1}}
+    assert {(r["recipient"], r["role"]) for r in shown["deliveries"]["recipients"] if r["kind"] == "email"} == {
+        ("ada@example.com", "to"),
+        ("grace@example.com", "to"),
+        ("cto@example.com", "to"),
+        ("linus@example.org", "cc"),
+    }
+    text = cli("runs", "show", run_id).stdout
+    assert "deliveries\n  email (email): 4 sent\n" in text and "\n  webhook (webhook): 1 sent\n" in text
+
+
+def test_a_refused_recipient_bounces_alone_and_an_empty_team_is_recorded(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path]
+) -> None:
+    (project / "people.yaml").write_text(PEOPLE + "lists:\n  nobody: []\n")
+    with smtp_server(refuse=["grace@example.com"]) as server:
+        spec = write_spec(_email(server, to=["team:sre", "list:nobody"]))
+        result = cli("render", str(spec), "--deliver")
+        received = [address for message in server.messages for address in message.rcpt_tos]
+    assert result.exit_code == 3
+    assert received == ["ada@example.com"]
+    rows = {r["recipient"]: r for r in _show(cli, _only_run(project))["deliveries"]["recipients"]}
+    assert rows["ada@example.com"]["status"] == "sent"
+    assert rows["grace@example.com"]["status"] == "bounced" and "550 5.1.1" in rows["grace@example.com"]["response"]
+    assert rows["list:nobody"]["status"] == "failed" and rows["list:nobody"]["attempts"] == 0
+    assert "has no members in people.yaml" in rows["list:nobody"]["response"]
+
+
+CRASH_AFTER_FIRST_BATCH = """
+import os, sys
+import reportctl.delivery.sending as sending
+send = sending._BatchSender.send
+def send_then_die(self, batch):
+    send(self, batch)
+    os._exit(9)  # as kill -9 between two batches: the first is recorded sent, the rest never claimed
+sending._BatchSender.send = send_then_die
+from reportctl.cli import main
+sys.argv = ["reportctl", "render", "--deliver", sys.argv[1]]
+main()
+"""
+
+
+def test_a_crash_between_batches_resumes_with_the_rest_and_sends_nobody_twice(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path]
+) -> None:
+    addresses = [f"reader{n}@example.com" for n in range(5)]
+    with smtp_server() as server:
+        spec = write_spec(_email(server, to=addresses, batch_size=2))
+        crashed = subprocess.run(
+            [sys.executable, "-c", CRASH_AFTER_FIRST_BATCH, str(spec)], capture_output=True, check=False
+        )
+        assert crashed.returncode == 9, crashed.stderr.decode()
+        run_id = _only_run(project)
+        assert _show(cli, run_id)["state"] == "DISTRIBUTING"
+        assert [m.rcpt_tos for m in server.messages] == [addresses[:2]]
+
+        resumed = cli("deliver", run_id, "--retry-failed")
+
+        assert resumed.exit_code == 0, resumed.stderr
+        received = [address for message in server.messages for address in message.rcpt_tos]
+    assert sorted(received) == sorted(addresses), "every reader got the report exactly once"
+    shown = _show(cli, run_id)
+    assert shown["state"] == "COMPLETED" and shown["deliveries"]["counts"] == {"email": {"sent": 5}}
+    assert all(row["attempts"] == 1 for row in shown["deliveries"]["recipients"])
