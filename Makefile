@@ -38,9 +38,9 @@ demo: $(VENV)/.installed browser
 	$(BIN)/reportctl validate specs
 	@for spec in specs/*.yaml; do \
 		[ "$$(basename $$spec)" = reportctl.yaml ] && continue; \
-		$(BIN)/reportctl render "$$spec" || exit 1; \
+		$(BIN)/reportctl render --deliver "$$spec" || exit 1; \
 	done
-	@echo "demo reports are in out/"
+	@echo "demo reports are in out/, and what was delivered is in outbox/"
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks examples

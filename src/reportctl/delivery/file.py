@@ -136,7 +136,7 @@ class FileChannel:
 
 def outbox_folder(options: OutboxOptions, root: Path) -> Path:
     path = Path(options.path).expanduser()
-    return path if path.is_absolute() else root / path
+    return (path if path.is_absolute() else root / path).resolve()
 
 
 @contextmanager
