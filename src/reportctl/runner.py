@@ -341,6 +341,11 @@ def _write_all(document: Document, writers: list[tuple[str, Any]], directory: Pa
             raise RenderError(f"{name} writer failed: {_first_line(exc)}") from exc
         return [_artifact(name, path) for path in paths]
 
+    if document.charts():
+        # plotly reaches numpy.ma, which numpy imports lazily on first use: two writer threads doing that at once
+        # can see it half-imported ("partially initialized module 'numpy' has no attribute 'ma'")
+        import numpy.ma  # noqa: F401
+
     with ThreadPoolExecutor(max_workers=max(1, min(len(writers), os.cpu_count() or 2))) as pool:
         futures = [pool.submit(run, name, writer) for name, writer in writers]
         # two writers may write the same file (markdown and png both write a chart's PNG): list it once
