@@ -371,3 +371,38 @@ def test_a_crash_between_batches_resumes_with_the_rest_and_sends_nobody_twice(
     shown = _show(cli, run_id)
     assert shown["state"] == "COMPLETED" and shown["deliveries"]["counts"] == {"email": {"sent": 5}}
     assert all(row["attempts"] == 1 for row in shown["deliveries"]["recipients"])
+
+
+def test_a_scheduled_run_is_delivered_as_its_distributing_stage(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path], receiver: HttpPeer
+) -> None:
+    spec = write_spec(f"  - {{channel: webhook, url: '{receiver.url('/hook')}'}}\n")
+    spec.write_text(spec.read_text() + "schedule: {cron: '0 9 * * *', timezone: UTC}\n")
+
+    result = cli("schedule", "tick", "--now", "2026-11-28T09:00:30Z")
+
+    assert result.exit_code == 0, result.stderr
+    run_id = _only_run(project)
+    assert receiver.received()[0].json()["data"]["run_id"] == run_id
+    shown = _show(cli, run_id)
+    assert [t["state"] for t in shown["timeline"]][-2:] == ["DISTRIBUTING", "COMPLETED"]
+    assert shown["deliveries"]["counts"] == {"webhook": {"sent": 1}}
+
+
+def test_doctor_reaches_each_channel_without_sending(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path], receiver: HttpPeer
+) -> None:
+    with smtp_server() as server:
+        write_spec(
+            _email(server, to=["ops@example.com"])
+            + "  - {channel: webhook, url: 'https://hooks.reportctl.invalid/x'}\n"
+            + f"  - {{id: again, channel: webhook, url: '{receiver.url('/hook')}'}}\n"
+        )
+        result = cli("doctor", "--json")
+        assert server.messages == []
+    checks = [c for c in json.loads(result.stdout) if c["name"] in ("email", "webhook")]
+    assert [(c["name"], c["ok"]) for c in checks] == [("email", True), ("webhook", False), ("webhook", True)]
+    assert checks[0]["detail"].startswith(f"specs/health.yaml delivery[0]: 127.0.0.1:{server.port} answered 220")
+    assert "hooks.reportctl.invalid" in checks[1]["detail"]
+    assert receiver.received() == []
+    assert result.exit_code == 1, "an unreachable channel is a problem to fix"

@@ -35,6 +35,7 @@ from reportctl.delivery.message import (
     render_content,
     resolve_recipients,
 )
+from reportctl.delivery.recipients import RecipientEntry
 from reportctl.spec.types import PositiveDuration
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class EmailOptions(MessageOptions):
     """Options of the ``email`` channel."""
 
     channel: Literal["email"] = Field(description="Sends the report as an email over SMTP.")
-    to: list[str] = Field(
+    to: list[RecipientEntry] = Field(
         min_length=1, description="Recipients: addresses, team:NAME or list:NAME; a single string is one."
     )
     host: str = Field(default="localhost", description="The SMTP server's host name.")

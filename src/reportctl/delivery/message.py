@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator
 
 from reportctl.delivery.base import ChannelOptions, DeliveryContext, PermanentFailure, Recipient
-from reportctl.delivery.recipients import Directory, address_problem, entry_problem
+from reportctl.delivery.recipients import Directory, RecipientEntry, address_problem
 from reportctl.formats import format_bytes
 
 if TYPE_CHECKING:
@@ -79,11 +79,13 @@ background:#ffffff;border:1px solid #d0d7de;border-radius:6px;">
 class MessageOptions(ChannelOptions):
     """Options of channels that compose an email: recipients, subject, body, attachments, sender."""
 
-    to: list[str] = Field(
+    to: list[RecipientEntry] = Field(
         default_factory=list, description="Recipients: addresses, team:NAME or list:NAME; a single string is one."
     )
-    cc: list[str] = Field(default_factory=list, description="Copied recipients, shown in the Cc header.")
-    bcc: list[str] = Field(default_factory=list, description="Blind-copied recipients, never shown in any header.")
+    cc: list[RecipientEntry] = Field(default_factory=list, description="Copied recipients, shown in the Cc header.")
+    bcc: list[RecipientEntry] = Field(
+        default_factory=list, description="Blind-copied recipients, never shown in any header."
+    )
     subject: str = Field(
         default="{{ title }}", description="Subject template (Jinja), e.g. '{{ title }} for {{ run.date }}'."
     )
@@ -106,15 +108,6 @@ class MessageOptions(ChannelOptions):
     @classmethod
     def _one_entry_is_a_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
-
-    @field_validator("to", "cc", "bcc")
-    @classmethod
-    def _entries(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            problem = entry_problem(entry)
-            if problem:
-                raise ValueError(problem)
-        return value
 
     @field_validator("from_", "reply_to")
     @classmethod

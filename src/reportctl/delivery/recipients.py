@@ -13,6 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from reportctl.delivery.base import Recipient
 from reportctl.errors import did_you_mean
@@ -159,3 +162,14 @@ def _closest(name: str, known: set[str]) -> str:
     if same_but_case:
         return f" (did you mean '{same_but_case[0]}'?)"
     return did_you_mean(name, sorted(known))
+
+
+def _checked_entry(text: str) -> str:
+    problem = entry_problem(text)
+    if problem:
+        raise ValueError(problem)
+    return text.strip()
+
+
+RecipientEntry = Annotated[str, AfterValidator(_checked_entry)]
+"""A recipient as a spec writes it (an address, ``team:NAME`` or ``list:NAME``), checked where it stands."""
