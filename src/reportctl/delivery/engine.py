@@ -105,10 +105,14 @@ def _chosen(loaded: LoadedSpec, target: DeliveryTarget, only: Sequence[str]) -> 
 
 
 def _directory(loaded: LoadedSpec, deliveries: Sequence[ChannelOptions]) -> Directory:
-    """The project's people, read now; a directory that cannot be read fails only the team: and list: recipients."""
+    """The project's people, read now when a delivery names a team or list; a directory that cannot be read fails
+    only the team: and list: recipients."""
     from reportctl.delivery.directory import load_directory
-    from reportctl.delivery.recipients import Directory
+    from reportctl.delivery.recipients import REFERENCE, Directory
 
+    entries = [e for d in deliveries for key in ("to", "cc", "bcc") for e in getattr(d, key, None) or ()]
+    if not any(REFERENCE.match(entry.strip()) for entry in entries if isinstance(entry, str)):
+        return Directory(origin="the directory, which no delivery of this run needs")
     try:
         return load_directory(loaded.project)
     except ReportctlError as exc:
