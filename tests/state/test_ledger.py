@@ -49,14 +49,15 @@ def test_a_row_is_claimed_by_one_process_only(store: StateStore, run_id: str) ->
     assert entry.attempts == 1 and entry.claimed_by == "host:1" and entry.first_attempt_at == T0
 
 
-def test_outcomes_release_the_claim_and_a_retry_keeps_it(store: StateStore, run_id: str) -> None:
+def test_outcomes_release_the_claim_and_a_retry_claims_again(store: StateStore, run_id: str) -> None:
     ledger = DeliveryLedger(store)
     a, b, c = (row.id for row in ledger.plan(run_id, "email", "email", _planned("a@x.org", "b@x.org", "c@x.org")))
     ledger.claim([a, b, c], "host:1", T0)
     ledger.record(
         [(a, "sent", "250 OK"), (b, "bounced", "550 no such user"), (c, "pending", "451 try later")], "host:1"
     )
-    ledger.retry([c], "host:1", T0 + timedelta(seconds=1))
+    assert ledger.entries(run_id)[2].claimed_by is None, "a row waiting for its next try is not in flight"
+    assert ledger.claim([c], "host:1", T0 + timedelta(seconds=1)) == [c]
     ledger.record([(c, "failed", "451 try later (gave up after 2 attempts)")], "host:1")
     entries = {e.recipient: e for e in ledger.entries(run_id)}
     assert (entries["a@x.org"].status, entries["a@x.org"].claimed_by) == ("sent", None)

@@ -61,12 +61,13 @@ class _BatchSender:
         self.limit = limit
 
     def send(self, batch: list[tuple[int, Recipient]]) -> None:
-        claimed = set(self.ledger.claim([row_id for row_id, _ in batch], self.worker, _now()))
-        pending = [(row_id, recipient) for row_id, recipient in batch if row_id in claimed]
-        attempt = 0
+        """Claim, send, record, and again for the temporary failures; a row is claimed only while in flight."""
+        pending, attempt = batch, 0
         while pending:
-            if attempt:
-                self.ledger.retry([row_id for row_id, _ in pending], self.worker, _now())
+            claimed = set(self.ledger.claim([row_id for row_id, _ in pending], self.worker, _now()))
+            pending = [(row_id, recipient) for row_id, recipient in pending if row_id in claimed]
+            if not pending:
+                return  # another process holds them, or sent them while this one waited to retry
             outcomes = self._attempt([recipient for _, recipient in pending])
             records, again, waits = [], [], []
             last = attempt >= self.options.retries

@@ -1,7 +1,8 @@
 """The delivery ledger: one row per (run, delivery, recipient), marked before and after each send.
 
 A row is planned ``pending``; claimed (``claimed_by`` = host:pid, one more attempt) just before its batch is sent;
-and given its outcome just after: ``sent``, ``bounced``, ``failed``, or left ``pending`` for another try. A process
+and given its outcome just after, which releases it: ``sent``, ``bounced``, ``failed``, or ``pending`` for another
+try. A row is claimed only while it is in flight. A process
 that dies mid-send leaves its claim behind, which the next delivery of the run turns into ``failed`` ("interrupted
 while sending") instead of sending again: a recipient may miss a report, but never receives it twice unasked.
 """
@@ -135,37 +136,24 @@ class DeliveryLedger:
                 )
         return claimed
 
-    def retry(self, ids: Sequence[int], worker: str, now: datetime) -> None:
-        """Count one more attempt on rows ``worker`` already holds."""
-        with self._store._session(write=True) as session:
-            for chunk in _chunks(list(ids)):
-                session.execute(
-                    update(Delivery)
-                    .where(Delivery.id.in_(chunk), Delivery.claimed_by == worker)
-                    .values(attempts=Delivery.attempts + 1, last_attempt_at=now)
-                )
-
     def record(self, outcomes: Iterable[tuple[int, str, str]], worker: str | None) -> None:
-        """Store ``(id, status, response)`` outcomes; a final status releases the claim, ``pending`` keeps it."""
+        """Store ``(id, status, response)`` outcomes of rows ``worker`` holds (None: unclaimed rows) and release them.
+
+        ``pending`` is an attempt that failed for now: the row waits, unclaimed, for the next try.
+        """
         rows = [
-            {"row_id": row_id, "new_status": status, "new_response": response, "worker": worker, "released": None}
-            for row_id, status, response in outcomes
+            {"row_id": row_id, "new_status": status, "new_response": response} for row_id, status, response in outcomes
         ]
-        final = [dict(r, released=None) for r in rows if r["new_status"] in FINAL_STATUSES]
-        interim = [dict(r, released=worker) for r in rows if r["new_status"] not in FINAL_STATUSES]
-        claimant = Delivery.claimed_by.is_(None) if worker is None else Delivery.claimed_by == bindparam("worker")
+        claimant = Delivery.claimed_by.is_(None) if worker is None else Delivery.claimed_by == worker
         statement = (
             update(Delivery)
             .where(Delivery.id == bindparam("row_id"), claimant)
-            .values(
-                status=bindparam("new_status"), response=bindparam("new_response"), claimed_by=bindparam("released")
-            )
+            .values(status=bindparam("new_status"), response=bindparam("new_response"), claimed_by=None)
         )
         with self._store._session(write=True) as session:
             connection = session.connection()
-            for group in (final, interim):
-                for chunk in _chunks(group):
-                    connection.execute(statement, chunk)
+            for chunk in _chunks(rows):
+                connection.execute(statement, chunk)
 
     def reopen(self, ids: Sequence[int]) -> None:
         """Make failed rows pending again, for ``deliver --retry-failed``."""
