@@ -103,7 +103,7 @@ def describe_delivery(report: DeliveryReport) -> Iterator[str]:
         return
     yield f"delivered {report.summary()}"
     for entry in report.undelivered:
-        yield f"  {entry.status:<8} {entry.channel:<10} {entry.recipient}  {_short(entry.response)}".rstrip()
+        yield f"  {entry.status:<8} {entry.channel:<10} {entry.recipient}  {entry.response or ''}".rstrip()
 
 
 def describe_ledger(entries: list[LedgerEntry]) -> Iterator[str]:
