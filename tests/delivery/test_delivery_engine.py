@@ -406,3 +406,36 @@ def test_doctor_reaches_each_channel_without_sending(
     assert "hooks.reportctl.invalid" in checks[1]["detail"]
     assert receiver.received() == []
     assert result.exit_code == 1, "an unreachable channel is a problem to fix"
+
+
+@pytest.mark.parametrize("finisher", ["daemon", "tick"])
+def test_the_scheduler_finishes_the_delivery_of_a_run_whose_worker_died(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path], finisher: str
+) -> None:
+    from datetime import timedelta
+
+    from reportctl.schedule.daemon import Daemon
+
+    addresses = [f"reader{n}@example.com" for n in range(4)]
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with smtp_server() as server:
+        spec = write_spec(_email(server, to=addresses, batch_size=2))
+        crashed = subprocess.run(
+            [sys.executable, "-c", CRASH_AFTER_FIRST_BATCH, str(spec)], capture_output=True, check=False
+        )
+        assert crashed.returncode == 9, crashed.stderr.decode()
+        run_id = _only_run(project)
+        if finisher == "daemon":
+            with open_store(find_project()) as store:
+                daemon = Daemon(find_project(), store)
+                assert daemon.reap(now=later) == [run_id]
+                for thread in daemon.resuming:
+                    thread.join(timeout=30)
+        else:
+            ticked = cli("schedule", "tick", "--now", later.isoformat())
+            assert ticked.exit_code == 0, ticked.stderr
+        received = sorted(address for message in server.messages for address in message.rcpt_tos)
+    assert received == sorted(addresses)
+    shown = _show(cli, run_id)
+    assert shown["state"] == "COMPLETED" and shown["deliveries"]["counts"] == {"email": {"sent": 4}}
+    assert "finishes the delivery" in shown["timeline"][-1]["detail"]

@@ -29,12 +29,22 @@ from reportctl.errors import ReportctlError, UsageError, one_of
 from reportctl.state.ledger import DeliveryLedger, PlannedRecipient
 
 if TYPE_CHECKING:
+    from reportctl.config import Project
     from reportctl.delivery.base import Channel
     from reportctl.delivery.recipients import Directory
     from reportctl.spec.loader import LoadedSpec
+    from reportctl.state.models import RunRecord
     from reportctl.state.store import StateStore
 
-__all__ = ["DeliveryReport", "DeliveryTarget", "Preview", "deliver_run", "with_secrets", "worker_has_stopped"]
+__all__ = [
+    "DeliveryReport",
+    "DeliveryTarget",
+    "Preview",
+    "deliver_run",
+    "resume_delivery",
+    "with_secrets",
+    "worker_has_stopped",
+]
 
 SETUP = "(delivery)"
 """The ledger's recipient for a delivery that failed before it had recipients (a missing secret, a bad template)."""
@@ -83,6 +93,15 @@ def deliver_run(
         _deliver_one(ledger, context, options, target, worker, retry_failed, report)
     report.entries = ledger.entries(target.run_id)
     return report
+
+
+def resume_delivery(store: StateStore, project: Project, run: RunRecord) -> DeliveryReport:
+    """Deliver what a run's lost worker left pending, with the run's spec as it is now."""
+    from pathlib import Path
+
+    from reportctl.spec.loader import load_spec
+
+    return deliver_run(store, load_spec(Path(run.spec_path), project), DeliveryTarget.recorded(run))
 
 
 def _chosen(loaded: LoadedSpec, target: DeliveryTarget, only: Sequence[str]) -> list[ChannelOptions]:

@@ -26,11 +26,13 @@ from reportctl.schedule.apscheduler_trigger import PlannedFireTrigger
 from reportctl.schedule.logs import LOGGER_NAME, log_event
 from reportctl.schedule.tick import RenderFire, TickOutcome, record_missed, render_fire, run_fire
 from reportctl.schedule.triggers import Fire, due_fires
+from reportctl.state.lifecycle import RunState
 
 if TYPE_CHECKING:
     from reportctl.config import Project
     from reportctl.schedule.metrics import DaemonMetrics
     from reportctl.schedule.specs import ScheduledSpec
+    from reportctl.state.models import RunRecord
     from reportctl.state.store import StateStore
 
 DAEMON_TICK = "daemon"
@@ -108,6 +110,8 @@ class Daemon:
         self._loaded: dict[str, Any] = {}
         self._stamps: dict[str, tuple[tuple[str, int, int], ...]] = {}
         self._lock = threading.Lock()
+        self.resuming: list[threading.Thread] = []
+        """Deliveries of reaped runs being finished in the background."""
 
     # --- specs ----------------------------------------------------------------------------------------------------
 
@@ -363,7 +367,7 @@ class Daemon:
         return TickOutcome(spec.name, fire.scheduled, "FAILED", None, CUT_OFF)
 
     def _fail(self, run_id: str, error: str, now: datetime) -> bool:
-        from reportctl.state.lifecycle import IllegalTransition, RunState
+        from reportctl.state.lifecycle import IllegalTransition
         from reportctl.state.store import StateStoreError
 
         try:
@@ -373,11 +377,37 @@ class Daemon:
         return True
 
     def reap(self, now: datetime | None = None) -> list[str]:
-        """Fail the runs whose worker stopped beating (anywhere); the run ids."""
+        """End the runs whose worker stopped beating (anywhere); the run ids.
+
+        A run lost while delivering is complete; its pending recipients are delivered in the background.
+        """
         reaped = self.store.reap_lost(self.project.config.state.heartbeat_timeout, now or self.clock())
         for run in reaped:
             log_event(self.log, logging.WARNING, "run.worker_lost", run.error or "", report=run.report, run_id=run.id)
+            if run.state is RunState.COMPLETED:
+                resuming = threading.Thread(target=self._resume_delivery, args=(run,), name=f"resume-{run.id}")
+                resuming.daemon = True
+                self.resuming.append(resuming)
+                resuming.start()
         return [run.id for run in reaped]
+
+    def _resume_delivery(self, run: RunRecord) -> None:
+        """Deliver what a lost worker left pending; the ledger sees to it that nobody gets the report twice."""
+        from reportctl.delivery.engine import resume_delivery
+
+        try:
+            report = resume_delivery(self.store, self.project, run)
+        except Exception as exc:  # logged for the operator; `reportctl deliver RUN` can finish it by hand
+            log_event(self.log, logging.ERROR, "delivery.resume_failed", str(exc), report=run.report, run_id=run.id)
+            return
+        log_event(
+            self.log,
+            logging.INFO,
+            "delivery.resumed",
+            report.summary() or "nothing left",
+            report=run.report,
+            run_id=run.id,
+        )
 
     def watermark(self, now: datetime) -> datetime:
         """Everything planned up to this time has been handed to a job: where a restarted daemon catches up from."""

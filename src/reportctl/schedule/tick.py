@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from reportctl.errors import ReportctlError, SourceError
+from reportctl.state.lifecycle import RunState
 
 if TYPE_CHECKING:
     from reportctl.config import Project
@@ -76,7 +77,9 @@ def run_tick(
 
     say = say or (lambda _message: None)
     specs, problems = scheduled_specs([d for d in project.spec_dirs if d.is_dir()], project)
-    store.reap_lost(project.config.state.heartbeat_timeout, now)
+    for lost in store.reap_lost(project.config.state.heartbeat_timeout, now):
+        if lost.state is RunState.COMPLETED:  # lost while delivering: finish it, nobody gets it twice
+            _resume_delivery(store, project, lost, say)
     since = store.last_tick(TICK_NAME)
     outcomes: list[TickOutcome] = []
     # critical reports first, so they never wait behind standard ones
@@ -101,7 +104,6 @@ def run_tick(
 
 def record_missed(store: StateStore, spec: ScheduledSpec, missed: list[Fire], now: datetime) -> list[TickOutcome]:
     """One SKIPPED run for the latest missed fire, saying how many were missed: a record, not a backlog."""
-    from reportctl.state.lifecycle import RunState
 
     latest = missed[-1]
     claim = store.claim_fire(spec.name, latest.scheduled, latest.planned, spec_path=str(spec.path), now=now)
@@ -131,7 +133,6 @@ def run_fire(
     """Claim one due fire and run it: overlap skip or queue, then render with retries (shared by tick and daemon)."""
     from reportctl.runner import jsonable_parameters, resolve_parameters
     from reportctl.spec.loader import load_spec
-    from reportctl.state.lifecycle import RunState
 
     parameters = {name: str(value) for name, value in spec.parameters.items()}
     loaded: Any = None
@@ -218,3 +219,14 @@ def _seconds(total: float) -> str:
     from reportctl.spec.types import format_duration_spec
 
     return format_duration_spec(timedelta(seconds=int(total)))
+
+
+def _resume_delivery(store: StateStore, project: Project, run: Any, say: Callable[[str], None]) -> None:
+    from reportctl.delivery.engine import resume_delivery
+
+    try:
+        report = resume_delivery(store, project, run)
+    except ReportctlError as exc:
+        say(f"{run.report}: could not finish the delivery of run {run.id}: {exc}")
+        return
+    say(f"{run.report}: finished the delivery of run {run.id}: {report.summary() or 'nothing left'}")
