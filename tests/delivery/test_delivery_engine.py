@@ -349,17 +349,21 @@ main()
 """
 
 
+def _render_and_die_after_one_batch(spec: Path, project: Path) -> str:
+    """``render --deliver`` in a process killed right after its first batch is recorded; the run's id."""
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASH_AFTER_FIRST_BATCH, str(spec)], capture_output=True, check=False
+    )
+    assert crashed.returncode == 9, crashed.stderr.decode()
+    return _only_run(project)
+
+
 def test_a_crash_between_batches_resumes_with_the_rest_and_sends_nobody_twice(
     cli: Cli, project: Path, write_spec: Callable[[str], Path]
 ) -> None:
     addresses = [f"reader{n}@example.com" for n in range(5)]
     with smtp_server() as server:
-        spec = write_spec(_email(server, to=addresses, batch_size=2))
-        crashed = subprocess.run(
-            [sys.executable, "-c", CRASH_AFTER_FIRST_BATCH, str(spec)], capture_output=True, check=False
-        )
-        assert crashed.returncode == 9, crashed.stderr.decode()
-        run_id = _only_run(project)
+        run_id = _render_and_die_after_one_batch(write_spec(_email(server, to=addresses, batch_size=2)), project)
         assert _show(cli, run_id)["state"] == "DISTRIBUTING"
         assert [m.rcpt_tos for m in server.messages] == [addresses[:2]]
 
@@ -419,12 +423,7 @@ def test_the_scheduler_finishes_the_delivery_of_a_run_whose_worker_died(
     addresses = [f"reader{n}@example.com" for n in range(4)]
     later = datetime.now(UTC) + timedelta(hours=1)
     with smtp_server() as server:
-        spec = write_spec(_email(server, to=addresses, batch_size=2))
-        crashed = subprocess.run(
-            [sys.executable, "-c", CRASH_AFTER_FIRST_BATCH, str(spec)], capture_output=True, check=False
-        )
-        assert crashed.returncode == 9, crashed.stderr.decode()
-        run_id = _only_run(project)
+        run_id = _render_and_die_after_one_batch(write_spec(_email(server, to=addresses, batch_size=2)), project)
         if finisher == "daemon":
             with open_store(find_project()) as store:
                 daemon = Daemon(find_project(), store)
