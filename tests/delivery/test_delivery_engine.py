@@ -7,6 +7,7 @@ SQLite file.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import socket
 import subprocess
@@ -438,3 +439,33 @@ def test_the_scheduler_finishes_the_delivery_of_a_run_whose_worker_died(
     shown = _show(cli, run_id)
     assert shown["state"] == "COMPLETED" and shown["deliveries"]["counts"] == {"email": {"sent": 4}}
     assert "finishes the delivery" in shown["timeline"][-1]["detail"]
+
+
+def test_s3_goes_first_and_the_other_channels_link_to_what_it_uploaded(
+    cli: Cli, project: Path, write_spec: Callable[[str], Path], receiver: HttpPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+    from s3_server import REGION, running_moto_server
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with running_moto_server() as s3, smtp_server() as server:
+        s3.client().create_bucket(Bucket="reports")
+        spec = write_spec(
+            _email(server, to=["ops@example.com"], attach=["csv"], max_attachment_size="10B")
+            + f"  - {{channel: webhook, url: '{receiver.url('/hook')}'}}\n"
+            + f"  - {{channel: s3, url: 's3://reports/{{{{ name }}}}/', endpoint_url: '{s3.endpoint}'}}\n"
+        )
+        result = cli("render", str(spec), "--deliver")
+        assert result.exit_code == 0, result.stderr
+        (request,) = receiver.received()
+        artifacts = {a["format"]: a for a in request.json()["data"]["artifacts"]}
+        with requests.get(artifacts["csv"]["url"], timeout=10) as download:
+            assert download.status_code == 200
+            assert hashlib.sha256(download.content).hexdigest() == artifacts["csv"]["sha256"]
+        body = server.messages[0].parsed().get_body(("plain",)).get_content()
+        assert artifacts["csv"]["url"] in body, "too large to attach (10 B), so the email links to the upload"
+    rows = _show(cli, _only_run(project))["deliveries"]["recipients"]
+    assert [(r["channel"], r["status"]) for r in rows] == [("email", "sent"), ("s3", "sent"), ("webhook", "sent")]
