@@ -315,8 +315,10 @@ def test_acceptance_email_and_webhook_show_every_recipient_sent(
         ("cto@example.com", "to"),
         ("linus@example.org", "cc"),
     }
+    assert (shown["deliveries"]["total"], shown["deliveries"]["sent"]) == (5, 5)
     text = cli("runs", "show", run_id).stdout
-    assert "deliveries\n  email (email): 4 sent\n" in text and "\n  webhook (webhook): 1 sent\n" in text
+    assert "deliveries\n  sent to 5 of 5\n  email (email): 4 sent\n" in text
+    assert "\n  webhook (webhook): 1 sent\n" in text
 
 
 def test_a_refused_recipient_bounces_alone_and_an_empty_team_is_recorded(
@@ -334,6 +336,7 @@ def test_a_refused_recipient_bounces_alone_and_an_empty_team_is_recorded(
     assert rows["grace@example.com"]["status"] == "bounced" and "550 5.1.1" in rows["grace@example.com"]["response"]
     assert rows["list:nobody"]["status"] == "failed" and rows["list:nobody"]["attempts"] == 0
     assert "has no members in people.yaml" in rows["list:nobody"]["response"]
+    assert "\n  sent to 1 of 3 (1 bounced, 1 failed)\n" in cli("runs", "show", _only_run(project)).stdout
 
 
 CRASH_AFTER_FIRST_BATCH = """

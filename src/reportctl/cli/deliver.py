@@ -110,6 +110,7 @@ def describe_ledger(entries: list[LedgerEntry]) -> Iterator[str]:
     """``runs show``: per delivery its counts, then every recipient with status, attempts and the last response."""
     from reportctl.cli.runs import local_time
 
+    yield f"  {ledger_summary(entries)}"
     by_delivery: dict[str, list[LedgerEntry]] = {}
     for entry in entries:
         by_delivery.setdefault(entry.channel, []).append(entry)
@@ -125,6 +126,15 @@ def describe_ledger(entries: list[LedgerEntry]) -> Iterator[str]:
                 f"    {row.status:<8} {row.recipient:<{width}}  {local_time(row.last_attempt_at)}  {attempts:<10}"
                 f"  {_short(row.response)}"
             ).rstrip()
+
+
+def ledger_summary(entries: list[LedgerEntry]) -> str:
+    """'sent to 47 of 50 (2 bounced, 1 pending)': the run's deliveries in one line."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.status] = counts.get(entry.status, 0) + 1
+    others = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if status != "sent")
+    return f"sent to {counts.get('sent', 0)} of {len(entries)}" + (f" ({others})" if others else "")
 
 
 def _problems(report: DeliveryReport) -> str:

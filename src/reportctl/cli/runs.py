@@ -96,7 +96,12 @@ def show(
             {
                 **record.as_dict(),
                 "timeline": _timeline_json(timeline, record),
-                "deliveries": {"counts": counts, "recipients": [entry.as_dict() for entry in deliveries]},
+                "deliveries": {
+                    "total": len(deliveries),
+                    "sent": sum(1 for entry in deliveries if entry.status == "sent"),
+                    "counts": counts,
+                    "recipients": [entry.as_dict() for entry in deliveries],
+                },
             }
         )
         return
