@@ -472,3 +472,27 @@ def test_s3_goes_first_and_the_other_channels_link_to_what_it_uploaded(
         assert artifacts["csv"]["url"] in body, "too large to attach (10 B), so the email links to the upload"
     rows = _show(cli, _only_run(project))["deliveries"]["recipients"]
     assert [(r["channel"], r["status"]) for r in rows] == [("email", "sent"), ("s3", "sent"), ("webhook", "sent")]
+
+
+def test_five_webhooks_at_once_on_sqlite_and_postgresql(
+    cli: Cli,
+    project: Path,
+    write_spec: Callable[[str], Path],
+    receiver: HttpPeer,
+    store_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    paths = [f"/hook/{n}" for n in range(20)]
+    for path in paths[:3]:
+        receiver.script(path, Reply(503), Reply(200))
+    urls = [receiver.url(path) for path in paths]
+    spec = write_spec(f"  - {{channel: webhook, url: {json.dumps(urls)}, concurrency: 5, backoff: 10ms}}\n")
+    monkeypatch.setenv("REPORTCTL_STATE_URL", store_url)
+
+    result = cli("render", str(spec), "--deliver", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert sorted(r.path for r in receiver.received()) == sorted(paths + paths[:3])
+    rows = json.loads(result.stdout)["delivery"]["recipients"]
+    assert {row["recipient"]: row["attempts"] for row in rows} == {url: 2 if n < 3 else 1 for n, url in enumerate(urls)}
+    assert {row["status"] for row in rows} == {"sent"} and all(row["claimed_by"] is None for row in rows)
