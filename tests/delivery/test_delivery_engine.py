@@ -336,7 +336,12 @@ def test_a_refused_recipient_bounces_alone_and_an_empty_team_is_recorded(
     assert rows["grace@example.com"]["status"] == "bounced" and "550 5.1.1" in rows["grace@example.com"]["response"]
     assert rows["list:nobody"]["status"] == "failed" and rows["list:nobody"]["attempts"] == 0
     assert "has no members in people.yaml" in rows["list:nobody"]["response"]
-    assert "\n  sent to 1 of 3 (1 bounced, 1 failed)\n" in cli("runs", "show", _only_run(project)).stdout
+    run_id = _only_run(project)
+    assert "\n  sent to 1 of 3 (1 bounced, 1 failed)\n" in cli("runs", "show", run_id).stdout
+    retried = cli("deliver", run_id, "--retry-failed")
+    assert retried.exit_code == 3, "the empty list is still empty, the bounce still a bounce"
+    counts = _show(cli, run_id)["deliveries"]["counts"]
+    assert counts == {"email": {"sent": 1, "bounced": 1, "failed": 1}}, "nothing left pending, nothing sent again"
 
 
 CRASH_AFTER_FIRST_BATCH = """

@@ -26,7 +26,7 @@ from reportctl.delivery.base import (
 from reportctl.delivery.report import DeliveryReport, DeliveryTarget, Preview
 from reportctl.delivery.sending import send_all
 from reportctl.errors import ReportctlError, UsageError, one_of
-from reportctl.state.ledger import DeliveryLedger, PlannedRecipient
+from reportctl.state.ledger import DeliveryLedger, LedgerEntry, PlannedRecipient
 
 if TYPE_CHECKING:
     from reportctl.config import Project
@@ -178,18 +178,18 @@ def _deliver_one(
             return
         ledger.forget(target.run_id, options.name, SETUP)
         rows = ledger.plan(target.run_id, options.name, options.channel, planned)
-        unsendable = [
-            (row.id, "failed", recipient.problem)
-            for row, recipient in zip(rows, recipients, strict=True)
-            if recipient.problem and row.status == "pending" and row.claimed_by is None
-        ]
-        ledger.record(unsendable, None)
+        planned_rows = list(zip(rows, recipients, strict=True))
+        # a recipient that cannot be sent to (malformed, an empty team) is failed once, and stays failed
+        ledger.record(
+            [(row.id, "failed", r.problem) for row, r in planned_rows if r.problem and _unclaimed_pending(row)], None
+        )
+        sendable = [(row, r) for row, r in planned_rows if not r.problem]
         if retry_failed:
-            ledger.reopen([row.id for row, r in zip(rows, recipients, strict=True) if row.status == "failed"])
+            ledger.reopen([row.id for row, _ in sendable if row.status == "failed"])
         todo = [
             (row.id, recipient)
-            for row, recipient in zip(rows, recipients, strict=True)
-            if not recipient.problem and (row.status == "pending" or (retry_failed and row.status == "failed"))
+            for row, recipient in sendable
+            if row.status == "pending" or (retry_failed and row.status == "failed")
         ]
         send_all(ledger, channel, options, todo, worker)
         if getattr(channel, "PUBLISHES", False) and all(
@@ -198,6 +198,10 @@ def _deliver_one(
             context.links.update(channel.links())
     finally:
         channel.close()
+
+
+def _unclaimed_pending(row: LedgerEntry) -> bool:
+    return row.status == "pending" and row.claimed_by is None
 
 
 def _preview(
