@@ -133,15 +133,19 @@ def test_init_creates_a_project_that_renders(cli: Cli, tmp_path: Path, monkeypat
     assert result.exit_code == 0
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == [
         ".gitignore",
+        "people.yaml",
         "reportctl.yaml",
         "specs/base/ops.yaml",
         "specs/server-health.yaml",
     ]
     monkeypatch.chdir(target)
     assert cli("validate").exit_code == 0
-    rendered = cli("render", "specs/server-health.yaml", "--json")
+    rendered = cli("render", "specs/server-health.yaml", "--json", "--deliver")
     assert rendered.exit_code == 0, rendered.stderr
-    assert {a["format"] for a in json.loads(rendered.stdout)["artifacts"]} == {"csv", "json"}
+    document = json.loads(rendered.stdout)
+    assert {a["format"] for a in document["artifacts"]} == {"csv", "json"}
+    assert [(r["recipient"], r["status"]) for r in document["delivery"]["recipients"]] == [("you@example.com", "sent")]
+    assert (target / "outbox" / "server-health" / document["run_id"] / "message.eml").is_file()
 
 
 def test_init_refuses_to_overwrite(cli: Cli, tmp_path: Path) -> None:
