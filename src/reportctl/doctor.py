@@ -29,8 +29,9 @@ def check_python() -> Check:
 def check_plugins() -> Check:
     from reportctl.plugins import CHANNELS, SOURCES, WRITERS, PluginError, load_plugin, plugin_names
 
-    loaded, broken = [], []
-    for group in (SOURCES, WRITERS, CHANNELS):
+    loaded: dict[str, list[str]] = {}
+    broken = []
+    for kind, group in (("sources", SOURCES), ("writers", WRITERS), ("channels", CHANNELS)):
         try:
             names = plugin_names(group)
         except PluginError as exc:
@@ -38,12 +39,12 @@ def check_plugins() -> Check:
         for name in names:
             try:
                 load_plugin(group, name)
-                loaded.append(name)
+                loaded.setdefault(kind, []).append(name)
             except PluginError as exc:
                 broken.append(str(exc))
     if broken:
         return Check("plugins", False, broken[0], "reinstall or remove the plugin named above")
-    return Check("plugins", True, f"{len(loaded)} sources and writers: {', '.join(loaded)}")
+    return Check("plugins", True, "; ".join(f"{kind} {', '.join(names)}" for kind, names in loaded.items()))
 
 
 def check_fonts() -> Check:
