@@ -259,8 +259,9 @@ def _dispatch_in_thread(daemon: Daemon) -> tuple[threading.Thread, list[Any]]:
     outcomes: list[Any] = []
     thread = threading.Thread(target=lambda: outcomes.extend(daemon.dispatch_due(NOW)))
     thread.start()
+    # until the render has moved its run to GENERATING: a timeout recorded before that would race with it
     for _ in range(500):
-        if daemon.running():
+        if daemon.running() and all(daemon.store.get_run(r).state is not RunState.SCHEDULED for r in daemon.running()):
             break
         threading.Event().wait(0.01)
     return thread, outcomes
