@@ -11,18 +11,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 from pydantic import ValidationError
+from writer_documents import REGIONS, SINCE, last_7_days, report_info
 
-from reportctl.document import (
-    Document,
-    KpiBlock,
-    KpiValue,
-    ParameterValue,
-    Period,
-    ReportInfo,
-    TableBlock,
-    TableColumn,
-    TextBlock,
-)
+from reportctl.document import Document, KpiBlock, KpiValue, ParameterValue, TableBlock, TableColumn, TextBlock
 from reportctl.errors import RenderError
 from reportctl.writers.csv import CsvWriter
 
@@ -51,23 +42,9 @@ def metrics_frame() -> pl.DataFrame:
 
 
 def make_document(*tables: TableBlock) -> Document:
-    info = ReportInfo(
-        name="server-health",
-        title="Server health\nweek 48",
-        description="Latency by service",
-        run_id="20261128T090000-abc",
-        generated_at=datetime(2026, 11, 28, 9, 0, 1, tzinfo=UTC),
-        timezone=BERLIN,
-        spec_path="specs/server-health.yaml",
-        spec_hash="sha256:0123",
-    )
-    period = Period("last_7_days", datetime(2026, 11, 21, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC))
-    parameters = (
-        ParameterValue("period", "Period", "period", period),
-        ParameterValue("region", "Region", "string", "eu\\west"),
-        ParameterValue("since", "Since", "date", date(2026, 1, 1)),
-        ParameterValue("regions", "Regions", "list", ["eu", "us"]),
-    )
+    info = report_info(timezone=BERLIN, title="Server health\nweek 48", description="Latency by service")
+    region = ParameterValue("region", "Region", "string", "eu\\west")  # a backslash, which the metadata escapes
+    parameters = (last_7_days(), region, SINCE, REGIONS)
     text = TextBlock("summary", None, "All good.")
     kpis = KpiBlock("kpis", None, (KpiValue("Worst p95", 310.25, "number:0 ms"),))
     return Document(info, parameters, (text, kpis, *tables))

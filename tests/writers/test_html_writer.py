@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -15,19 +15,9 @@ import html5lib
 import polars as pl
 import pytest
 from pydantic import ValidationError
+from writer_documents import REGION, WINDOW, key_figures, last_7_days, report_info
 
-from reportctl.document import (
-    ChartBlock,
-    Document,
-    KpiBlock,
-    KpiValue,
-    ParameterValue,
-    Period,
-    ReportInfo,
-    TableBlock,
-    TableColumn,
-    TextBlock,
-)
+from reportctl.document import ChartBlock, Document, TableBlock, TableColumn, TextBlock
 from reportctl.errors import RenderError
 from reportctl.formats import parse_format
 from reportctl.writers.html import HtmlWriter, _plotly_js
@@ -67,34 +57,16 @@ def metrics_frame(rows: int = 5) -> pl.DataFrame:
 
 
 def make_document(*blocks: Any, frame: pl.DataFrame | None = None) -> Document:
-    info = ReportInfo(
-        name="server-health",
+    info = report_info(
+        tz=BERLIN,
+        timezone="Europe/Berlin",
         title="Server health <weekly>",
         description="Latency & errors of every service.",
-        run_id="20261128T090000-abc",
-        generated_at=datetime(2026, 11, 28, 9, 0, 1, tzinfo=BERLIN),
-        timezone="Europe/Berlin",
-        spec_path="specs/server-health.yaml",
-        spec_hash="sha256:0123",
     )
-    period = Period("last_7_days", datetime(2026, 11, 21, tzinfo=BERLIN), datetime(2026, 11, 28, tzinfo=BERLIN))
-    parameters = (
-        ParameterValue("period", "Period", "period", period),
-        ParameterValue("region", "Region", "string", "eu"),
-        ParameterValue("window", "Window", "duration", timedelta(minutes=5)),
-    )
+    parameters = (last_7_days(BERLIN), REGION, WINDOW)
     blocks = blocks or (
         TextBlock("summary", "Summary", MARKDOWN),
-        KpiBlock(
-            "kpis",
-            "Key figures",
-            (
-                KpiValue("Worst p95", 1234.4, "number:0 ms", "highest p95 latency"),
-                KpiValue("Error rate", 0.0853, "percent"),
-                KpiValue("Last seen", datetime(2026, 11, 28, 13, 5, tzinfo=UTC)),
-                KpiValue("Missing", None, "number:1"),
-            ),
-        ),
+        key_figures(),
         TableBlock("by_service", "By service", COLUMNS, metrics_frame() if frame is None else frame),
     )
     return Document(info, parameters, blocks)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import struct
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import polars as pl
 import pytest
 from pydantic import ValidationError
+from writer_documents import report_info
 
 from reportctl.chart_export import BROWSER_ENV, export_charts, find_browser
-from reportctl.document import ChartBlock, ChartImage, Document, ReportInfo, TextBlock
+from reportctl.document import ChartBlock, ChartImage, Document, TextBlock
 from reportctl.errors import RenderError
 from reportctl.writers.images import PngWriter, SvgWriter
 
@@ -38,17 +38,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def make_document(*blocks: TextBlock | ChartBlock, images: dict[str, ChartImage] | None = None) -> Document:
-    info = ReportInfo(
-        name="server-health",
-        title="Server health",
-        description=None,
-        run_id="20261128T090000-abc",
-        generated_at=datetime(2026, 11, 28, 9, 0, 1, tzinfo=UTC),
-        timezone="UTC",
-        spec_path="specs/server-health.yaml",
-        spec_hash="sha256:0123",
-    )
-    return Document(info, (), blocks, images or {})
+    return Document(report_info(), (), blocks, images or {})
 
 
 def charts() -> list[ChartBlock]:

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 from pydantic import ValidationError
+from writer_documents import REGION, SINCE, WINDOW, key_figures, last_7_days, report_info
 
 from reportctl.document import (
     ChartBlock,
@@ -24,8 +25,6 @@ from reportctl.document import (
     KpiBlock,
     KpiValue,
     ParameterValue,
-    Period,
-    ReportInfo,
     TableBlock,
     TableColumn,
     TextBlock,
@@ -62,26 +61,15 @@ def metrics_frame() -> pl.DataFrame:
 
 def make_document(frame: pl.DataFrame | None = None, *, extra: tuple[Any, ...] = ()) -> Document:
     frame = metrics_frame() if frame is None else frame
-    info = ReportInfo(
-        name="server-health",
-        title="Server health",
-        description=None,
-        run_id="20261128T090000-abc",
-        generated_at=datetime(2026, 11, 28, 9, 0, 1, tzinfo=BERLIN),
-        timezone="Europe/Berlin",
-        spec_path="specs/server-health.yaml",
-        spec_hash="sha256:0123",
-        version="1.2",
-        owner="sre",
-        labels={"tier": "gold", "area": "ops"},
+    info = report_info(
+        tz=BERLIN, timezone="Europe/Berlin", version="1.2", owner="sre", labels={"tier": "gold", "area": "ops"}
     )
-    period = Period("last_7_days", datetime(2026, 11, 21, tzinfo=BERLIN), datetime(2026, 11, 28, tzinfo=BERLIN))
     parameters = (
-        ParameterValue("period", "Period", "period", period),
-        ParameterValue("region", "Region", "string", "eu"),
-        ParameterValue("since", "Since", "date", date(2026, 1, 1)),
+        last_7_days(BERLIN),
+        REGION,
+        SINCE,
         ParameterValue("at", "At", "datetime", datetime(2026, 11, 28, 8, tzinfo=BERLIN)),
-        ParameterValue("window", "Window", "duration", timedelta(minutes=5)),
+        WINDOW,
         ParameterValue("limit", "Limit", "integer", 10),
         ParameterValue("threshold", "Threshold", "number", float("nan")),
     )
@@ -97,16 +85,7 @@ def make_document(frame: pl.DataFrame | None = None, *, extra: tuple[Any, ...] =
     )
     blocks = (
         TextBlock("summary", "Summary", "**3** services breached 1% errors."),
-        KpiBlock(
-            "kpis",
-            "Key figures",
-            (
-                KpiValue("Worst p95", 1234.4, "number:0 ms", "highest p95 latency"),
-                KpiValue("Error rate", 0.0853, "percent"),
-                KpiValue("Last seen", datetime(2026, 11, 28, 13, 5, tzinfo=UTC)),
-                KpiValue("Missing", None, "number:1"),
-            ),
-        ),
+        key_figures(),
         TableBlock("by_service", "By service", columns, frame),
         ChartBlock("trend", None, "line", frame.select("day", "latency_ms"), "day", ("latency_ms",)),
         *extra,

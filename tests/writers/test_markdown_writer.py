@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -12,20 +12,9 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 from pydantic import ValidationError
+from writer_documents import REGION, last_7_days, report_info
 
-from reportctl.document import (
-    ChartBlock,
-    ChartImage,
-    Document,
-    KpiBlock,
-    KpiValue,
-    ParameterValue,
-    Period,
-    ReportInfo,
-    TableBlock,
-    TableColumn,
-    TextBlock,
-)
+from reportctl.document import ChartBlock, ChartImage, Document, KpiBlock, KpiValue, TableBlock, TableColumn, TextBlock
 from reportctl.errors import RenderError
 from reportctl.writers.markdown import MarkdownWriter
 
@@ -56,21 +45,10 @@ def chart(chart_id: str = "trend", title: str | None = "Latency trend") -> Chart
 
 
 def make_document(*blocks: Any) -> Document:
-    info = ReportInfo(
-        name="server-health",
-        title="Server health",
-        description="Latency and *errors*\n# not a heading",
-        run_id="r",
-        generated_at=datetime(2026, 11, 28, 9, 0, 1, tzinfo=BERLIN),
-        timezone="Europe/Berlin",
-        spec_path="specs/server-health.yaml",
-        spec_hash="sha256:0123",
+    info = report_info(
+        tz=BERLIN, timezone="Europe/Berlin", description="Latency and *errors*\n# not a heading", run_id="r"
     )
-    period = Period("last_7_days", datetime(2026, 11, 21, tzinfo=BERLIN), datetime(2026, 11, 28, tzinfo=BERLIN))
-    parameters = (
-        ParameterValue("period", "Period", "period", period),
-        ParameterValue("region", "Region", "string", "eu"),
-    )
+    parameters = (last_7_days(BERLIN), REGION)
     blocks = blocks or (
         TextBlock("summary", "Summary", "**3** services breached 1% errors.\n\n- api\n- web\n"),
         KpiBlock(

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 from pypdf import PdfReader
+from writer_documents import last_7_days, report_info
 
 from reportctl.document import (
     ChartBlock,
@@ -21,8 +22,6 @@ from reportctl.document import (
     Document,
     KpiBlock,
     KpiValue,
-    ParameterValue,
-    Period,
     ReportInfo,
     TableBlock,
     TableColumn,
@@ -37,15 +36,12 @@ ROWS = 300
 
 
 def info(name: str = "ops-weekly") -> ReportInfo:
-    return ReportInfo(
+    return report_info(
+        timezone=BERLIN,
         name=name,
         title="Operations weekly",
         description="Traffic and reliability",
-        run_id="20261128T090000-abc",
-        generated_at=datetime(2026, 11, 28, 9, 0, 1, tzinfo=UTC),
-        timezone=BERLIN,
         spec_path="specs/ops.yaml",
-        spec_hash="sha256:0123",
         version="1.2",
         owner="SRE team",
     )
@@ -80,8 +76,7 @@ def png(width: int = 400, height: int = 200) -> bytes:
 
 
 def full_document(*tables: TableBlock) -> Document:
-    period = Period("last_7_days", datetime(2026, 11, 21, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC))
-    parameters = (ParameterValue("period", "Period", "period", period),)
+    parameters = (last_7_days(),)
     text = TextBlock("summary", "Summary", f"Traffic **grew** in *Zürich* and 東京 {MINUS} {EM_DASH}.\n\n- one\n- two")
     kpis = KpiBlock("kpis", "Key figures", (KpiValue("Requests", 48213, "integer"), KpiValue("Ratio", 0.5, "percent")))
     frame = pl.DataFrame({"x": [1, 2], "y": [3, 4]})

@@ -12,19 +12,9 @@ import openpyxl
 import polars as pl
 import pytest
 from pydantic import ValidationError
+from writer_documents import REGIONS, SINCE, last_7_days, report_info
 
-from reportctl.document import (
-    ChartBlock,
-    Document,
-    KpiBlock,
-    KpiValue,
-    ParameterValue,
-    Period,
-    ReportInfo,
-    TableBlock,
-    TableColumn,
-    TextBlock,
-)
+from reportctl.document import ChartBlock, Document, KpiBlock, KpiValue, TableBlock, TableColumn, TextBlock
 from reportctl.writers.xlsx import XlsxWriter
 from reportctl.writers.xlsx_cells import SheetNames
 from reportctl.writers.xlsx_formula import UntranslatableFormula, translate_formula
@@ -67,24 +57,8 @@ def services_table(title: str | None = "Latency by service") -> TableBlock:
 
 
 def make_document(*blocks: Any) -> Document:
-    info = ReportInfo(
-        name="server-health",
-        title="Server health",
-        description="Latency by service",
-        run_id="20261128T090000-abc",
-        generated_at=datetime(2026, 11, 28, 9, 0, 1, tzinfo=UTC),
-        timezone=BERLIN,
-        spec_path="specs/server-health.yaml",
-        spec_hash="sha256:0123",
-        version="1.2",
-        owner="ops@example.com",
-    )
-    period = Period("last_7_days", datetime(2026, 11, 21, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC))
-    parameters = (
-        ParameterValue("period", "Period", "period", period),
-        ParameterValue("since", "Since", "date", date(2026, 1, 1)),
-        ParameterValue("regions", "Regions", "list", ["eu", "us"]),
-    )
+    info = report_info(timezone=BERLIN, description="Latency by service", version="1.2", owner="ops@example.com")
+    parameters = (last_7_days(), SINCE, REGIONS)
     kpis = KpiBlock(
         "kpis", "Headline", (KpiValue("Worst p95", 310.25, "number:0 ms"), KpiValue("Errors", 0.02, "percent:2"))
     )
