@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from childproc import summarise
 
 
 def report_charts() -> list[Any]:
@@ -103,13 +104,7 @@ def main() -> int:
             }
         )
 
-    summary = {
-        name: {
-            "median": round(statistics.median(s[name] for s in samples), 4),
-            "min": round(min(s[name] for s in samples), 4),
-        }
-        for name in samples[0]
-    }
+    summary = summarise(samples)
     result = {
         "benchmark": "bench_charts",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from childproc import ChildFailed, machine, run_child
+from childproc import ChildFailed, result_header, run_child, summarise
 
 REPORTCTL = Path(sys.executable).with_name("reportctl")
 RATIO = 1.25
@@ -83,16 +81,7 @@ def main() -> int:
             print(f"bench_help: {exc}; no figures", file=sys.stderr)
             return 2
 
-    summary = {
-        name: {
-            key: {
-                "median": round(statistics.median(run[key] for run in runs), 4),
-                "min": round(min(run[key] for run in runs), 4),
-            }
-            for key in runs[0]
-        }
-        for name, runs in samples.items()
-    }
+    summary = {name: summarise(runs) for name, runs in samples.items()}
     ours, theirs = summary["reportctl --help"]["wall"], summary["minimal typer app --help"]["wall"]
     target = {
         "target": f"reportctl --help <= {RATIO} x minimal typer app --help (medians)",
@@ -101,10 +90,7 @@ def main() -> int:
         "pass": ours["median"] <= RATIO * theirs["median"],
     }
     result = {
-        "benchmark": "bench_help",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(typer=version("typer")),
+        **result_header("bench_help", typer=version("typer")),
         "runs": args.runs,
         "summary": summary,
         "targets": [target],

@@ -22,7 +22,6 @@ import argparse
 import gc
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from childproc import ChildFailed, machine, run_child
+from childproc import ChildFailed, result_header, run_child, summarise
 
 HERE = Path(__file__).resolve().parent
 SPECS = {"passthrough": HERE / "specs" / "passthrough-1m.yaml", "grouped": HERE / "specs" / "grouped-48.yaml"}
@@ -81,13 +80,10 @@ def main() -> int:
         except ChildFailed as exc:
             return _broken(str(exc))
 
-    summary = {case: _summarise(runs) for case, runs in samples.items()}
+    summary = {case: summarise(runs) for case, runs in samples.items()}
     verdicts = _verdicts(summary)
     result = {
-        "benchmark": "bench_render",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(polars=pl.__version__),
+        **result_header("bench_render", polars=pl.__version__),
         "rounds": args.rounds,
         "rows": EXPECTED_ROWS,
         "raw_frame_mib": round(frames["passthrough"].estimated_size() / 2**20, 1),
@@ -199,16 +195,6 @@ def _check_output(name: str, target: Path) -> dict[str, float]:
             raise _RenderFailed(f"{name}: the JSON holds {len(section['rows'])} rows, not {expected}")
     timings: dict[str, float] = manifest["timings"]
     return timings
-
-
-def _summarise(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    return {
-        key: {
-            "median": round(statistics.median(run[key] for run in runs), 4),
-            "min": round(min(run[key] for run in runs), 4),
-        }
-        for key in runs[0]
-    }
 
 
 def _verdicts(summary: dict[str, Any]) -> list[dict[str, Any]]:

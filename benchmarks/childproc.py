@@ -1,7 +1,8 @@
-"""Running a command as a benchmark child: its wall time, peak RSS and CPU, measured by a trampoline.
+"""What the benchmarks share: running a command as a child, and the figures and machine their results report.
 
-A child's ru_maxrss starts at the RSS of the process it was forked from, so the command is started by a small
-interpreter of its own (the trampoline), which also times it, leaving its own start out.
+A command's wall time, peak RSS and CPU are measured by a trampoline: a child's ru_maxrss starts at the RSS of
+the process it was forked from, so the command is started by a small interpreter of its own (the trampoline),
+which also times it, leaving its own start out.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,4 +59,25 @@ def machine(**versions: str) -> dict[str, Any]:
         **versions,
         "reportctl": __version__,
         "platform": platform.platform(),
+    }
+
+
+def result_header(benchmark: str, **versions: str) -> dict[str, Any]:
+    """The fields a benchmark's JSON result starts with: its name, when, the command line and the machine."""
+    return {
+        "benchmark": benchmark,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(**versions),
+    }
+
+
+def summarise(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """The median and minimum of each figure over ``runs``, rounded to four decimals."""
+    return {
+        key: {
+            "median": round(statistics.median(run[key] for run in runs), 4),
+            "min": round(min(run[key] for run in runs), 4),
+        }
+        for key in runs[0]
     }

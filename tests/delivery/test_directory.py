@@ -70,54 +70,48 @@ def test_people_yaml(project: Path) -> None:
     ]
 
 
-def test_people_yaml_unknown_key_is_positioned_with_a_hint(project: Path) -> None:
-    (project / "people.yaml").write_text("people:\n  - email: ada@example.com\n    team: [sre]\n")
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "people:\n  - email: ada@example.com\n    team: [sre]\n",
+            ["{project}/people.yaml:3:5: people[0].team: unknown key 'team' (did you mean 'teams'?)"],
+            id="unknown-key-with-a-hint",
+        ),
+        pytest.param(
+            "people:\n  - email: ada@example..com\n  - email: bob@example.com\n    teams: [sre, backend sre]\n",
+            [
+                "{project}/people.yaml:2:12: people[0].email: 'ada@example..com' has two dots in a row",
+                "{project}/people.yaml:4:18: people[1].teams[1]: 'backend sre' cannot be named as team:NAME or "
+                "list:NAME; use letters, digits, '_', '-', '.'",
+            ],
+            id="bad-email-and-team-name",
+        ),
+        pytest.param(
+            "people:\n  - email: ada@example.com\n    teams: sre\n  - email: Ada@Example.com\n    teams: ops\n",
+            [
+                "{project}/people.yaml:4:12: people[1].email: 'Ada@Example.com' is listed twice (first at line 2); "
+                "give each person one entry with all their teams"
+            ],
+            id="duplicate-email",
+        ),
+        pytest.param(
+            "lists:\n  leads: [cto@example.com, team:a/b]\n",
+            [
+                "{project}/people.yaml:2:28: lists.leads[1]: 'team:a/b' is not a valid reference; write team:NAME or "
+                "list:NAME (letters, digits, '_', '-', '.')"
+            ],
+            id="bad-list-entry",
+        ),
+    ],
+)
+def test_a_bad_people_yaml_is_positioned(project: Path, text: str, expected: list[str]) -> None:
+    (project / "people.yaml").write_text(text)
 
     with pytest.raises(SpecError) as exc:
         load_directory(loaded(project))
 
-    assert errors(exc) == [f"{project}/people.yaml:3:5: people[0].team: unknown key 'team' (did you mean 'teams'?)"]
-
-
-def test_people_yaml_bad_email_and_team_name_are_positioned(project: Path) -> None:
-    (project / "people.yaml").write_text(
-        "people:\n  - email: ada@example..com\n  - email: bob@example.com\n    teams: [sre, backend sre]\n"
-    )
-
-    with pytest.raises(SpecError) as exc:
-        load_directory(loaded(project))
-
-    assert errors(exc) == [
-        f"{project}/people.yaml:2:12: people[0].email: 'ada@example..com' has two dots in a row",
-        f"{project}/people.yaml:4:18: people[1].teams[1]: 'backend sre' cannot be named as team:NAME or list:NAME; "
-        "use letters, digits, '_', '-', '.'",
-    ]
-
-
-def test_people_yaml_duplicate_email(project: Path) -> None:
-    (project / "people.yaml").write_text(
-        "people:\n  - email: ada@example.com\n    teams: sre\n  - email: Ada@Example.com\n    teams: ops\n"
-    )
-
-    with pytest.raises(SpecError) as exc:
-        load_directory(loaded(project))
-
-    assert errors(exc) == [
-        f"{project}/people.yaml:4:12: people[1].email: 'Ada@Example.com' is listed twice (first at line 2); "
-        "give each person one entry with all their teams"
-    ]
-
-
-def test_people_yaml_bad_list_entry(project: Path) -> None:
-    (project / "people.yaml").write_text("lists:\n  leads: [cto@example.com, team:a/b]\n")
-
-    with pytest.raises(SpecError) as exc:
-        load_directory(loaded(project))
-
-    assert errors(exc) == [
-        f"{project}/people.yaml:2:28: lists.leads[1]: 'team:a/b' is not a valid reference; write team:NAME or "
-        "list:NAME (letters, digits, '_', '-', '.')"
-    ]
+    assert errors(exc) == [line.format(project=project) for line in expected]
 
 
 def test_a_new_member_gets_the_next_load(project: Path) -> None:
@@ -148,18 +142,6 @@ def test_no_directory_at_all(project: Path) -> None:
     )
 
 
-def test_a_configured_file_that_is_missing(project: Path) -> None:
-    (project / "reportctl.yaml").write_text("directory:\n  file: staff.csv\n")
-
-    with pytest.raises(SpecError) as exc:
-        load_directory(loaded(project))
-
-    assert errors(exc) == [
-        f"{project}/reportctl.yaml:2:9: directory.file: 'staff.csv' not found in {project}; "
-        "write its path relative to the project"
-    ]
-
-
 # CSV
 
 
@@ -188,36 +170,54 @@ def test_csv(project: Path) -> None:
     assert missing.problem == "team 'on-call' is not in hr/staff.csv (did you mean 'oncall'?); it has no members"
 
 
-def test_csv_without_an_email_column(project: Path) -> None:
-    (project / "reportctl.yaml").write_text("directory: {file: staff.csv}\n")
-    (project / "staff.csv").write_text("mail,name,team\nada@example.com,Ada,sre\n")
+@pytest.mark.parametrize(
+    ("reportctl_yaml", "staff_csv", "expected"),
+    [
+        pytest.param(
+            "directory:\n  file: staff.csv\n",
+            None,
+            [
+                "{project}/reportctl.yaml:2:9: directory.file: 'staff.csv' not found in {project}; "
+                "write its path relative to the project"
+            ],
+            id="configured-file-missing",
+        ),
+        pytest.param(
+            "directory: {file: staff.csv}\n",
+            "mail,name,team\nada@example.com,Ada,sre\n",
+            [
+                "{project}/staff.csv:1:1: unknown column 'mail' (did you mean 'email'?); the columns are email, "
+                "lists, name, teams",
+                "{project}/staff.csv:1:1: unknown column 'team' (did you mean 'teams'?); the columns are email, "
+                "lists, name, teams",
+                "{project}/staff.csv:1:1: no 'email' column; the first line must name the columns (it has: mail, "
+                "name, team)",
+            ],
+            id="csv-without-an-email-column",
+        ),
+        pytest.param(
+            "directory: {file: staff.csv}\n",
+            "email,name,teams\nada@example.com,Ada,sre\nbob(at)example.com,Bob,sre\ncy@example.com,Cy,sre,extra\n",
+            [
+                "{project}/staff.csv:3:1: email: 'bob(at)example.com' is not an email address (no '@'); "
+                "write user@example.com, team:NAME or list:NAME",
+                "{project}/staff.csv:4:1: 4 values but the header names 3 columns",
+            ],
+            id="csv-bad-rows-name-their-line",
+        ),
+    ],
+)
+def test_a_bad_directory_file_is_positioned(
+    project: Path, reportctl_yaml: str, staff_csv: str | None, expected: list[str]
+) -> None:
+    (project / "reportctl.yaml").write_text(reportctl_yaml)
+    if staff_csv is not None:
+        (project / "staff.csv").write_text(staff_csv)
 
     with pytest.raises(SpecError) as exc:
         load_directory(loaded(project))
 
-    assert errors(exc) == [
-        f"{project}/staff.csv:1:1: unknown column 'mail' (did you mean 'email'?); the columns are email, lists, "
-        "name, teams",
-        f"{project}/staff.csv:1:1: unknown column 'team' (did you mean 'teams'?); the columns are email, lists, "
-        "name, teams",
-        f"{project}/staff.csv:1:1: no 'email' column; the first line must name the columns (it has: mail, name, team)",
-    ]
-
-
-def test_csv_bad_rows_name_their_line(project: Path) -> None:
-    (project / "reportctl.yaml").write_text("directory: {file: staff.csv}\n")
-    (project / "staff.csv").write_text(
-        "email,name,teams\nada@example.com,Ada,sre\nbob(at)example.com,Bob,sre\ncy@example.com,Cy,sre,extra\n"
-    )
-
-    with pytest.raises(SpecError) as exc:
-        load_directory(loaded(project))
-
-    assert errors(exc) == [
-        f"{project}/staff.csv:3:1: email: 'bob(at)example.com' is not an email address (no '@'); "
-        "write user@example.com, team:NAME or list:NAME",
-        f"{project}/staff.csv:4:1: 4 values but the header names 3 columns",
-    ]
+    assert errors(exc) == [line.format(project=project) for line in expected]
 
 
 # sources
