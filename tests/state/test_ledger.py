@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from reportctl.state import RunState, StateStore
-from reportctl.state.ledger import DeliveryLedger, PlannedRecipient
+from reportctl.state.ledger import DeliveryLedger, PlannedRecipient, counts_by_delivery
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -64,7 +64,7 @@ def test_outcomes_release_the_claim_and_a_retry_claims_again(store: StateStore, 
     assert entries["b@x.org"].status == "bounced" and entries["b@x.org"].response == "550 no such user"
     assert entries["c@x.org"].status == "failed" and entries["c@x.org"].attempts == 2
     assert entries["c@x.org"].last_attempt_at == T0 + timedelta(seconds=1)
-    assert ledger.counts(run_id) == {"email": {"sent": 1, "bounced": 1, "failed": 1}}
+    assert counts_by_delivery(ledger.entries(run_id)) == {"email": {"sent": 1, "bounced": 1, "failed": 1}}
 
 
 def test_an_outcome_from_a_process_that_lost_its_claim_is_ignored(store: StateStore, run_id: str) -> None:

@@ -108,7 +108,8 @@ def describe_delivery(report: DeliveryReport) -> Iterator[str]:
 
 def describe_ledger(entries: list[LedgerEntry]) -> Iterator[str]:
     """``runs show``: per delivery its counts, then every recipient with status, attempts and the last response."""
-    from reportctl.cli.runs import local_time
+    from reportctl.cli.runs import local_time, truncate
+    from reportctl.state.ledger import status_counts
 
     yield f"  {ledger_summary(entries)}"
     by_delivery: dict[str, list[LedgerEntry]] = {}
@@ -116,37 +117,29 @@ def describe_ledger(entries: list[LedgerEntry]) -> Iterator[str]:
         by_delivery.setdefault(entry.channel, []).append(entry)
     width = max((len(e.recipient) for e in entries), default=0)
     for name, rows in by_delivery.items():
-        counts: dict[str, int] = {}
-        for row in rows:
-            counts[row.status] = counts.get(row.status, 0) + 1
+        counts = status_counts(rows)
         yield f"  {name} ({rows[0].kind}): " + ", ".join(f"{n} {status}" for status, n in counts.items())
         for row in rows:
             attempts = f"{row.attempts} attempt{'s' * (row.attempts != 1)}"
             yield (
                 f"    {row.status:<8} {row.recipient:<{width}}  {local_time(row.last_attempt_at)}  {attempts:<10}"
-                f"  {_short(row.response)}"
+                f"  {truncate(row.response, RESPONSE_WIDTH)}"
             ).rstrip()
 
 
 def ledger_summary(entries: list[LedgerEntry]) -> str:
     """'sent to 47 of 50 (2 bounced, 1 pending)': the run's deliveries in one line."""
-    counts: dict[str, int] = {}
-    for entry in entries:
-        counts[entry.status] = counts.get(entry.status, 0) + 1
+    from reportctl.state.ledger import status_counts
+
+    counts = status_counts(entries)
     others = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if status != "sent")
     return f"sent to {counts.get('sent', 0)} of {len(entries)}" + (f" ({others})" if others else "")
 
 
 def _problems(report: DeliveryReport) -> str:
-    counts: dict[str, int] = {}
-    for entry in report.undelivered:
-        counts[entry.status] = counts.get(entry.status, 0) + 1
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    from reportctl.state.ledger import status_counts
 
-
-def _short(text: str | None) -> str:
-    line = (text or "").strip()
-    return line if len(line) <= RESPONSE_WIDTH else line[: RESPONSE_WIDTH - 3] + "..."
+    return ", ".join(f"{n} {status}" for status, n in sorted(status_counts(report.undelivered).items()))
 
 
 def _spec_of(record: RunRecord) -> Any:

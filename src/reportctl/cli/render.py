@@ -114,40 +114,18 @@ def _render_recorded(
             parameters=jsonable_parameters(resolved),
             now=now,
         )
-        if dry_run:
-            return _render_dry_run(store, loaded, run.id, values, formats, output, now, say)
         return render_recorded(
             store,
             loaded,
             run.id,
             deliver=deliver,
+            dry_run=dry_run,
             parameters=values,
             formats=formats,
             output_dir=output,
             now=now,
             progress=say,
         )
-
-
-def _render_dry_run(
-    store: Any,
-    loaded: Any,
-    run_id: str,
-    values: dict[str, str],
-    formats: list[str] | None,
-    output: Path | None,
-    now: Any,
-    say: Any,
-) -> Any:
-    """Render for real, then preview the deliveries: the run is recorded, nothing is sent or put in the ledger."""
-    from reportctl.delivery.engine import DeliveryTarget, deliver_run
-    from reportctl.state.recording import render_recorded
-
-    result = render_recorded(
-        store, loaded, run_id, parameters=values, formats=formats, output_dir=output, now=now, progress=say
-    )
-    result.delivery = deliver_run(store, loaded, DeliveryTarget.rendered(result, now), dry_run=True, say=say)
-    return result
 
 
 def _shown(path: Path) -> str:

@@ -69,7 +69,7 @@ def list_runs(
             run.state.value,
             local_time(run.started_at),
             _duration(run.duration_seconds),
-            _truncate(run.error),
+            truncate(run.error),
         )
         for run in runs
     ]
@@ -83,14 +83,12 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show one run: times, timeline of states, parameters, artifacts, error and each recipient's delivery."""
-    from reportctl.state.ledger import DeliveryLedger
+    from reportctl.state.ledger import DeliveryLedger, counts_by_delivery
 
     with _store() as store:
         record = store.get_run(run)
         timeline = store.timeline(record.id)
-        ledger = DeliveryLedger(store)
-        deliveries = ledger.entries(record.id)
-        counts = ledger.counts(record.id)
+        deliveries = DeliveryLedger(store).entries(record.id)
     if as_json:
         print_json(
             {
@@ -99,7 +97,7 @@ def show(
                 "deliveries": {
                     "total": len(deliveries),
                     "sent": sum(1 for entry in deliveries if entry.status == "sent"),
-                    "counts": counts,
+                    "counts": counts_by_delivery(deliveries),
                     "recipients": [entry.as_dict() for entry in deliveries],
                 },
             }
@@ -124,7 +122,7 @@ def _columns(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Itera
     room = max(shutil.get_terminal_size().columns - sum(widths[:-1]) - 2 * (len(headers) - 1), 12)
     for row in [headers, *rows]:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
-        yield "  ".join([*cells, _truncate(row[-1], room)]).rstrip()
+        yield "  ".join([*cells, truncate(row[-1], room)]).rstrip()
 
 
 def _since(text: str) -> datetime:
@@ -157,7 +155,7 @@ def _duration(seconds: float | None) -> str:
     return "-" if seconds is None else format_duration(seconds)
 
 
-def _truncate(text: str | None, width: int = ERROR_WIDTH) -> str:
+def truncate(text: str | None, width: int = ERROR_WIDTH) -> str:
     line = (text or "").strip().splitlines()[0] if text and text.strip() else ""
     return line if len(line) <= width else line[: width - 3] + "..."
 
@@ -211,7 +209,7 @@ def _describe(record: RunRecord, timeline: list[StateChange]) -> Iterator[str]:
     yield "timeline"
     for change, seconds in zip(timeline, _spent(timeline, record), strict=True):
         took = "" if seconds is None else _duration(seconds)
-        detail = f"  {_truncate(change.detail, 80)}" if change.detail else ""
+        detail = f"  {truncate(change.detail, 80)}" if change.detail else ""
         yield f"  {change.state.value:<13}{local_time(change.at)}  {took:>8}{detail}".rstrip()
     if record.parameters:
         yield ""

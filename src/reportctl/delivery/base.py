@@ -8,7 +8,7 @@ limit, concurrency, retries with backoff, and never sending to a recipient twice
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -21,7 +21,8 @@ from reportctl.spec.types import IDENTIFIER, PositiveDuration, StrictModel
 if TYPE_CHECKING:
     from reportctl.config import Project
     from reportctl.delivery.recipients import Directory
-    from reportctl.runner import Artifact
+    from reportctl.runner import Artifact, RunResult
+    from reportctl.state.models import RunRecord
 
 When = Literal["success", "failure", "always"]
 Status = Literal["sent", "failed", "bounced", "retry"]
@@ -93,9 +94,9 @@ class ChannelCheckError(ReportctlError):
     """``reportctl doctor`` found a channel unreachable or misconfigured; the message says what to fix."""
 
 
-@dataclass
-class DeliveryContext:
-    """What a channel is given about the run it delivers."""
+@dataclass(frozen=True)
+class DeliveryTarget:
+    """The run being delivered: what the channels are told about it."""
 
     run_id: str
     report: str
@@ -104,15 +105,83 @@ class DeliveryContext:
     error: str | None
     parameters: Mapping[str, Any]
     now: datetime
-    timezone: str
     directory: Path | None
     """The run's output folder, OUT/<name>/<run-id>/; None for a run that failed before writing anything."""
     artifacts: tuple[Artifact, ...]
+
+    @classmethod
+    def rendered(cls, result: RunResult, now: datetime) -> DeliveryTarget:
+        """A run this process has just rendered."""
+        return cls(
+            result.run_id,
+            result.report,
+            result.title or result.report,
+            "completed",
+            None,
+            result.parameters,
+            now,
+            result.directory,
+            tuple(result.artifacts),
+        )
+
+    @classmethod
+    def failed(
+        cls, run_id: str, report: str, error: str, parameters: Mapping[str, Any], now: datetime
+    ) -> DeliveryTarget:
+        """A run that failed before it wrote anything: only ``when: failure|always`` deliveries apply."""
+        return cls(run_id, report, report, "failed", error, parameters, now, None, ())
+
+    @classmethod
+    def recorded(cls, record: RunRecord) -> DeliveryTarget:
+        """A run from the state store, its artifacts read back from where it wrote them."""
+        import json
+
+        from reportctl.runner import Artifact
+
+        directory = Path(record.output_dir) if record.output_dir else None
+        artifacts = []
+        for item in record.artifacts:
+            path = Path(str(item["path"]))
+            if directory is not None and not path.is_absolute():
+                path = directory / path
+            artifacts.append(Artifact(str(item["format"]), path, int(item["bytes"]), str(item["sha256"])))
+        title = record.report
+        if directory is not None and (directory / "manifest.json").is_file():
+            manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+            title = str(manifest.get("title") or title)
+        failed = record.state.value == "FAILED"
+        return cls(
+            record.id,
+            record.report,
+            title,
+            "failed" if failed else "completed",
+            record.error,
+            record.parameters or {},
+            record.scheduled_for or record.started_at or record.created_at,
+            directory,
+            tuple(artifacts),
+        )
+
+
+@dataclass(frozen=True)
+class DeliveryContext(DeliveryTarget):
+    """What a channel is given about the run it delivers: the run, and the project around it."""
+
+    timezone: str
     project: Project
     people: Directory
+    """Who ``team:NAME`` and ``list:NAME`` are; read on first use."""
     links: dict[str, str] = field(default_factory=dict)
     """Artifact format -> download URL, filled by channels that publish artifacts (s3) for the channels after them."""
     dry_run: bool = False
+
+    @classmethod
+    def of(
+        cls, target: DeliveryTarget, *, timezone: str, project: Project, people: Directory, dry_run: bool = False
+    ) -> DeliveryContext:
+        """``target`` with what channels need of the project."""
+        run = {f.name: getattr(target, f.name) for f in fields(DeliveryTarget)}
+        return cls(**run, timezone=timezone, project=project, people=people, dry_run=dry_run)
 
     def artifact(self, format: str) -> Artifact | None:
         """The run's artifact of ``format`` (pdf, xlsx, ...), if it wrote one."""

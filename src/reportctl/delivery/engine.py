@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 from reportctl.delivery.base import (
     ChannelOptions,
     DeliveryContext,
+    DeliveryTarget,
     PermanentFailure,
     Recipient,
     TemporaryFailure,
 )
-from reportctl.delivery.report import DeliveryReport, DeliveryTarget, Preview
+from reportctl.delivery.report import DeliveryReport, Preview
 from reportctl.delivery.sending import send_all
 from reportctl.errors import ReportctlError, UsageError, one_of
 from reportctl.state.ledger import DeliveryLedger, LedgerEntry, PlannedRecipient
@@ -72,19 +73,11 @@ def deliver_run(
         return report
     if not dry_run:
         _release_stopped_claims(ledger, target.run_id, loaded.project.config.state.heartbeat_timeout, report)
-    context = DeliveryContext(
-        run_id=target.run_id,
-        report=target.report,
-        title=target.title,
-        status=target.status,
-        error=target.error,
-        parameters=target.parameters,
-        now=target.now,
+    context = DeliveryContext.of(
+        target,
         timezone=loaded.spec.timezone or loaded.project.config.timezone,
-        directory=target.directory,
-        artifacts=target.artifacts,
         project=loaded.project,
-        people=_directory(loaded, deliveries),
+        people=_directory(loaded),
         dry_run=dry_run,
     )
     worker = _worker()
@@ -123,19 +116,21 @@ def _chosen(loaded: LoadedSpec, target: DeliveryTarget, only: Sequence[str]) -> 
     return sorted(deliveries, key=lambda d: not getattr(load_plugin(CHANNELS, d.channel), "PUBLISHES", False))
 
 
-def _directory(loaded: LoadedSpec, deliveries: Sequence[ChannelOptions]) -> Directory:
-    """The project's people, read now when a delivery names a team or list; a directory that cannot be read fails
-    only the team: and list: recipients."""
-    from reportctl.delivery.directory import load_directory
-    from reportctl.delivery.recipients import REFERENCE, Directory
+def _directory(loaded: LoadedSpec) -> Directory:
+    """The project's people, read when a channel first looks up a team or list (never, for most deliveries).
 
-    entries = [e for d in deliveries for key in ("to", "cc", "bcc") for e in getattr(d, key, None) or ()]
-    if not any(REFERENCE.match(entry.strip()) for entry in entries if isinstance(entry, str)):
-        return Directory(origin="the directory, which no delivery of this run needs")
-    try:
-        return load_directory(loaded.project)
-    except ReportctlError as exc:
-        return Directory(origin=f"the directory, which could not be read ({_first_line(str(exc))})")
+    A directory that cannot be read fails only the team: and list: recipients.
+    """
+    from reportctl.delivery.directory import load_directory
+    from reportctl.delivery.recipients import Directory
+
+    def read() -> Directory:
+        try:
+            return load_directory(loaded.project)
+        except ReportctlError as exc:
+            return Directory(origin=f"the directory, which could not be read ({_first_line(str(exc))})")
+
+    return Directory(loader=read)
 
 
 def _deliver_one(

@@ -11,7 +11,7 @@ domain written in its ASCII (punycode) form, because that is what every SMTP ser
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -103,11 +103,20 @@ class Directory:
     people: Sequence[Person] = ()
     lists: Mapping[str, Sequence[str]] = field(default_factory=dict)
     origin: str = "the directory"
+    loader: Callable[[], Directory] | None = None
+    """Where the people come from when they are first needed; a directory with a loader starts empty."""
+
+    def _load(self) -> None:
+        if self.loader is not None:
+            loaded, self.loader = self.loader(), None
+            self.people, self.lists, self.origin = loaded.people, loaded.lists, loaded.origin
 
     def teams(self) -> set[str]:
+        self._load()
         return {team for person in self.people for team in person.teams}
 
     def list_names(self) -> set[str]:
+        self._load()
         return set(self.lists) | {name for person in self.people for name in person.lists}
 
     def resolve(self, entries: Iterable[str], role: str = "to") -> list[Recipient]:
@@ -128,6 +137,7 @@ class Directory:
         if reference is None:
             return [Recipient(entry, role=role, problem=entry_problem(entry))]
         kind, name = reference.groups()
+        self._load()
         if entry in seen:
             return []  # a list that includes itself, directly or not: its members are already there
         seen.add(entry)

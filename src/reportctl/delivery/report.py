@@ -1,86 +1,11 @@
-"""What is delivered and what came of it: the run as channels see it, and the ledger's account afterwards."""
+"""What came of delivering a run: the ledger's account afterwards, and the previews of a dry run."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from reportctl.state.ledger import LedgerEntry
-
-if TYPE_CHECKING:
-    from reportctl.runner import Artifact, RunResult
-    from reportctl.state.models import RunRecord
-
-
-@dataclass(frozen=True)
-class DeliveryTarget:
-    """The run being delivered: what the channels are told about it."""
-
-    run_id: str
-    report: str
-    title: str
-    status: Literal["completed", "failed"]
-    error: str | None
-    parameters: Mapping[str, Any]
-    now: datetime
-    directory: Path | None
-    artifacts: tuple[Artifact, ...]
-
-    @classmethod
-    def rendered(cls, result: RunResult, now: datetime) -> DeliveryTarget:
-        """A run this process has just rendered."""
-        return cls(
-            result.run_id,
-            result.report,
-            result.title or result.report,
-            "completed",
-            None,
-            result.parameters,
-            now,
-            result.directory,
-            tuple(result.artifacts),
-        )
-
-    @classmethod
-    def failed(
-        cls, run_id: str, report: str, error: str, parameters: Mapping[str, Any], now: datetime
-    ) -> DeliveryTarget:
-        """A run that failed before it wrote anything: only ``when: failure|always`` deliveries apply."""
-        return cls(run_id, report, report, "failed", error, parameters, now, None, ())
-
-    @classmethod
-    def recorded(cls, record: RunRecord) -> DeliveryTarget:
-        """A run from the state store, its artifacts read back from where it wrote them."""
-        import json
-
-        from reportctl.runner import Artifact
-
-        directory = Path(record.output_dir) if record.output_dir else None
-        artifacts = []
-        for item in record.artifacts:
-            path = Path(str(item["path"]))
-            if directory is not None and not path.is_absolute():
-                path = directory / path
-            artifacts.append(Artifact(str(item["format"]), path, int(item["bytes"]), str(item["sha256"])))
-        title = record.report
-        if directory is not None and (directory / "manifest.json").is_file():
-            manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
-            title = str(manifest.get("title") or title)
-        failed = record.state.value == "FAILED"
-        return cls(
-            record.id,
-            record.report,
-            title,
-            "failed" if failed else "completed",
-            record.error,
-            record.parameters or {},
-            record.scheduled_for or record.started_at or record.created_at,
-            directory,
-            tuple(artifacts),
-        )
+from reportctl.state.ledger import LedgerEntry, counts_by_delivery
 
 
 @dataclass
@@ -105,11 +30,7 @@ class DeliveryReport:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Per delivery, how many recipients are in each status."""
-        counts: dict[str, dict[str, int]] = {}
-        for entry in self.entries:
-            by_status = counts.setdefault(entry.channel, {})
-            by_status[entry.status] = by_status.get(entry.status, 0) + 1
-        return counts
+        return counts_by_delivery(self.entries)
 
     @property
     def undelivered(self) -> list[LedgerEntry]:

@@ -204,19 +204,6 @@ class DeliveryLedger:
             ).all()
             return [LedgerEntry.of(row) for row in rows]
 
-    def counts(self, run_id: str) -> dict[str, dict[str, int]]:
-        """Per delivery, how many rows are in each status."""
-        with self._store._session() as session:
-            rows = session.execute(
-                select(Delivery.channel, Delivery.status, func.count())
-                .where(Delivery.run_id == run_id)
-                .group_by(Delivery.channel, Delivery.status)
-            ).all()
-        counts: dict[str, dict[str, int]] = {}
-        for channel, status, count in rows:
-            counts.setdefault(channel, {})[status] = int(count)
-        return counts
-
     def _by_keys(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
         found: dict[str, LedgerEntry] = {}
         with self._store._session() as session:
@@ -224,6 +211,22 @@ class DeliveryLedger:
                 for row in session.scalars(select(Delivery).where(Delivery.idempotency_key.in_(chunk))).all():
                     found[row.idempotency_key] = LedgerEntry.of(row)
         return found
+
+
+def status_counts(entries: Iterable[LedgerEntry]) -> dict[str, int]:
+    """How many of ``entries`` are in each status."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.status] = counts.get(entry.status, 0) + 1
+    return counts
+
+
+def counts_by_delivery(entries: Iterable[LedgerEntry]) -> dict[str, dict[str, int]]:
+    """Per delivery, how many of ``entries`` are in each status."""
+    by_delivery: dict[str, list[LedgerEntry]] = {}
+    for entry in entries:
+        by_delivery.setdefault(entry.channel, []).append(entry)
+    return {name: status_counts(rows) for name, rows in by_delivery.items()}
 
 
 def _chunks(items: list[Any], size: int = _CHUNK) -> Iterator[list[Any]]:

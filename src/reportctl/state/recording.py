@@ -90,12 +90,18 @@ def housekeeping(store: StateStore, project: Project, report: str) -> dict[str, 
 
 
 def render_recorded(
-    store: StateStore, loaded: Any, run_id: str, *, deliver: bool = False, **render_options: Any
+    store: StateStore,
+    loaded: Any,
+    run_id: str,
+    *,
+    deliver: bool = False,
+    dry_run: bool = False,
+    **render_options: Any,
 ) -> RunResult:
     """Render ``loaded`` as the recorded run ``run_id`` (already in the store, SCHEDULED), then tidy its history.
 
-    With ``deliver`` the run's deliveries are sent as its DISTRIBUTING stage, and a run that fails sends its
-    ``when: failure`` deliveries before the error is raised.
+    With ``deliver`` the run's deliveries are sent as its DISTRIBUTING stage (only previewed with ``dry_run``), and a
+    run that fails sends its ``when: failure`` deliveries before the error is raised.
     """
     from reportctl.delivery.engine import DeliveryTarget, deliver_run
     from reportctl.errors import ReportctlError
@@ -107,16 +113,16 @@ def render_recorded(
     say = render_options.get("progress")
 
     def distribute(result: RunResult) -> Any:
-        return deliver_run(store, loaded, DeliveryTarget.rendered(result, now), say=say)
+        return deliver_run(store, loaded, DeliveryTarget.rendered(result, now), dry_run=dry_run, say=say)
 
     try:
         return render_report(
             loaded, run_id=run_id, observer=recorder, distribute=distribute if deliver else None, **render_options
         )
     except ReportctlError as exc:
-        if deliver and store.get_run(run_id).state == RunState.FAILED:
-            parameters = store.get_run(run_id).parameters or {}
-            target = DeliveryTarget.failed(run_id, loaded.spec.name, redact(str(exc)), parameters, now)
+        record = store.get_run(run_id) if deliver and not dry_run else None
+        if record is not None and record.state == RunState.FAILED:
+            target = DeliveryTarget.failed(run_id, loaded.spec.name, redact(str(exc)), record.parameters or {}, now)
             with contextlib.suppress(ReportctlError):  # the run's own error is the one to report
                 deliver_run(store, loaded, target, say=say)
         raise
