@@ -29,6 +29,27 @@ Status = Literal["sent", "failed", "bounced", "retry"]
 """An attempt's result for one recipient; ``retry`` is a temporary failure the engine tries again."""
 
 
+# mimetypes knows some of these only on some systems; how an artifact is sent must not depend on the machine
+MEDIA_TYPES = {
+    ".csv": "text/csv",
+    ".html": "text/html",
+    ".json": "application/json",
+    ".md": "text/markdown",
+    ".pdf": "application/pdf",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def media_type(name: str) -> str:
+    """The media type of a file an artifact is sent as (attached, uploaded), from its name."""
+    import mimetypes
+
+    suffix = Path(name).suffix.lower()
+    return MEDIA_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
 class ChannelOptions(StrictModel):
     """Options every delivery entry has; each channel plugin's ``Options`` extends this with its own."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import mimetypes
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
-from reportctl.delivery.base import ChannelOptions, DeliveryContext, PermanentFailure, Recipient
+from reportctl.delivery.base import ChannelOptions, DeliveryContext, PermanentFailure, Recipient, media_type
 from reportctl.delivery.recipients import Directory, RecipientEntry, address_problem
 from reportctl.formats import format_bytes
 
@@ -29,15 +28,6 @@ if TYPE_CHECKING:
 
     from reportctl.runner import Artifact
 
-# mimetypes knows some of these only on some systems; a report's formats must not depend on the machine.
-CONTENT_TYPES = {
-    "pdf": "application/pdf",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "csv": "text/csv",
-    "md": "text/markdown",
-    "json": "application/json",
-    "html": "text/html",
-}
 # Only what would change the text's look; raw HTML needs no escape, the renderer escapes it.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]])")
 _FONT = "-apple-system,BlinkMacSystemFont,'Segoe UI',Helvetica,Arial,sans-serif"
@@ -271,8 +261,7 @@ def _attachment(artifact: Artifact) -> Attachment:
         data = artifact.path.read_bytes()
     except OSError as exc:
         raise PermanentFailure(f"cannot read {artifact.path} to attach it: {exc.strerror or exc}") from None
-    content_type = CONTENT_TYPES.get(artifact.format) or mimetypes.guess_type(artifact.path.name)[0]
-    return Attachment(artifact.path.name, content_type or "application/octet-stream", data)
+    return Attachment(artifact.path.name, media_type(artifact.path.name), data)
 
 
 def _default_body(context: DeliveryContext, attachments: Sequence[Attachment], too_large: Sequence[Artifact]) -> str:

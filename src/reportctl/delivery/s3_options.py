@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
-import mimetypes
 import re
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from reportctl.delivery.base import (
     ChannelOptions,
+    media_type,
 )
 from reportctl.spec.types import PositiveDuration, format_duration_spec
 
@@ -27,16 +26,6 @@ MANIFEST = "manifest"
 
 _TEMPLATE_MARKS = ("{{", "{%", "${")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
-_CONTENT_TYPES = {
-    ".csv": "text/csv",
-    ".html": "text/html",
-    ".json": "application/json",
-    ".md": "text/markdown",
-    ".pdf": "application/pdf",
-    ".png": "image/png",
-    ".svg": "image/svg+xml",
-    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
 
 
 class S3Options(ChannelOptions):
@@ -172,6 +161,5 @@ def is_template(text: str) -> bool:
 
 def content_type(name: str) -> str:
     """The Content-Type an artifact is served with; text types say they are UTF-8."""
-    suffix = Path(name).suffix.lower()
-    kind = _CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    kind = media_type(name)
     return f"{kind}; charset=utf-8" if kind.startswith("text/") else kind
