@@ -22,6 +22,7 @@ from typing import Any
 
 from reportctl.charts import ChartError, build_figure, figure_json
 from reportctl.document import ChartBlock, ChartImage
+from reportctl.errors import exception_line
 
 BROWSER_ENV = "REPORTCTL_BROWSER"
 BROWSER_NAMES = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -121,7 +122,7 @@ def export_charts(
         except ChartError:
             raise
         except Exception as exc:
-            raise ChartError(f"chart '{block.id}': cannot build the figure: {_first_line(exc)}") from exc
+            raise ChartError(f"chart '{block.id}': cannot build the figure: {exception_line(exc)}") from exc
         key_of[block.id] = key
         unique.setdefault(key, json.loads(key))
         owners.setdefault(key, []).append(block.id)
@@ -152,13 +153,13 @@ async def _export_session(
     try:
         session = kaleido.Kaleido(path=str(browser), mathjax=False, timeout=60)
     except Exception as exc:
-        raise ChartError(f"cannot start the browser {browser}: {_first_line(exc)}") from exc
+        raise ChartError(f"cannot start the browser {browser}: {exception_line(exc)}") from exc
     try:
         await session.open()
     except Exception as exc:
         with contextlib.suppress(Exception):
             await session.close()
-        raise ChartError(f"cannot start the browser {browser}: {_first_line(exc)}") from exc
+        raise ChartError(f"cannot start the browser {browser}: {exception_line(exc)}") from exc
     timings["browser_start"] = time.perf_counter() - started
     started = time.perf_counter()
     results: dict[str, dict[str, bytes]] = {}
@@ -170,7 +171,7 @@ async def _export_session(
                 try:
                     data: bytes = await session.calc_fig(figure, opts=opts)
                 except Exception as exc:
-                    raise ChartError(f"chart '{chart_id}': {fmt} export failed: {_first_line(exc)}") from exc
+                    raise ChartError(f"chart '{chart_id}': {fmt} export failed: {exception_line(exc)}") from exc
                 results[key][fmt] = _stable_svg(data) if fmt == "svg" else data
     finally:
         timings["export"] = time.perf_counter() - started
@@ -206,7 +207,3 @@ def _stable_svg(svg: bytes) -> bytes:
     return re.sub(
         rb'(id="|url\([\'"]?#|href="#)([^"\'\)]*)', lambda m: m.group(1) + m.group(2).replace(uid, stable), svg
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -124,6 +124,16 @@ class DeliveryError(ReportctlError):
     exit_code = ExitCode.DELIVERY_FAILED
 
 
+def first_line(text: str, default: str = "") -> str:
+    """The first non-blank line of ``text``, stripped, for a one-line message; ``default`` when there is none."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), default)
+
+
+def exception_line(exc: BaseException) -> str:
+    """An exception's message in one line, or its type's name when it has none."""
+    return first_line(str(exc), type(exc).__name__)
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """A ' (did you mean X?)' hint when a candidate is close, else ''."""
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from reportctl import __version__
 from reportctl.document import Period
-from reportctl.errors import ParameterError, RenderError, ReportctlError, SpecError, UsageError, did_you_mean
+from reportctl.errors import (
+    ParameterError,
+    RenderError,
+    ReportctlError,
+    SpecError,
+    UsageError,
+    did_you_mean,
+    exception_line,
+)
 from reportctl.spec.loader import LoadedSpec
 from reportctl.state.lifecycle import new_run_id
 
@@ -327,10 +335,6 @@ def _failing_dataset(lazy: Mapping[str, pl.LazyFrame]) -> str:
     return next(iter(lazy), "?")
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def _write_all(document: Document, writers: list[tuple[str, Any]], directory: Path) -> list[Artifact]:
     def run(name: str, writer: Any) -> list[Artifact]:
         try:
@@ -338,7 +342,7 @@ def _write_all(document: Document, writers: list[tuple[str, Any]], directory: Pa
         except ReportctlError:
             raise
         except Exception as exc:  # a writer bug must still fail the run cleanly, naming the writer
-            raise RenderError(f"{name} writer failed: {_first_line(exc)}") from exc
+            raise RenderError(f"{name} writer failed: {exception_line(exc)}") from exc
         return [_artifact(name, path) for path in paths]
 
     if document.charts():

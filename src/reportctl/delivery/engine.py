@@ -26,7 +26,7 @@ from reportctl.delivery.base import (
 )
 from reportctl.delivery.report import DeliveryReport, Preview
 from reportctl.delivery.sending import send_all
-from reportctl.errors import ReportctlError, UsageError, one_of
+from reportctl.errors import ReportctlError, UsageError, first_line, one_of
 from reportctl.state.ledger import DeliveryLedger, LedgerEntry, PlannedRecipient
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def _directory(loaded: LoadedSpec) -> Directory:
         try:
             return load_directory(loaded.project)
         except ReportctlError as exc:
-            return Directory(origin=f"the directory, which could not be read ({_first_line(str(exc))})")
+            return Directory(origin=f"the directory, which could not be read ({first_line(str(exc))})")
 
     return Directory(loader=read)
 
@@ -150,7 +150,7 @@ def _deliver_one(
         channel: Channel = load_plugin(CHANNELS, options.channel)(with_secrets(options), context)
         recipients = channel.recipients()
     except (ReportctlError, PermanentFailure, TemporaryFailure, ValueError) as exc:
-        message = redact(_first_line(str(exc)))
+        message = redact(first_line(str(exc)))
         if context.dry_run:
             report.previews.append(Preview(options.name, [], [], f"cannot deliver: {message}"))
             return
@@ -289,10 +289,6 @@ def _worker() -> str:
     from reportctl.state.store import worker_name
 
     return worker_name()
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), text)
 
 
 def _now() -> datetime:

@@ -20,7 +20,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Session
 
-from reportctl.errors import ReportctlError
+from reportctl.errors import ReportctlError, first_line
 from reportctl.state.lifecycle import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -218,7 +218,7 @@ class StateStore:
                 values["output_dir"] = str(output_dir)
             if git_commit is not None:
                 values["git_commit"] = git_commit
-            if not _move(session, run, target, now, detail or _first_line(error), values):
+            if not _move(session, run, target, now, detail or first_line(error or "") or None, values):
                 latest = session.scalar(
                     select(Run.state).where(Run.id == run_id).execution_options(populate_existing=True)
                 )
@@ -448,7 +448,3 @@ def _utc(moment: datetime | None) -> datetime:
 
 def _iso(moment: datetime) -> str:
     return _utc(moment).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _first_line(text: str | None) -> str | None:
-    return text.strip().splitlines()[0] if text and text.strip() else None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from reportctl.data.sources.base import ColumnType, SourceContext, column_dtypes
-from reportctl.errors import SourceError, one_of
+from reportctl.errors import SourceError, first_line, one_of
 from reportctl.secrets import redact
 from reportctl.spec.models import SourceOptions
 
@@ -144,7 +144,7 @@ class FileSource:
         try:
             return pl.concat(frames, how="vertical_relaxed").lazy()
         except pl.exceptions.PolarsError as exc:
-            raise self._error(f"cannot combine the matched files: {_first_line(str(exc))}") from exc
+            raise self._error(f"cannot combine the matched files: {first_line(str(exc), 'unknown error')}") from exc
 
     def _error(self, cause: str) -> SourceError:
         return SourceError(self.name, self.describe(), redact(cause))
@@ -237,7 +237,7 @@ class FileSource:
             located = _json_problem(path, self.format == "ndjson")
             if located:
                 return f"invalid JSON in {shown} {located}"
-        return f"cannot read {shown}: {_first_line(message)}"
+        return f"cannot read {shown}: {first_line(message, 'unknown error')}"
 
     def _csv_location(self, path: Path, polars_message: str) -> str:
         """' at line N: what' for the first bad row; the stdlib reader finds it, as Polars gives no line."""
@@ -268,7 +268,7 @@ class FileSource:
             pass
         if "not properly escaped" in polars_message:
             return ": a quoted field is never closed, or a quote inside a field is not doubled"
-        return f": {_first_line(polars_message)}"
+        return f": {first_line(polars_message, 'unknown error')}"
 
 
 def confinement_problem(path: Path, context: SourceContext) -> str | None:
@@ -316,7 +316,3 @@ def _json_problem(path: Path, lines: bool) -> str | None:
             except json.JSONDecodeError as exc:
                 return f"at line {number}, column {exc.colno}: {exc.msg}"
     return None
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "unknown error"

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import ConfigDict, Field, field_validator
 
 from reportctl.data.sources.base import SourceContext
-from reportctl.errors import SourceError
+from reportctl.errors import SourceError, first_line
 from reportctl.net import exception_chain
 from reportctl.secrets import SecretError, redact, resolve_secrets
 from reportctl.spec.models import SourceOptions
@@ -92,7 +92,7 @@ class HttpSource:
         try:
             return pl.json_normalize(records, separator=".", infer_schema_length=None).lazy()
         except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
-            raise self._error(f"cannot turn the records into a table: {_first_line(str(exc))}") from exc
+            raise self._error(f"cannot turn the records into a table: {first_line(str(exc), 'unknown error')}") from exc
 
     def _error(self, cause: str) -> SourceError:
         return SourceError(self.name, self.describe(), redact(cause))
@@ -244,7 +244,3 @@ def _json_value(value: Any) -> Any:
 def _json_kind(value: Any) -> str:
     kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
     return kinds.get(type(value), "a number")
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "unknown error"

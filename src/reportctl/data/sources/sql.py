@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from reportctl.data.sources.base import ColumnType, SourceContext, apply_column_types
 from reportctl.data.sources.file import confinement_problem
-from reportctl.errors import SourceError
+from reportctl.errors import SourceError, first_line
 from reportctl.secrets import SecretError, redact, resolve_secrets
 from reportctl.spec.models import SourceOptions
 from reportctl.spec.types import PositiveDuration
@@ -131,7 +131,7 @@ class SqlSource:
                 except sa_exc.DBAPIError as exc:
                     raise self._error(self._query_problem(exc)) from exc
                 except sa_exc.SQLAlchemyError as exc:
-                    raise self._error(_first_line(str(exc))) from exc
+                    raise self._error(first_line(str(exc), "unknown error")) from exc
         finally:
             engine.dispose()
         frame = self._frame(rows, description, backend)
@@ -264,7 +264,7 @@ class SqlSource:
         try:
             frame = pl.DataFrame([tuple(row) for row in rows], schema=columns, orient="row", infer_schema_length=None)
         except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
-            raise self._error(f"cannot turn the result into a table: {_first_line(str(exc))}") from exc
+            raise self._error(f"cannot turn the result into a table: {first_line(str(exc), 'unknown error')}") from exc
         # Instants read back in the session's zone; UTC keeps them comparable across databases.
         zoned = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone not in (None, "UTC")]
         return frame.with_columns(pl.col(zoned).dt.convert_time_zone("UTC")) if zoned else frame
@@ -306,8 +306,8 @@ def _driver_message(exc: Exception) -> str:
     args: tuple[Any, ...] = tuple(getattr(original, "args", ()))
     # pymysql errors carry (code, message).
     if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
-        return _first_line(args[1])
-    return _first_line(str(original))
+        return first_line(args[1], "unknown error")
+    return first_line(str(original), "unknown error")
 
 
 def _dtype_from_description(column: Sequence[Any], backend: Backend) -> pl.DataType:
@@ -368,7 +368,3 @@ _MYSQL_TYPES = {
 
 def _seconds(value: timedelta) -> str:
     return f"{value.total_seconds():g}s"
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "unknown error"
