@@ -281,3 +281,22 @@ def test_check_browser_exports_a_tiny_figure() -> None:
 def test_unknown_image_format_is_refused() -> None:
     with pytest.raises(ChartError, match="unknown chart image format 'gif'"):
         export_charts([chart("line")], {"gif"}, timezone=BERLIN)
+
+
+def test_a_browser_that_stops_answering_fails_the_export_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import kaleido
+
+    from reportctl import chart_export
+
+    require_browser()
+
+    async def never_answers(*_args: object, **_kwargs: object) -> bytes:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(chart_export, "BROWSER_TIMEOUT_SECONDS", 5)  # long enough to start the browser
+    monkeypatch.setattr(kaleido.Kaleido, "calc_fig", never_answers)
+    with pytest.raises(ChartError, match="png export failed: the browser did not answer within 5 s"):
+        export_charts([chart("line")], {"png"}, timezone=BERLIN)

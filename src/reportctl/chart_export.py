@@ -27,6 +27,8 @@ from reportctl.errors import exception_line
 BROWSER_ENV = "REPORTCTL_BROWSER"
 BROWSER_NAMES = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 IMAGE_FORMATS = frozenset({"png", "svg"})
+BROWSER_TIMEOUT_SECONDS = 60
+"""How long the browser may take to start, to export one chart, or to close, before the run gives up on it."""
 
 
 class BrowserMissingError(ChartError):
@@ -151,15 +153,16 @@ async def _export_session(
 
     started = time.perf_counter()
     try:
-        session = kaleido.Kaleido(path=str(browser), mathjax=False, timeout=60)
+        session = kaleido.Kaleido(path=str(browser), mathjax=False, timeout=BROWSER_TIMEOUT_SECONDS)
     except Exception as exc:
         raise ChartError(f"cannot start the browser {browser}: {exception_line(exc)}") from exc
     try:
-        await session.open()
+        await asyncio.wait_for(session.open(), BROWSER_TIMEOUT_SECONDS)
     except Exception as exc:
         with contextlib.suppress(Exception):
-            await session.close()
-        raise ChartError(f"cannot start the browser {browser}: {exception_line(exc)}") from exc
+            await asyncio.wait_for(session.close(), BROWSER_TIMEOUT_SECONDS)
+        reason = _silent() if isinstance(exc, TimeoutError) else exception_line(exc)
+        raise ChartError(f"cannot start the browser {browser}: {reason}") from exc
     timings["browser_start"] = time.perf_counter() - started
     started = time.perf_counter()
     results: dict[str, dict[str, bytes]] = {}
@@ -169,14 +172,23 @@ async def _export_session(
             for fmt in formats:
                 opts = {"format": fmt, "width": width, "height": height, "scale": scale if fmt == "png" else 1}
                 try:
-                    data: bytes = await session.calc_fig(figure, opts=opts)
+                    # bounded here too: a browser that died leaves kaleido waiting for a tab before its own timeout
+                    data: bytes = await asyncio.wait_for(session.calc_fig(figure, opts=opts), BROWSER_TIMEOUT_SECONDS)
+                except TimeoutError as exc:
+                    raise ChartError(f"chart '{chart_id}': {fmt} export failed: {_silent()}") from exc
                 except Exception as exc:
                     raise ChartError(f"chart '{chart_id}': {fmt} export failed: {exception_line(exc)}") from exc
                 results[key][fmt] = _stable_svg(data) if fmt == "svg" else data
     finally:
         timings["export"] = time.perf_counter() - started
-        await session.close()
+        # a browser that died mid-export never answers the close: the files are done, do not wait for it
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.close(), BROWSER_TIMEOUT_SECONDS)
     return results
+
+
+def _silent() -> str:
+    return f"the browser did not answer within {BROWSER_TIMEOUT_SECONDS} s"
 
 
 def _in_own_loop(coroutine: Any) -> Any:
@@ -189,7 +201,8 @@ def _in_own_loop(coroutine: Any) -> Any:
         except BaseException as exc:
             outcome["error"] = exc
 
-    thread = threading.Thread(target=run, name="reportctl-charts")
+    # a daemon thread: a browser that hangs past every timeout must still not keep the process alive at exit
+    thread = threading.Thread(target=run, name="reportctl-charts", daemon=True)
     thread.start()
     thread.join()
     if "error" in outcome:
