@@ -11,6 +11,7 @@ import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -175,13 +176,20 @@ def _read_configured_file(project: Project) -> tuple[Directory, Any, Path] | Non
 
 
 def _read_file(project: Project, path: Path) -> tuple[Directory, Any]:
-    origin = _relative(path, project.root)
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return _read_people_yaml(path, origin)
+    if path.suffix.lower() not in (".yaml", ".yml", ".csv"):
+        names = ", ".join(CSV_COLUMNS)
+        message = f"'{path.name}' is neither .yaml nor .csv; use people.yaml or a CSV with columns {names}"
+        raise SpecError([_setting_problem(project, ("directory", "file"), message)])
+    stat = path.stat()
+    return _read_file_as_of(path, _relative(path, project.root), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _read_file_as_of(path: Path, origin: str, _mtime_ns: int, _size: int) -> tuple[Directory, Any]:
+    """The directory file as it is at that modification time: validate reads it once for all specs, not once each."""
     if path.suffix.lower() == ".csv":
         return _read_csv(path, origin), None
-    message = f"'{path.name}' is neither .yaml nor .csv; use people.yaml or a CSV with columns {', '.join(CSV_COLUMNS)}"
-    raise SpecError([_setting_problem(project, ("directory", "file"), message)])
+    return _read_people_yaml(path, origin)
 
 
 def _read_people_yaml(path: Path, origin: str) -> tuple[Directory, Any]:
