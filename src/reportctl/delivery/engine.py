@@ -209,13 +209,12 @@ def _preview(
     """What would be sent, leaving out the recipients the ledger already holds as sent or bounced."""
     done = {
         key: entry.status
-        for key, entry in ledger._by_keys([p.idempotency_key for p in planned]).items()
+        for key, entry in ledger.by_keys([p.idempotency_key for p in planned]).items()
         if entry.status in ("sent", "bounced")
     }
-    sending = [r for r, p in zip(recipients, planned, strict=True) if p.idempotency_key not in done]
-    skipped = [
-        f"{r.address} ({done[p.idempotency_key]})" for r, p in zip(recipients, planned, strict=True) if r not in sending
-    ]
+    pairs = list(zip(recipients, planned, strict=True))
+    sending = [r for r, p in pairs if p.idempotency_key not in done]
+    skipped = [f"{r.address} ({done[p.idempotency_key]})" for r, p in pairs if p.idempotency_key in done]
     problems = [f"{r.address}: {r.problem}" for r in sending if r.problem]
     good = [r for r in sending if not r.problem]
     message = channel.preview(good[: channel.batch_size]) if good else "(nothing to send)"

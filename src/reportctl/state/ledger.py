@@ -90,7 +90,7 @@ class DeliveryLedger:
         """Add a pending row for each recipient the ledger does not hold yet; every planned row, in plan order."""
         keys = [p.idempotency_key for p in planned]
         for _ in range(3):
-            existing = self._by_keys(keys)
+            existing = self.by_keys(keys)
             missing = [p for p in planned if p.idempotency_key not in existing]
             if not missing:
                 return [existing[key] for key in keys]
@@ -204,7 +204,8 @@ class DeliveryLedger:
             ).all()
             return [LedgerEntry.of(row) for row in rows]
 
-    def _by_keys(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
+    def by_keys(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
+        """The rows with these idempotency keys, by key (a dry run asks which recipients are done)."""
         found: dict[str, LedgerEntry] = {}
         with self._store._session() as session:
             for chunk in _chunks(list(keys)):
