@@ -122,7 +122,7 @@ def describe_ledger(entries: list[LedgerEntry]) -> Iterator[str]:
         for row in rows:
             attempts = f"{row.attempts} attempt{'s' * (row.attempts != 1)}"
             yield (
-                f"    {row.status:<8} {row.recipient:<{width}}  {local_time(row.last_attempt_at)}  {attempts:<10}"
+                f"    {row.status:<8} {row.recipient:<{width}}  {local_time(row.last_attempt_at):<19}  {attempts:<10}"
                 f"  {truncate(row.response, RESPONSE_WIDTH)}"
             ).rstrip()
 
