@@ -523,7 +523,9 @@ def show(result: dict[str, Any], message_bytes: int, args: argparse.Namespace) -
         f"{RATE:,} go at once); webhooks at {CONCURRENCY} at once: "
         f"{args.endpoints * args.hook_latency / CONCURRENCY:.2f} s"
     )
-    print("engine phases (median s): directory read | to first RCPT/answer | first to last | after last")
+    print(
+        "engine phases (median s): until the first delivery starts | to first RCPT/answer | first to last | after last"
+    )
     for name in ("engine 1000/s", "engine no limit", "engine webhooks"):
         phases = cases[name]["phases"]
         print(
