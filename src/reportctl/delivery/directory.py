@@ -24,8 +24,8 @@ from reportctl.delivery.recipients import (
     REFERENCE,
     Directory,
     Person,
+    RecipientEntry,
     address_problem,
-    entry_problem,
 )
 from reportctl.errors import Position, Problem, SourceError, SpecError, did_you_mean, one_of
 from reportctl.spec.types import StrictModel
@@ -59,16 +59,9 @@ def _group_name(value: str) -> str:
     return value
 
 
-def _list_entry(value: str) -> str:
-    problem = entry_problem(value)
-    if problem:
-        raise ValueError(problem)
-    return value.strip()
-
-
 GroupName = Annotated[str, AfterValidator(_group_name)]
 GroupNames = Annotated[list[GroupName], BeforeValidator(_names)]
-ListEntries = Annotated[list[Annotated[str, AfterValidator(_list_entry)]], BeforeValidator(_names)]
+ListEntries = Annotated[list[RecipientEntry], BeforeValidator(_names)]
 
 
 class PersonEntry(StrictModel):
