@@ -131,7 +131,7 @@ def _dataset_schemas(
 
     spec = loaded.spec
     context = source_context(loaded, now, values)
-    schemas: dict[str, pl.Schema | None] = {}
+    schemas: dict[str, pl.Schema | None] = dict.fromkeys(loaded.unchecked)
     for name, options in loaded.sources.items():
         try:
             schema = load_plugin(SOURCES, options.kind)(name, options, context).known_schema()

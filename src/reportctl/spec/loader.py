@@ -36,6 +36,9 @@ class LoadedSpec:
     outputs: tuple[BaseModel, ...]
     deliveries: tuple[Any, ...] = ()
     """Each ``delivery`` entry validated by its channel's ``Options`` (a ``reportctl.delivery.base.ChannelOptions``)."""
+    unchecked: frozenset[str] = frozenset()
+    """Sources and datasets left out because their own entries are invalid: while those problems are reported,
+    references to them still resolve and their columns count as unknown, so the rest is checked in the same pass."""
 
     def problem(self, path: tuple[Any, ...], message: str) -> Problem:
         """A problem at ``path`` of this spec, positioned in whichever file the value came from."""
@@ -50,26 +53,35 @@ def load_spec(path: Path, project: Project | None = None, *, check: bool = True)
     path = path.resolve()
     project = project or find_project(path)
     data, files = load_spec_data(path, project.root)
-    loaded = _validate_structure(path, project, data, tuple(files))
-    if check:
+    loaded, problems = _validate_structure(path, project, data, tuple(files))
+    if check and loaded is not None:
         from reportctl.spec.checks import check_spec
 
-        problems = check_spec(loaded)
-        if problems:
-            raise SpecError(problems)
+        problems += check_spec(loaded)
+    if problems or loaded is None:
+        raise SpecError(problems)
     return loaded
 
 
-def _validate_structure(path: Path, project: Project, data: LocatedDict, files: tuple[Path, ...]) -> LoadedSpec:
+def _validate_structure(
+    path: Path, project: Project, data: LocatedDict, files: tuple[Path, ...]
+) -> tuple[LoadedSpec | None, list[Problem]]:
+    """The spec with its plugin options, and its structural problems.
+
+    With problems, the spec returned (when there is one) holds only the entries that are valid, so that
+    references can be checked in the same pass; it is never rendered.
+    """
     abstract = data.get("abstract") is True
     problems: list[Problem] = []
     spec: Spec | None = None
+    unchecked: set[str] = set()
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         problems = problems_from(exc, Spec, path, (), data)
         if abstract:  # a base may leave out what the specs extending it supply
             problems = [p for p in problems if not p.message.startswith("missing required key")]
+        spec = _valid_part(data, exc, unchecked) if problems else None
     sources = _plugin_options(SOURCES, "kind", data.get("sources"), ("sources",), data, path, problems)
     outputs_data = data.get("outputs")
     if outputs_data is None:
@@ -82,21 +94,73 @@ def _validate_structure(path: Path, project: Project, data: LocatedDict, files: 
         CHANNELS, "channel", _delivery_entries(data.get("delivery"), project), ("delivery",), data, path, problems
     )
     _check_delivery_names(deliveries, data, path, problems)
-    if problems:
-        raise SpecError(problems)
-    if spec is None:  # an abstract base with only missing keys: nothing else to validate
+    if spec is None:
+        if problems:
+            return None, problems
+        # an abstract base with only missing keys: nothing else to validate
         spec = Spec.model_construct(**{k: v for k, v in data.items() if isinstance(k, str)})
-    return LoadedSpec(
+    if problems:
+        source_entries = data.get("sources")
+        if isinstance(source_entries, dict):
+            unchecked.update(str(name) for name in source_entries if name not in sources)
+        entries_ok = len(deliveries) == len(_delivery_entries(data.get("delivery"), project)) and len(outputs) == len(
+            output_items
+        )
+        if not entries_ok:  # positions of deliveries would shift, and attachments may name a broken output
+            deliveries = {}
+    loaded = LoadedSpec(
         spec=spec,
         path=path,
         files=files,
         data=data,
         project=project,
         spec_hash=spec_hash(files),
-        sources={str(k): v for k, v in sources.items()},
+        sources={str(k): v for k, v in sources.items() if str(k) not in unchecked},
         outputs=tuple(outputs[i] for i in sorted(outputs)),
         deliveries=tuple(deliveries[i] for i in sorted(deliveries)),
+        unchecked=frozenset(unchecked),
     )
+    return loaded, problems
+
+
+# Collections whose entries pydantic reports one by one: an invalid entry is set aside and the rest checked.
+_ENTRIES = ("parameters", "sources", "datasets", "sections")
+
+
+def _valid_part(data: LocatedDict, exc: ValidationError, unchecked: set[str]) -> Spec | None:
+    """The spec without the parts ``exc`` rejects, or None when what is left is not a spec either.
+
+    Rejected sources and datasets are left out and named in ``unchecked``; a rejected parameter stays as a plain
+    string parameter and a rejected section as an empty text section, so names and positions still line up.
+    """
+    from reportctl.spec.models import Parameter
+
+    part: dict[str, Any] = {k: v for k, v in data.items() if isinstance(k, str)}
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        key = loc[0] if loc else None
+        if key in _ENTRIES and len(loc) > 1 and isinstance(part.get(key), dict | list):
+            entry = loc[1]
+            if key == "sections" and isinstance(entry, int):
+                part[key] = list(part[key])
+                original = part[key][entry] if entry < len(part[key]) else None
+                section_id = original.get("id") if isinstance(original, dict) else None
+                if not (isinstance(section_id, str) and section_id[:1].isalnum() and section_id.islower()):
+                    section_id = f"{entry}-unchecked"
+                part[key][entry] = {"id": section_id, "type": "text", "template": ""}
+            elif key == "parameters" and isinstance(part[key], dict):
+                part[key] = {**part[key], entry: Parameter()}
+            elif isinstance(part[key], dict):
+                part[key] = {k: v for k, v in part[key].items() if k != entry}
+                unchecked.add(str(entry))
+        elif key in ("apiVersion", "name"):
+            part[str(key)] = {"apiVersion": "reportctl/v1", "name": "unchecked"}[str(key)]
+        elif isinstance(key, str):
+            part.pop(key, None)
+    try:
+        return Spec.model_validate(part)
+    except ValidationError:
+        return None
 
 
 def _delivery_entries(entries: Any, project: Project) -> dict[int, Any]:

@@ -69,6 +69,8 @@ def _data_path(data: Any, loc: Sequence[Any]) -> list[Any]:
     node = data
     for index, part in enumerate(loc):
         last = index == len(loc) - 1
+        if not last and isinstance(node, dict) and part in (node.get("type"), node.get("kind")):
+            continue  # the union tag of a section or source ('chart' in sections.1.chart.chart), not a key
         if (isinstance(node, dict) and part in node) or (
             isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         ):
