@@ -110,7 +110,7 @@ def test_schema_is_json_schema_with_plugin_options(cli: Cli) -> None:
     assert result.exit_code == 0
     schema = json.loads(result.stdout)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert "apiVersion" in schema["properties"]
+    assert "apiVersion" in schema["$defs"]["Spec"]["properties"]
     assert {
         "FileOptions",
         "SqlOptions",
