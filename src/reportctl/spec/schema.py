@@ -17,6 +17,7 @@ Unknown keys, wrong types and bad enum values are errors in both shapes.
 from __future__ import annotations
 
 import copy
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,8 @@ from reportctl.spec.models import Spec
 from reportctl.spec.types import format_duration_spec
 
 SCHEMA_ID = "https://reportctl.dev/schema/reportctl-v1.json"
+SCHEMA_FILE = "reportctl.schema.json"
+"""Where ``init`` writes the schema, at the project root, for the ``# yaml-language-server: $schema=`` line."""
 _NULL = {"type": "null"}
 _ANNOTATIONS = ("title", "description", "default", "examples")
 _REMOVE = {"type": "boolean", "description": "true drops the base's section with this id."}
@@ -168,3 +171,8 @@ class _Overrides:
             self.defs[f"{name}Override"] = {}  # taken before recursing, for models that contain themselves
             self.defs[f"{name}Override"] = self.object(target)
         return f"#/$defs/{name}Override"
+
+
+def schema_text() -> str:
+    """The schema as ``reportctl schema`` prints it and ``init`` writes it to ``SCHEMA_FILE``."""
+    return json.dumps(spec_json_schema(), indent=2) + "\n"
