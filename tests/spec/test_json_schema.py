@@ -242,3 +242,18 @@ def test_a_third_party_writer_does_not_break_the_schema(cli: Cli, project: Path,
     result = cli("validate", str(spec))
     assert result.exit_code == 1
     assert "outputs[0].page_sise" in result.stdout and "outputs[1].page_size" in result.stdout
+
+
+def test_channel_defaults_of_the_project_may_be_left_out(cli: Cli, project: Path) -> None:
+    spec = project / "specs" / "report.yaml"
+    text = "apiVersion: reportctl/v1\nname: report\ndelivery:\n  - {channel: webhook}\n"
+    spec.write_text(text)
+    data = as_editor_reads(text, spec)
+    assert ("delivery.0", "'url' is a required property") in leaf_errors(Draft202012Validator(spec_json_schema()), data)
+    (project / "reportctl.yaml").write_text(
+        "timezone: UTC\nchannels:\n  webhook: {url: 'https://hooks.example.com/r'}\n"
+    )
+    result = cli("schema")
+    assert result.exit_code == 0, result.stderr
+    assert leaf_errors(Draft202012Validator(json.loads(result.stdout)), data) == []
+    assert cli("validate", str(spec)).exit_code == 0

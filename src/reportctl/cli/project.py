@@ -16,12 +16,15 @@ def schema(
     ] = None,
 ) -> None:
     """Print the JSON Schema of the spec (for editor validation and completion)."""
+    from reportctl.config import find_project
     from reportctl.spec.schema import schema_text
 
+    # a delivery may leave out what the project's channel defaults give it
+    text = schema_text(find_project().config.channels)
     if output is None:
-        typer.echo(schema_text(), nl=False)
+        typer.echo(text, nl=False)
         return
-    output.write_text(schema_text(), encoding="utf-8")
+    output.write_text(text, encoding="utf-8")
     echo(f"wrote {output}")
 
 

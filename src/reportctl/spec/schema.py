@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
+from reportctl.plugins import CHANNELS
 from reportctl.spec.extends import MERGED_BY_ID
 from reportctl.spec.models import Spec
 from reportctl.spec.types import format_duration_spec
@@ -37,7 +39,12 @@ _REMOVE = {"type": "boolean", "description": "true drops the base's section with
 
 
 class _SpecSchema(GenerateJsonSchema):
-    """Defaults as a spec author writes them (durations as '5m', not ISO 8601 'PT5M'), and names checked as keys."""
+    """Defaults as a spec author writes them (durations as '5m', not ISO 8601 'PT5M'), and names checked as keys.
+
+    ``supplied`` (plugin group -> plugin name -> keys) is read by ``ByPlugin``: keys a project's defaults supply.
+    """
+
+    supplied: ClassVar[dict[str, dict[str, set[str]]]] = {}
 
     def encode_default(self, dft: Any) -> Any:
         if isinstance(dft, timedelta):
@@ -56,9 +63,15 @@ class _SpecSchema(GenerateJsonSchema):
         return json_schema
 
 
-def spec_json_schema() -> dict[str, Any]:
-    """JSON Schema (draft 2020-12) of reportctl/v1 spec files, complete specs and overrides alike."""
-    complete = Spec.model_json_schema(by_alias=True, schema_generator=_SpecSchema)
+def spec_json_schema(channel_defaults: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of reportctl/v1 spec files, complete specs and overrides alike.
+
+    ``channel_defaults`` are a project's ``channels`` settings (reportctl.yaml): the keys they give need not be
+    in a spec's delivery entries on that channel.
+    """
+    supplied = {CHANNELS: {name: set(keys) for name, keys in (channel_defaults or {}).items()}}
+    generator = type("_ProjectSpecSchema", (_SpecSchema,), {"supplied": supplied})
+    complete = Spec.model_json_schema(by_alias=True, schema_generator=generator)
     defs: dict[str, Any] = complete.pop("$defs")
     # the merge drops a top-level null before the model sees it, in every spec
     optional = set(complete["properties"]) - set(complete["required"])
@@ -173,6 +186,6 @@ class _Overrides:
         return f"#/$defs/{name}Override"
 
 
-def schema_text() -> str:
+def schema_text(channel_defaults: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The schema as ``reportctl schema`` prints it and ``init`` writes it to ``SCHEMA_FILE``."""
-    return json.dumps(spec_json_schema(), indent=2) + "\n"
+    return json.dumps(spec_json_schema(channel_defaults), indent=2) + "\n"

@@ -129,13 +129,18 @@ class ByPlugin:
 
         names = list(plugin_names(self.group))
         # the generator itself (not ``handler``, which is bound to this field) files each Options under $defs
-        generate = handler.generate_json_schema.generate_inner  # type: ignore[attr-defined]
-        branches = [
-            {
-                "if": {"properties": {self.tag: {"const": name}}, "required": [self.tag]},
-                "then": generate(load_plugin(self.group, name).Options.__pydantic_core_schema__),
-            }
-            for name in names
-        ]
+        generator = handler.generate_json_schema  # type: ignore[attr-defined]
+        supplied: dict[str, Any] = getattr(generator, "supplied", {}).get(self.group, {})
+        branches = []
+        for name in names:
+            options = generator.generate_inner(load_plugin(self.group, name).Options.__pydantic_core_schema__)
+            if supplied.get(name):
+                # keys the project's defaults give every entry of this plugin (reportctl.yaml channels) are optional
+                target = handler.resolve_ref_schema(options)
+                required = [key for key in target.get("required", []) if key not in supplied[name]]
+                options = {**target, "required": required}
+            branches.append(
+                {"if": {"properties": {self.tag: {"const": name}}, "required": [self.tag]}, "then": options}
+            )
         entry = {"type": "object", "properties": {self.tag: {"enum": names}}, "required": [self.tag], "allOf": branches}
         return {"anyOf": [{"enum": names}, entry]} if self.name_alone else entry
