@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
 from conftest import CliResult
@@ -49,13 +50,16 @@ def shipped_specs() -> list[Path]:
     return [f for f in find_yaml(folders) if f.name != CONFIG_NAME]
 
 
-def readme_blocks() -> list[tuple[int, str]]:
-    """Each ```yaml block of README.md with the line it starts on."""
-    text = (ROOT / "README.md").read_text()
-    return [
-        (text.count("\n", 0, match.start()) + 2, match.group(1))
-        for match in re.finditer(r"^```ya?ml\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
-    ]
+def doc_blocks() -> list[tuple[str, str]]:
+    """Each ```yaml block of the docs (README.md, other top-level and example Markdown) as ("FILE:LINE", text)."""
+    docs = [ROOT / "README.md", *sorted(ROOT.glob("*.md")), *sorted(ROOT.glob("examples/**/*.md"))]
+    blocks = []
+    for doc in dict.fromkeys(d for d in docs if d.name != "CHANGELOG.md"):
+        text = doc.read_text()
+        for match in re.finditer(r"^```ya?ml\n(.*?)^```", text, re.MULTILINE | re.DOTALL):
+            where = f"{doc.relative_to(ROOT).as_posix()}:{text.count(chr(10), 0, match.start()) + 2}"
+            blocks.append((where, match.group(1)))
+    return blocks
 
 
 def as_editor_reads(text: str, file: Path) -> Any:
@@ -121,23 +125,23 @@ def test_every_init_spec_is_valid_and_names_the_schema_file(
         load_spec(spec, check=False)
 
 
-@pytest.mark.parametrize(
-    ("line", "block"), readme_blocks(), ids=lambda v: f"README.md:{v}" if isinstance(v, int) else ""
-)
-def test_every_readme_example_is_valid(
-    validator: Draft202012Validator, init_project: Path, line: int, block: str
+@pytest.mark.parametrize(("where", "block"), doc_blocks(), ids=[where for where, _ in doc_blocks()])
+def test_every_documented_example_is_valid(
+    validator: Draft202012Validator, init_project: Path, where: str, block: str
 ) -> None:
-    """A block with ``apiVersion`` is a spec; one whose keys are all spec keys is a fragment, checked as a complete
-    spec with ``apiVersion`` and ``name`` added; one of reportctl.yaml or people.yaml is checked by its model."""
-    data = as_editor_reads(block, Path("README.md"))
-    assert isinstance(data, dict), f"README.md:{line}: a YAML example should be a mapping"
+    """A block with ``apiVersion`` is a spec. One whose keys are all spec keys is a fragment, checked as a complete
+    spec with ``apiVersion`` and ``name`` added. One whose keys all belong to reportctl.yaml or people.yaml is checked
+    by that file's model. Any other block is another tool's file (a CI workflow, a pre-commit config), left alone."""
+    data = as_editor_reads(block, Path(where))
+    assert isinstance(data, dict), f"{where}: a YAML example should be a mapping"
     if "apiVersion" not in data and not set(data) <= SPEC_KEYS:
-        model = ProjectConfig if set(data) <= set(ProjectConfig.model_fields) else PeopleFile
-        model.model_validate(data)
+        for model in (ProjectConfig, PeopleFile):
+            if set(data) <= set(model.model_fields):
+                model.model_validate(data)
         return
-    spec = data if "apiVersion" in data else {"apiVersion": "reportctl/v1", "name": f"readme-{line}", **data}
+    spec = data if "apiVersion" in data else {"apiVersion": "reportctl/v1", "name": "doc-example", **data}
     assert leaf_errors(validator, spec) == []
-    file = init_project / "specs" / f"readme-{line}.yaml"
+    file = init_project / "specs" / "doc-example.yaml"
     file.write_text(json.dumps(spec))  # JSON is YAML: the validator reads exactly what the schema checked
     try:
         known = [problem for marker, problem in KNOWN_README_PROBLEMS.items() if marker in block]
@@ -153,9 +157,9 @@ def test_every_readme_example_is_valid(
 
 
 def test_readme_examples_are_found() -> None:
-    blocks = [block for _, block in readme_blocks()]
-    assert sum("apiVersion: reportctl/v1" in b for b in blocks) >= 1
-    assert len(blocks) >= 10
+    blocks = [block for where, block in doc_blocks() if where.startswith("README.md:")]
+    assert sum("apiVersion: reportctl/v1" in b for b in blocks) >= 2
+    assert sum(set(yaml.safe_load(b)) <= SPEC_KEYS for b in blocks) >= 10
 
 
 @pytest.mark.parametrize("case_file", CASES, ids=[c.stem for c in CASES])
