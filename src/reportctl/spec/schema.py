@@ -140,6 +140,8 @@ class _Overrides:
             if not by_id:
                 return schema  # replaced whole by the merge: its items must be complete
             return {**schema, "items": self._by_id(schema["items"])}
+        if "properties" in schema and "allOf" not in schema:
+            return self.object(schema)  # a model written out in place rather than under $defs
         if schema.get("type") == "object" and "additionalProperties" in schema:
             return self._mapping(schema)
         if "allOf" in schema:
@@ -155,8 +157,8 @@ class _Overrides:
         """A plugin entry (see ``ByPlugin``) whose tag the base may supply: with no tag, any plugin's override."""
         branches = [{**b, "then": self.value(b["then"])} for b in schema["allOf"]]
         relaxed = {k: v for k, v in schema.items() if k not in ("required", "allOf")}
-        tags = [t for b in schema["allOf"] for t in b["if"]["required"]]
-        untagged = {"if": {"not": {"required": tags[:1]}}, "then": {"anyOf": [b["then"] for b in branches]}}
+        [tag] = schema["properties"]
+        untagged = {"if": {"not": {"required": [tag]}}, "then": {"anyOf": [b["then"] for b in branches]}}
         return {**relaxed, "allOf": [*branches, untagged]}
 
     def _by_id(self, items: dict[str, Any]) -> dict[str, Any]:
