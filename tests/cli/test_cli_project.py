@@ -110,7 +110,7 @@ def test_schema_is_json_schema_with_plugin_options(cli: Cli) -> None:
     assert result.exit_code == 0
     schema = json.loads(result.stdout)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert "apiVersion" in schema["properties"]
+    assert "apiVersion" in schema["$defs"]["Spec"]["properties"]
     assert {
         "FileOptions",
         "SqlOptions",
@@ -127,6 +127,35 @@ def test_schema_is_json_schema_with_plugin_options(cli: Cli) -> None:
     assert schema["$defs"]["Schedule"]["properties"]["misfire_grace"]["default"] == "1h"
 
 
+def test_schema_to_a_file_is_what_it_prints(cli: Cli, tmp_path: Path) -> None:
+    printed = cli("schema").stdout
+    target = tmp_path / "reportctl.schema.json"
+    result = cli("schema", "-o", str(target))
+    assert (result.exit_code, result.stdout) == (0, f"wrote {target}\n")
+    assert target.read_text() == printed
+
+
+def test_init_writes_the_schema_its_specs_name(cli: Cli, tmp_path: Path) -> None:
+    target = tmp_path / "reports"
+    assert cli("init", str(target)).exit_code == 0
+    # `reportctl schema -o reportctl.schema.json` (or `>`) refreshes it to the same bytes
+    assert (target / "reportctl.schema.json").read_text() == cli("schema").stdout
+    for spec, line in (
+        ("specs/server-health.yaml", "# yaml-language-server: $schema=../reportctl.schema.json"),
+        ("specs/base/ops.yaml", "# yaml-language-server: $schema=../../reportctl.schema.json"),
+    ):
+        assert (target / spec).read_text().splitlines()[0] == line
+
+
+def test_init_refuses_to_overwrite_a_schema_file(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "reportctl.schema.json").write_text("{}")
+    result = cli("init", str(tmp_path))
+    assert result.exit_code == 1
+    assert "reportctl.schema.json already exists" in result.stderr
+    assert (tmp_path / "reportctl.schema.json").read_text() == "{}"
+    assert not (tmp_path / "reportctl.yaml").exists()
+
+
 def test_init_creates_a_project_that_renders(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "reports"
     result = cli("init", str(target))
@@ -134,6 +163,7 @@ def test_init_creates_a_project_that_renders(cli: Cli, tmp_path: Path, monkeypat
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == [
         ".gitignore",
         "people.yaml",
+        "reportctl.schema.json",
         "reportctl.yaml",
         "specs/base/ops.yaml",
         "specs/server-health.yaml",

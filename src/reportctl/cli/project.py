@@ -10,11 +10,22 @@ import typer
 from reportctl.cli.output import echo, print_json
 
 
-def schema() -> None:
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write it to this file (e.g. reportctl.schema.json).")
+    ] = None,
+) -> None:
     """Print the JSON Schema of the spec (for editor validation and completion)."""
-    from reportctl.spec.schema import spec_json_schema
+    from reportctl.config import find_project
+    from reportctl.spec.schema import schema_text
 
-    print_json(spec_json_schema())
+    # a delivery may leave out what the project's channel defaults give it
+    text = schema_text(find_project().config.channels)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    echo(f"wrote {output}")
 
 
 def init(

@@ -94,7 +94,7 @@ class MessageOptions(ChannelOptions):
     )
     reply_to: str | None = Field(default=None, description="Where replies go, when not to the sender.")
 
-    @field_validator("to", "cc", "bcc", mode="before")
+    @field_validator("to", "cc", "bcc", mode="before", json_schema_input_type=RecipientEntry | list[RecipientEntry])
     @classmethod
     def _one_entry_is_a_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value

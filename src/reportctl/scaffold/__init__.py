@@ -22,9 +22,19 @@ def _walk(folder: Traversable, prefix: Path) -> list[tuple[Path, Traversable]]:
 
 
 def create_project(directory: Path) -> list[Path]:
-    """Write the scaffold into ``directory``; refuses to overwrite any file that is already there."""
+    """Write the scaffold into ``directory``; refuses to overwrite any file that is already there.
+
+    Beside it goes the spec's JSON Schema (``SCHEMA_FILE``), built from the plugins installed now, which the
+    specs' ``# yaml-language-server: $schema=`` lines point editors at; ``reportctl schema -o`` refreshes it.
+    """
+    from reportctl.spec.schema import SCHEMA_FILE, schema_text
+
     entries = _walk(files(__package__).joinpath("project"), Path())
-    existing = [directory / relative for relative, _ in entries if (directory / relative).exists()]
+    existing = [
+        directory / relative
+        for relative in (*(r for r, _ in entries), Path(SCHEMA_FILE))
+        if (directory / relative).exists()
+    ]
     if existing:
         raise ReportctlError(
             f"{existing[0]} already exists; choose an empty folder for a new project (nothing was written)"
@@ -35,4 +45,7 @@ def create_project(directory: Path) -> list[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(entry.read_bytes())
         created.append(target)
+    schema = directory / SCHEMA_FILE
+    schema.write_text(schema_text(), encoding="utf-8")
+    created.append(schema)
     return created

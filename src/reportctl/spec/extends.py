@@ -16,6 +16,8 @@ from reportctl.spec.reading import WORKING_TREE, SpecReader, read_spec_text
 from reportctl.spec.yamlpos import LocatedDict, LocatedList, load_yaml
 
 NOT_INHERITED = ("name", "abstract", "extends")
+MERGED_BY_ID = "sections"
+"""The one list that merges item by item (by ``id``); every other list is replaced whole."""
 
 
 def load_spec_data(path: Path, project_root: Path, reader: SpecReader = WORKING_TREE) -> tuple[LocatedDict, list[Path]]:
@@ -80,7 +82,7 @@ def _merge_into(base: LocatedDict, child: LocatedDict, file: Path, top: bool = T
             merged.value_positions.pop(key, None)
             continue
         old = merged.get(key)
-        if top and key == "sections" and isinstance(value, LocatedList):
+        if top and key == MERGED_BY_ID and isinstance(value, LocatedList):
             new: Any = _merge_sections(old if isinstance(old, list) else LocatedList(), value, file, problems)
         elif isinstance(old, LocatedDict) and isinstance(value, LocatedDict):
             new = _merge_into(old, value, file, top=False)

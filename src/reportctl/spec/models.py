@@ -11,12 +11,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from reportctl.plugins import CHANNELS, SOURCES, WRITERS
 from reportctl.spec.delivery import DeliveryEntry
-from reportctl.spec.types import IDENTIFIER, NAME, Duration, StrictModel, TimeZoneName
+from reportctl.spec.types import IDENTIFIER, NAME, ByPlugin, Duration, StrictModel, TimeZoneName
 
 API_VERSION = "reportctl/v1"
 
 ParameterType = Literal["string", "int", "float", "bool", "date", "datetime", "duration", "choice", "period"]
+
+
+def _one_or_many(value: Any) -> Any:
+    """One name where a list of names goes: ``y: revenue`` is ``y: [revenue]``."""
+    return [value] if isinstance(value, str) else value
 
 
 class Parameter(StrictModel):
@@ -55,10 +61,10 @@ class Join(StrictModel):
     how: Literal["inner", "left", "right", "full", "semi", "anti", "cross"] = "left"
     suffix: str = "_right"
 
-    @field_validator("on", "left_on", "right_on", mode="before")
+    @field_validator("on", "left_on", "right_on", mode="before", json_schema_input_type=str | list[str] | None)
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+        return _one_or_many(value)
 
     @model_validator(mode="after")
     def _keys(self) -> Join:
@@ -95,15 +101,20 @@ class Dataset(StrictModel):
     select: list[str] | None = None
     description: str | None = None
 
-    @field_validator("join", mode="before")
+    @field_validator("join", mode="before", json_schema_input_type=Join | list[Join])
     @classmethod
     def _join_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, dict) else value
 
-    @field_validator("group_by", "sort", "select", mode="before")
+    @field_validator("group_by", "sort", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _str_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+        return _one_or_many(value)
+
+    @field_validator("select", mode="before", json_schema_input_type=str | list[str] | None)
+    @classmethod
+    def _str_list_or_none(cls, value: Any) -> Any:
+        return _one_or_many(value)
 
     @model_validator(mode="after")
     def _one_input(self) -> Dataset:
@@ -173,10 +184,10 @@ class ChartSection(_Section):
     format: str | None = None
     fail_on_empty: bool = False
 
-    @field_validator("y", mode="before")
+    @field_validator("y", mode="before", json_schema_input_type=str | Annotated[list[str], Field(min_length=1)])
     @classmethod
     def _y_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+        return _one_or_many(value)
 
 
 Section = Annotated[TextSection | KpisSection | TableSection | ChartSection, Field(discriminator="type")]
@@ -230,21 +241,29 @@ class Spec(StrictModel):
     extends: str | None = None
     timezone: TimeZoneName | None = Field(default=None, description="Defaults to the schedule's, then the project's.")
     parameters: dict[Annotated[str, Field(pattern=IDENTIFIER)], Parameter] = Field(default_factory=dict)
-    sources: dict[Annotated[str, Field(pattern=IDENTIFIER)], SourceOptions] = Field(default_factory=dict)
+    sources: dict[Annotated[str, Field(pattern=IDENTIFIER)], Annotated[SourceOptions, ByPlugin(SOURCES, "kind")]] = (
+        Field(default_factory=dict)
+    )
     datasets: dict[Annotated[str, Field(pattern=IDENTIFIER)], Dataset] = Field(default_factory=dict)
     sections: list[Section] = Field(default_factory=list)
-    outputs: list[Output] | None = Field(default=None, description="Defaults to the project's outputs.")
+    outputs: list[Annotated[Output, ByPlugin(WRITERS, "format")]] | None = Field(
+        default=None, description="Defaults to the project's outputs."
+    )
     schedule: Schedule | None = None
-    delivery: list[DeliveryEntry] = Field(default_factory=list)
+    delivery: list[Annotated[DeliveryEntry, ByPlugin(CHANNELS, "channel")]] = Field(default_factory=list)
 
-    @field_validator("outputs", mode="before")
+    @field_validator(
+        "outputs",
+        mode="before",
+        json_schema_input_type=list[Annotated[Output, ByPlugin(WRITERS, "format", True)]] | None,
+    )
     @classmethod
     def _output_names(cls, value: Any) -> Any:
         if isinstance(value, list):
             return [{"format": item} if isinstance(item, str) else item for item in value]
         return value
 
-    @field_validator("labels", mode="before")
+    @field_validator("labels", mode="before", json_schema_input_type=dict[str, str | float])
     @classmethod
     def _label_values_as_text(cls, value: Any) -> Any:
         if isinstance(value, dict):

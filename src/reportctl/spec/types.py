@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    WithJsonSchema,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from reportctl.errors import did_you_mean
 
@@ -49,11 +60,18 @@ def format_duration_spec(value: timedelta) -> str:
     return "".join(parts)
 
 
+# what parse_duration reads: parts such as 1h and 30m, spaces allowed between them; or a number of seconds
+_DURATION_TEXT = {
+    "type": "string",
+    "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|w|d|h|m|s) *)+\s*$",
+    "examples": ["5m", "1h30m"],
+}
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration_spec, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|w|d|h|m|s))+$", "examples": ["5m", "1h30m"]}),
+    WithJsonSchema({"anyOf": [_DURATION_TEXT, {"type": "number", "description": "seconds"}]}),
 ]
 
 
@@ -63,7 +81,11 @@ def _positive(value: timedelta) -> timedelta:
     return value
 
 
-PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+PositiveDuration = Annotated[
+    Duration,
+    AfterValidator(_positive),
+    WithJsonSchema({"anyOf": [_DURATION_TEXT, {"type": "number", "exclusiveMinimum": 0, "description": "seconds"}]}),
+]
 
 
 def check_timezone(value: Any) -> str:
@@ -85,3 +107,40 @@ TimeZoneName = Annotated[str, BeforeValidator(check_timezone), WithJsonSchema({"
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NAME = r"^[a-z0-9][a-z0-9-]*$"
+
+
+@dataclass(frozen=True)
+class ByPlugin:
+    """JSON Schema of an entry checked by the plugin it names in ``tag``, dispatched as the loader does.
+
+    The loader picks the plugin by its entry-point name and validates the whole entry with that plugin's
+    ``Options``; the schema says the same with one ``if tag == name then Options`` per installed plugin. It never
+    relies on how a plugin declares ``tag`` itself (a plain ``str``, a ``Literal``, one shared by two names), so a
+    third-party plugin cannot make the schema unbuildable. Validation is untouched: this only shapes the schema.
+    """
+
+    group: str
+    tag: str
+    name_alone: bool = False
+    """The entry may also be the plugin's name alone (``outputs: [csv, json]``)."""
+
+    def __get_pydantic_json_schema__(self, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        from reportctl.plugins import load_plugin, plugin_names
+
+        names = list(plugin_names(self.group))
+        # the generator itself (not ``handler``, which is bound to this field) files each Options under $defs
+        generator = handler.generate_json_schema  # type: ignore[attr-defined]
+        supplied: dict[str, Any] = getattr(generator, "supplied", {}).get(self.group, {})
+        branches = []
+        for name in names:
+            options = generator.generate_inner(load_plugin(self.group, name).Options.__pydantic_core_schema__)
+            if supplied.get(name):
+                # keys the project's defaults give every entry of this plugin (reportctl.yaml channels) are optional
+                target = handler.resolve_ref_schema(options)
+                required = [key for key in target.get("required", []) if key not in supplied[name]]
+                options = {**target, "required": required}
+            branches.append(
+                {"if": {"properties": {self.tag: {"const": name}}, "required": [self.tag]}, "then": options}
+            )
+        entry = {"type": "object", "properties": {self.tag: {"enum": names}}, "required": [self.tag], "allOf": branches}
+        return {"anyOf": [{"enum": names}, entry]} if self.name_alone else entry
