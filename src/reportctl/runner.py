@@ -7,7 +7,6 @@ only when every writer succeeded and the manifest is written, so a failed run le
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from reportctl import __version__
+from reportctl.digests import file_sha256
 from reportctl.document import Period
 from reportctl.errors import (
     ParameterError,
@@ -149,15 +149,18 @@ def render_report(
     run_id: str | None = None,
     observer: RunObserver | None = None,
     distribute: Callable[[RunResult], DeliveryReport] | None = None,
+    snapshot: Path | None = None,
 ) -> RunResult:
     """Render ``loaded`` once and return where its artifacts are; raise ``ReportctlError`` on any failure.
 
     ``observer`` hears of each stage, the result and any failure (the state store records runs through it);
     ``distribute`` delivers the artifacts once they are in place, and its report becomes ``result.delivery``.
+    ``snapshot`` is a data snapshot folder read instead of the live sources.
     """
     now = now or default_run_time()
     try:
-        result = _render(loaded, parameters, formats, output_dir, now, progress, run_id or new_run_id(now), observer)
+        run_id = run_id or new_run_id(now)
+        result = _render(loaded, parameters, formats, output_dir, now, progress, run_id, observer, snapshot)
         if observer is not None:
             observer.rendered(result)
         if distribute is not None:
@@ -180,16 +183,14 @@ def _render(
     progress: Progress | None,
     run_id: str,
     observer: RunObserver | None,
+    snapshot: Path | None,
 ) -> RunResult:
     say = progress or (lambda _message: None)
     stage = observer.stage if observer is not None else (lambda _state: None)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     spec = loaded.spec
-    if spec.abstract:
-        raise SpecError(
-            [loaded.problem(("abstract",), "an abstract spec is a base for others; render a spec extending it")]
-        )
+    _check_renderable(loaded)
     values = resolve_parameters(loaded, parameters or {}, now)
     writers = _writers(loaded, formats)
     # the manifest's git commit is asked for now, so the git processes run while the report renders
@@ -200,7 +201,7 @@ def _render(
 
     stage("GENERATING")
     say("reading sources")
-    frames = _compute_datasets(loaded, values, now, timings)
+    frames = _compute_datasets(loaded, values, now, timings, snapshot)
 
     stage("FORMATTING")
     say("building the document")
@@ -232,6 +233,32 @@ def _render(
         raise
     result.artifacts = [Artifact(a.format, final / a.path.name, a.bytes, a.sha256) for a in artifacts]
     return result
+
+
+def build_document(
+    loaded: LoadedSpec,
+    parameters: Mapping[str, str] | None = None,
+    *,
+    now: datetime | None = None,
+    snapshot: Path | None = None,
+    run_id: str = "preview",
+) -> Document:
+    """The format-agnostic document of one run, without writing any file (sources read live, or from the data
+    snapshot folder ``snapshot`` when given)."""
+    from reportctl.assemble import assemble_document
+
+    now = now or default_run_time()
+    _check_renderable(loaded)
+    values = resolve_parameters(loaded, parameters or {}, now)
+    frames = _compute_datasets(loaded, values, now, {}, snapshot)
+    return assemble_document(loaded, frames, values, run_id=run_id, now=now)
+
+
+def _check_renderable(loaded: LoadedSpec) -> None:
+    if loaded.spec.abstract:
+        raise SpecError(
+            [loaded.problem(("abstract",), "an abstract spec is a base for others; render a spec extending it")]
+        )
 
 
 def _with_chart_images(
@@ -273,22 +300,27 @@ def _writers(loaded: LoadedSpec, formats: list[str] | None) -> list[tuple[str, A
 
 
 def _compute_datasets(
-    loaded: LoadedSpec, values: Mapping[str, Any], now: datetime, timings: dict[str, float]
+    loaded: LoadedSpec,
+    values: Mapping[str, Any],
+    now: datetime,
+    timings: dict[str, float],
+    snapshot: Path | None = None,
 ) -> dict[str, pl.DataFrame]:
+    """Every source and dataset, collected; the sources come first, by their names."""
     import polars as pl
 
     from reportctl.data.pipeline import build_datasets
-    from reportctl.plugins import SOURCES, load_plugin
     from reportctl.spec.parameters import bind_values
 
     spec = loaded.spec
     bound = bind_values(spec.parameters, values)
-    context = source_context(loaded, now, bound)
     t = time.perf_counter()
-    inputs: dict[str, pl.LazyFrame] = {}
-    for name, options in loaded.sources.items():
-        source = load_plugin(SOURCES, options.kind)(name, options, context)
-        inputs[name] = in_report_timezone(source.fetch(), context.timezone)
+    if snapshot is not None:
+        from reportctl.snapshots import read_snapshot, snapshot_inputs
+
+        inputs = snapshot_inputs(read_snapshot(snapshot), loaded)
+    else:
+        inputs = _live_inputs(loaded, now, bound)
     timings["sources"] = _lap(t)
     t = time.perf_counter()
     lazy = {**inputs, **build_datasets(spec.datasets, inputs, bound)}
@@ -301,6 +333,17 @@ def _compute_datasets(
         raise DatasetError(_failing_dataset(lazy), describe_polars_error(exc)) from None
     timings["datasets"] = _lap(t)
     return dict(zip(lazy, collected, strict=True))
+
+
+def _live_inputs(loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any]) -> dict[str, pl.LazyFrame]:
+    from reportctl.plugins import SOURCES, load_plugin
+
+    context = source_context(loaded, now, bound)
+    inputs: dict[str, pl.LazyFrame] = {}
+    for name, options in loaded.sources.items():
+        source = load_plugin(SOURCES, options.kind)(name, options, context)
+        inputs[name] = in_report_timezone(source.fetch(), context.timezone)
+    return inputs
 
 
 def source_context(loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any]) -> SourceContext:
@@ -364,11 +407,7 @@ def _artifact(writer: str, path: Path) -> Artifact:
 
     suffix = path.suffix.removeprefix(".")
     name = suffix if suffix in plugin_names(WRITERS) else writer
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return Artifact(name, path, path.stat().st_size, digest.hexdigest())
+    return Artifact(name, path, path.stat().st_size, file_sha256(path))
 
 
 def jsonable_parameters(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ the retries, so the client makes a single attempt per request.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from reportctl.delivery.s3_options import (
     is_template,
     parse_location,
 )
+from reportctl.digests import file_sha256
 from reportctl.net import exception_chain
 from reportctl.spec.types import format_duration_spec
 
@@ -210,7 +210,7 @@ class S3Channel:
         wants_manifest = wanted is None or MANIFEST in wanted
         listed = manifest is not None and any(u.name == manifest.name for u in uploads)
         if manifest is not None and wants_manifest and not listed and manifest.is_file():
-            uploads.append(Upload(MANIFEST, manifest, manifest.stat().st_size, _sha256(manifest)))
+            uploads.append(Upload(MANIFEST, manifest, manifest.stat().st_size, file_sha256(manifest)))
         return uploads
 
     def _extra_args(self, upload: Upload) -> dict[str, Any]:
@@ -306,11 +306,3 @@ def _failure(exc: BaseException, bucket: str, endpoint: str) -> TemporaryFailure
 
 def _files(count: int) -> str:
     return f"{count} file" if count == 1 else f"{count} files"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

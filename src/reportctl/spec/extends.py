@@ -11,35 +11,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reportctl.config import read_text
 from reportctl.errors import Problem, SpecError
+from reportctl.spec.reading import WORKING_TREE, SpecReader, read_spec_text
 from reportctl.spec.yamlpos import LocatedDict, LocatedList, load_yaml
 
 NOT_INHERITED = ("name", "abstract", "extends")
 
 
-def load_spec_data(path: Path, project_root: Path) -> tuple[LocatedDict, list[Path]]:
-    """The merged, located data of the spec at ``path`` and the files it was built from (the spec first)."""
-    return _load(path.resolve(), project_root, ())
+def load_spec_data(path: Path, project_root: Path, reader: SpecReader = WORKING_TREE) -> tuple[LocatedDict, list[Path]]:
+    """The merged, located data of the spec at ``path`` and the files it was built from (the spec first), each
+    read through ``reader`` (the working tree, or a git commit)."""
+    return _load(path.resolve(), project_root, (), reader)
 
 
-def _load(path: Path, project_root: Path, chain: tuple[Path, ...]) -> tuple[LocatedDict, list[Path]]:
-    data = load_yaml(read_text(path), path)
+def _load(
+    path: Path, project_root: Path, chain: tuple[Path, ...], reader: SpecReader
+) -> tuple[LocatedDict, list[Path]]:
+    data = load_yaml(read_spec_text(reader, path), reader.label(path))
     if not isinstance(data, LocatedDict):
-        raise SpecError([Problem("a spec must be a YAML mapping (apiVersion: reportctl/v1, name: ...)", file=path)])
+        message = f"a spec must be a YAML mapping (apiVersion: reportctl/v1, name: ...){reader.where()}"
+        raise SpecError([Problem(message, file=reader.label(path))])
     reference = data.get("extends")
     if reference is None:
         return _merge_into(LocatedDict(), data, path), [path]
     if not isinstance(reference, str):
         raise SpecError([_problem(data, "extends", "expected the path of a base spec, e.g. base/ops.yaml", path)])
-    parent = _find_base(reference, path, project_root)
+    parent = _find_base(reference, path, project_root, reader)
     if parent is None:
         raise SpecError(
             [
                 _problem(
                     data,
                     "extends",
-                    f"base spec '{reference}' not found next to {path.name} or in the project",
+                    f"base spec '{reference}' not found next to {path.name} or in the project{reader.where()}",
                     path,
                 )
             ]
@@ -47,16 +51,16 @@ def _load(path: Path, project_root: Path, chain: tuple[Path, ...]) -> tuple[Loca
     if parent in (*chain, path):
         cycle = " -> ".join(p.name for p in (*chain, path, parent))
         raise SpecError([_problem(data, "extends", f"extends cycle: {cycle}; remove one of the links", path)])
-    base, files = _load(parent, project_root, (*chain, path))
+    base, files = _load(parent, project_root, (*chain, path), reader)
     for key in NOT_INHERITED:
         base.pop(key, None)
     return _merge_into(base, data, path), [path, *files]
 
 
-def _find_base(reference: str, spec: Path, project_root: Path) -> Path | None:
+def _find_base(reference: str, spec: Path, project_root: Path, reader: SpecReader) -> Path | None:
     for folder in (spec.parent, project_root, project_root / "specs"):
         candidate = (folder / reference).resolve()
-        if candidate.is_file():
+        if reader.is_file(candidate):
             return candidate
     return None
 

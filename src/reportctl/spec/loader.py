@@ -18,6 +18,7 @@ from reportctl.errors import Problem, SpecError
 from reportctl.plugins import CHANNELS, SOURCES, WRITERS, PluginError, load_plugin, plugin_names, unknown_plugin_message
 from reportctl.spec.extends import load_spec_data
 from reportctl.spec.models import Output, SourceOptions, Spec
+from reportctl.spec.reading import WORKING_TREE, SpecReader
 from reportctl.spec.validation import format_path, problems_from
 from reportctl.spec.yamlpos import LocatedDict, position_of
 
@@ -36,21 +37,26 @@ class LoadedSpec:
     outputs: tuple[BaseModel, ...]
     deliveries: tuple[Any, ...] = ()
     """Each ``delivery`` entry validated by its channel's ``Options`` (a ``reportctl.delivery.base.ChannelOptions``)."""
+    revision: str | None = None
+    """The full git commit the spec and its bases were read at (``render --rev``); None for the working tree."""
 
     def problem(self, path: tuple[Any, ...], message: str) -> Problem:
         """A problem at ``path`` of this spec, positioned in whichever file the value came from."""
         return Problem(message, path=format_path(path), position=position_of(self.data, path), file=self.path)
 
 
-def load_spec(path: Path, project: Project | None = None, *, check: bool = True) -> LoadedSpec:
+def load_spec(
+    path: Path, project: Project | None = None, *, check: bool = True, reader: SpecReader = WORKING_TREE
+) -> LoadedSpec:
     """The spec at ``path``, validated; ``SpecError`` lists every problem found.
 
     With ``check`` the cross-references are checked too, including columns where a source's schema is knowable.
+    ``reader`` says where the spec and its bases are read from (default the working tree; see ``load_spec_at``).
     """
     path = path.resolve()
     project = project or find_project(path)
-    data, files = load_spec_data(path, project.root)
-    loaded = _validate_structure(path, project, data, tuple(files))
+    data, files = load_spec_data(path, project.root, reader)
+    loaded = _validate_structure(path, project, data, tuple(files), reader)
     if check:
         from reportctl.spec.checks import check_spec
 
@@ -60,7 +66,9 @@ def load_spec(path: Path, project: Project | None = None, *, check: bool = True)
     return loaded
 
 
-def _validate_structure(path: Path, project: Project, data: LocatedDict, files: tuple[Path, ...]) -> LoadedSpec:
+def _validate_structure(
+    path: Path, project: Project, data: LocatedDict, files: tuple[Path, ...], reader: SpecReader
+) -> LoadedSpec:
     abstract = data.get("abstract") is True
     problems: list[Problem] = []
     spec: Spec | None = None
@@ -92,10 +100,11 @@ def _validate_structure(path: Path, project: Project, data: LocatedDict, files: 
         files=files,
         data=data,
         project=project,
-        spec_hash=spec_hash(files),
+        spec_hash=spec_hash(files, reader),
         sources={str(k): v for k, v in sources.items()},
         outputs=tuple(outputs[i] for i in sorted(outputs)),
         deliveries=tuple(deliveries[i] for i in sorted(deliveries)),
+        revision=reader.revision,
     )
 
 
@@ -164,11 +173,12 @@ def _plugin_options(
     return validated
 
 
-def spec_hash(files: tuple[Path, ...]) -> str:
-    """sha256 over the spec and every base it extends, so an edit to a base changes the hash too."""
+def spec_hash(files: tuple[Path, ...], reader: SpecReader = WORKING_TREE) -> str:
+    """sha256 over the spec and every base it extends, so an edit to a base changes the hash too; the bytes are
+    read through ``reader``, so a spec read at a revision hashes as it was then."""
     digest = hashlib.sha256()
     for file in files:
-        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+        digest.update(file.name.encode() + b"\0" + reader.read_bytes(file) + b"\0")
     return digest.hexdigest()
 
 
