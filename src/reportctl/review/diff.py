@@ -25,7 +25,7 @@ from reportctl.review.model import (
 )
 from reportctl.review.settings import compare_data, compare_settings
 from reportctl.review.tables import TableSide, compare_tables
-from reportctl.review.values import shown, text_change, value_change
+from reportctl.review.values import same, shown, text_change, value_change
 from reportctl.spec.loader import LoadedSpec
 
 _CONTEXT_WORDS = 4
@@ -180,13 +180,19 @@ def _setting(value: object) -> str | None:
 
 
 def _kpi_changes(base: tuple[KpiValue, ...], head: tuple[KpiValue, ...], zones: tuple[str, str]) -> list[Change]:
-    """KPIs matched by label; a label gone and a new one at the same place are one KPI relabelled."""
+    """KPIs matched by label; a label gone and a new one with the same value, else at the same place, are one KPI
+    relabelled."""
     before = {item.label: (i, item) for i, item in enumerate(base)}
     after = {item.label: (i, item) for i, item in enumerate(head)}
     pairs = [(before[label][1], item) for label, (_, item) in after.items() if label in before]
     gone = {i: item for label, (i, item) in before.items() if label not in after}
     new = {i: item for label, (i, item) in after.items() if label not in before}
-    relabelled = [(gone.pop(i), new.pop(i)) for i in sorted(set(gone) & set(new))]
+    relabelled = []
+    for i, item in list(gone.items()):
+        twin = next((j for j, other in new.items() if same(item.value, other.value)), None)
+        if twin is not None:
+            relabelled.append((gone.pop(i), new.pop(twin)))
+    relabelled += [(gone.pop(i), new.pop(i)) for i in sorted(set(gone) & set(new))]
     changes: list[Change] = []
     if gone or new:
         changes.append(

@@ -124,7 +124,19 @@ def _dict_changes(prefix: str, before: Mapping[str, Any], after: Mapping[str, An
 
 
 def _dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    """A model's settings as JSON values, nested mappings flattened to dotted keys (``aggregate.p95``), so a
+    change names the entry that changed rather than the whole mapping."""
+    return _flat(model.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def _flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _text(value: Any) -> str | None:
