@@ -128,7 +128,7 @@ def test_text_changes_as_lines_and_words() -> None:
         " ",
     )
     assert [(h.removed, h.added) for h in text.words] == [("1%", "2%"), ("once.", "twice.")]
-    assert (text.words[0].before, text.words[0].after) == ("18 services breached a", "error rate at least")
+    assert (text.words[0].before, text.words[0].after) == ("... 18 services breached a", "error rate at least ...")
     assert (text.removed_words, text.added_words) == (2, 2)
 
 

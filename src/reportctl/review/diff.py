@@ -233,8 +233,8 @@ def compare_text(base: str, head: str) -> TextChange | None:
         if tag == "equal":
             continue
         removed, added = removed + i2 - i1, added + j2 - j1
-        before = " ".join(old[max(0, i1 - _CONTEXT_WORDS) : i1])
-        after = " ".join(old[i2 : i2 + _CONTEXT_WORDS])
+        before = ("... " if i1 > _CONTEXT_WORDS else "") + " ".join(old[max(0, i1 - _CONTEXT_WORDS) : i1])
+        after = " ".join(old[i2 : i2 + _CONTEXT_WORDS]) + (" ..." if i2 + _CONTEXT_WORDS < len(old) else "")
         hunks.append(WordHunk(before, " ".join(old[i1:i2]), " ".join(new[j1:j2]), after))
     return TextChange(tuple(lines), tuple(hunks), removed, added)
 

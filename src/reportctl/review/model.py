@@ -55,7 +55,8 @@ class TextChange:
 
 @dataclass(frozen=True)
 class WordHunk:
-    """A run of words replaced, with a few words of context each side so a reader can place it."""
+    """A run of words replaced, with a few words of context each side so a reader can place it ('...' where the
+    text goes on beyond the context)."""
 
     before: str
     removed: str

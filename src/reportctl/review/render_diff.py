@@ -143,7 +143,9 @@ class _TextWriter:
             for hunk in section.text.words:
                 removed = self.paint(f"[-{hunk.removed}-]", _RED) if hunk.removed else ""
                 added = self.paint(f"{{+{hunk.added}+}}", _GREEN) if hunk.added else ""
-                lines.append("    ..." + " ".join(p for p in (hunk.before, removed + added, hunk.after) if p) + "...")
+                lines.append(
+                    "    " + " ".join(p for p in (hunk.before.strip(), removed + added, hunk.after.strip()) if p)
+                )
         if section.table:
             lines += self.table(section.table)
         return lines

@@ -24,7 +24,7 @@ def markdown_diff(diff: ReportDiff) -> str:
         chunks += ["#### Report", _changes_table(diff.report)]
     if diff.sections:
         rows = [[f"`{_code(s.id)}`", _cell(_kind_title(s)), _cell(section_summary(s, _ARROW))] for s in diff.sections]
-        chunks += ["#### Sections", _table(["Section", "", "Change"], rows)]
+        chunks += ["#### Sections", _table(["Section", "Kind", "Change"], rows)]
         for section in diff.sections:
             chunks += _section_detail(section, diff.cells_limit)
     for title, changes in (("Schedule, outputs, deliveries, parameters", diff.settings), ("Data", diff.data)):
