@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from reportctl.data.sources.base import SourceContext
     from reportctl.delivery.engine import DeliveryReport
     from reportctl.document import Document
+    from reportctl.spec.revisions import GitState
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,14 @@ class RunResult:
     parameters: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     git_commit: str | None = None
+    git_dirty: bool | None = None
+    """Whether the spec or a base it extends differed from ``git_commit`` (None outside git)."""
+    revision: str | None = None
+    """The revision the spec was rendered at, as asked for (``--rev``, a schedule's ``rev:``)."""
+    snapshot: Path | None = None
+    """Where this run's source data was saved (``--save-snapshot``), or read from (``--from-snapshot``)."""
+    arguments: dict[str, str] = field(default_factory=dict)
+    """The parameters as given (-p KEY=VALUE), so a replay resolves them again at the same run time."""
     title: str = ""
     delivery: DeliveryReport | None = None
     """What delivering the run did, when it was delivered (``render --deliver``, scheduled runs)."""
@@ -74,6 +82,14 @@ class RunResult:
 
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DataRoute:
+    """Where a run's source data comes from and goes: a snapshot to read instead of the sources, one to save."""
+
+    read: Path | None = None
+    save: Path | None = None
 
 
 class RunObserver(Protocol):
@@ -150,17 +166,20 @@ def render_report(
     observer: RunObserver | None = None,
     distribute: Callable[[RunResult], DeliveryReport] | None = None,
     snapshot: Path | None = None,
+    save_snapshot: Path | None = None,
 ) -> RunResult:
     """Render ``loaded`` once and return where its artifacts are; raise ``ReportctlError`` on any failure.
 
     ``observer`` hears of each stage, the result and any failure (the state store records runs through it);
     ``distribute`` delivers the artifacts once they are in place, and its report becomes ``result.delivery``.
-    ``snapshot`` is a data snapshot folder read instead of the live sources.
+    ``snapshot`` is a data snapshot folder read instead of the live sources; ``save_snapshot`` a folder to save the
+    source data in (``reportctl.snapshots``).
     """
     now = now or default_run_time()
     try:
         run_id = run_id or new_run_id(now)
-        result = _render(loaded, parameters, formats, output_dir, now, progress, run_id, observer, snapshot)
+        data = DataRoute(snapshot, save_snapshot)
+        result = _render(loaded, parameters, formats, output_dir, now, progress, run_id, observer, data)
         if observer is not None:
             observer.rendered(result)
         if distribute is not None:
@@ -183,7 +202,7 @@ def _render(
     progress: Progress | None,
     run_id: str,
     observer: RunObserver | None,
-    snapshot: Path | None,
+    data: DataRoute,
 ) -> RunResult:
     say = progress or (lambda _message: None)
     stage = observer.stage if observer is not None else (lambda _state: None)
@@ -195,13 +214,19 @@ def _render(
     writers = _writers(loaded, formats)
     # the manifest's git commit is asked for now, so the git processes run while the report renders
     background = ThreadPoolExecutor(max_workers=1)
-    commit = background.submit(git_commit, loaded.path)
+    git = background.submit(_git_state, loaded)
     background.shutdown(wait=False)
     timings["resolve"] = _lap(started)
 
     stage("GENERATING")
     say("reading sources")
-    frames = _compute_datasets(loaded, values, now, timings, snapshot)
+    frames = _compute_datasets(loaded, values, now, timings, data.read)
+    if data.save is not None:
+        say("saving the data snapshot")
+        t = time.perf_counter()
+        state = git.result()
+        _save_snapshot(data.save, loaded, frames, values, parameters, now, run_id, state)
+        timings["snapshot"] = _lap(t)
 
     stage("FORMATTING")
     say("building the document")
@@ -224,7 +249,7 @@ def _render(
         timings["write"] = _lap(t)
         timings["total"] = _lap(started)
         result = RunResult(run_id, spec.name, "completed", final, artifacts, jsonable_parameters(values), timings)
-        result.git_commit = commit.result()
+        _provenance(result, loaded, git.result(), data, parameters)
         result.title = document.info.title
         _write_manifest(loaded, result, staging, now)
         staging.rename(final)
@@ -425,23 +450,40 @@ def jsonable_parameters(values: Mapping[str, Any]) -> dict[str, Any]:
     return {name: convert(value) for name, value in values.items()}
 
 
-def git_commit(path: Path) -> str | None:
-    """The commit ``path`` was read from when it is in a git checkout; '+dirty' when it has local edits."""
-    try:
-        folder = str(path.parent)
-        commit = subprocess.run(
-            ["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "-C", folder, "status", "--porcelain", "--", path.name],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+dirty" if status else "") if commit else None
+def _save_snapshot(
+    directory: Path,
+    loaded: LoadedSpec,
+    frames: Mapping[str, pl.DataFrame],
+    values: Mapping[str, Any],
+    parameters: Mapping[str, str] | None,
+    now: datetime,
+    run_id: str,
+    git: GitState | None,
+) -> None:
+    from reportctl.snapshots import save_snapshot
+
+    save_snapshot(
+        directory, loaded, {name: frames[name] for name in loaded.sources}, parameters=jsonable_parameters(values),
+        arguments=dict(parameters or {}), run_time=now, run_id=run_id, git_commit=git.commit if git else None,
+    )  # fmt: skip
+
+
+def _provenance(
+    result: RunResult, loaded: LoadedSpec, git: GitState | None, data: DataRoute, parameters: Mapping[str, str] | None
+) -> None:
+    """What a replay needs to render the run again: the commit, the revision, the snapshot, the given parameters."""
+    if git is not None:
+        result.git_commit, result.git_dirty = git.commit, git.dirty
+    result.revision = loaded.ref
+    snapshot = data.save or data.read
+    result.snapshot = snapshot.resolve() if snapshot is not None else None
+    result.arguments = dict(parameters or {})
+
+
+def _git_state(loaded: LoadedSpec) -> GitState | None:
+    from reportctl.spec.revisions import spec_git_state
+
+    return spec_git_state(loaded)
 
 
 def _write_manifest(loaded: LoadedSpec, result: RunResult, directory: Path, now: datetime) -> None:
@@ -457,8 +499,12 @@ def _write_manifest(loaded: LoadedSpec, result: RunResult, directory: Path, now:
             "hash": loaded.spec_hash,
             "files": [str(f) for f in loaded.files],
             "git_commit": result.git_commit,
+            "git_dirty": result.git_dirty,
+            "revision": result.revision,
         },
         "parameters": result.parameters,
+        "arguments": result.arguments,
+        "snapshot": str(result.snapshot) if result.snapshot else None,
         "timings": result.timings,
         "artifacts": [a.as_dict(relative_to=directory) for a in result.artifacts],
     }

@@ -43,11 +43,23 @@ def render(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="With --deliver: show recipients and messages, send nothing.")
     ] = False,
+    rev: Annotated[
+        str | None,
+        typer.Option("--rev", help="Render the spec and its bases as at this git revision (tag, branch, commit)."),
+    ] = None,
+    save_snapshot: Annotated[
+        Path | None,
+        typer.Option("--save-snapshot", help="Save the source data read into this folder (Parquet + manifest)."),
+    ] = None,
+    from_snapshot: Annotated[
+        Path | None,
+        typer.Option("--from-snapshot", help="Read the source data from this snapshot folder, not the sources."),
+    ] = None,
 ) -> None:
     """Render SPEC once: read its data, write its outputs to OUT/<name>/<run-id>/ with a manifest."""
     from reportctl.formats import format_bytes
     from reportctl.runner import render_report
-    from reportctl.spec.loader import load_spec
+    from reportctl.spec.revisions import load_spec_at
 
     if deliver and no_state:
         raise UsageError("--deliver records each recipient in the state store's ledger; drop --no-state")
@@ -55,12 +67,18 @@ def render(
         raise UsageError("--dry-run previews a delivery; use it with --deliver")
     values = parse_assignments(param or [])
     chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else None
-    loaded = load_spec(spec)
+    if save_snapshot is not None and from_snapshot is not None:
+        raise UsageError("--save-snapshot and --from-snapshot: give one; a snapshot is saved from live sources")
+    loaded = load_spec_at(spec, rev)
+    options: dict[str, Any] = {
+        "parameters": values, "formats": chosen, "output_dir": output,
+        "snapshot": from_snapshot, "save_snapshot": save_snapshot,
+    }  # fmt: skip
     with progress(not as_json) as say:
         if no_state:
-            result = render_report(loaded, parameters=values, formats=chosen, output_dir=output, progress=say)
+            result = render_report(loaded, progress=say, **options)
         else:
-            result = _render_recorded(loaded, values, chosen, output, say, deliver=deliver, dry_run=dry_run)
+            result = _render_recorded(loaded, options, say, deliver=deliver, dry_run=dry_run)
     if as_json:
         payload = {
             "run_id": result.run_id,
@@ -69,6 +87,10 @@ def render(
             "directory": str(result.directory),
             "manifest": str(result.manifest),
             "parameters": result.parameters,
+            "git_commit": result.git_commit,
+            "git_dirty": result.git_dirty,
+            "revision": result.revision,
+            "snapshot": str(result.snapshot) if result.snapshot else None,
             "timings": result.timings,
             "artifacts": [a.as_dict() | {"path": str(a.path)} for a in result.artifacts],
         }
@@ -88,29 +110,21 @@ def render(
         show_delivery(result.delivery)
 
 
-def _render_recorded(
-    loaded: Any,
-    values: dict[str, str],
-    formats: list[str] | None,
-    output: Path | None,
-    say: Any,
-    *,
-    deliver: bool,
-    dry_run: bool,
-) -> Any:
+def _render_recorded(loaded: Any, options: dict[str, Any], say: Any, *, deliver: bool, dry_run: bool) -> Any:
     """Render with the run recorded in the state store (the parameters are checked before anything is recorded)."""
     from reportctl.runner import default_run_time, jsonable_parameters, resolve_parameters
     from reportctl.state import open_store
     from reportctl.state.recording import render_recorded
 
     now = default_run_time()
-    resolved = resolve_parameters(loaded, values, now)
+    resolved = resolve_parameters(loaded, options["parameters"], now)
     with open_store(loaded.project) as store:
         run = store.create_run(
             loaded.spec.name,
             trigger="manual",
             spec_path=str(loaded.path),
             spec_hash=loaded.spec_hash,
+            revision=loaded.ref,
             parameters=jsonable_parameters(resolved),
             now=now,
         )
@@ -120,11 +134,9 @@ def _render_recorded(
             run.id,
             deliver=deliver,
             dry_run=dry_run,
-            parameters=values,
-            formats=formats,
-            output_dir=output,
             now=now,
             progress=say,
+            **options,
         )
 
 

@@ -199,8 +199,12 @@ def _describe(record: RunRecord, timeline: list[StateChange]) -> Iterator[str]:
     yield f"finished   {local_time(record.finished_at)}"
     yield f"duration   {_duration(record.duration_seconds)}"
     if record.spec_path:
-        commit = f", commit {record.git_commit}" if record.git_commit else ""
-        yield f"spec       {record.spec_path} (hash {record.spec_hash[:12] or '-'}{commit})"
+        commit = f", commit {record.git_commit[:12]}" if record.git_commit else ""
+        commit += " with local edits" if record.git_dirty else ""
+        at = f" at {record.revision}" if record.revision else ""
+        yield f"spec       {record.spec_path}{at} (hash {record.spec_hash[:12] or '-'}{commit})"
+    if record.snapshot:
+        yield f"snapshot   {record.snapshot}"
     if record.viewer:
         yield f"viewer     {record.viewer}"
     if record.worker:

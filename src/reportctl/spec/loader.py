@@ -39,6 +39,8 @@ class LoadedSpec:
     """Each ``delivery`` entry validated by its channel's ``Options`` (a ``reportctl.delivery.base.ChannelOptions``)."""
     revision: str | None = None
     """The full git commit the spec and its bases were read at (``render --rev``); None for the working tree."""
+    ref: str | None = None
+    """The revision as it was asked for (a tag, a branch, HEAD~1), when the spec was read at one."""
 
     def problem(self, path: tuple[Any, ...], message: str) -> Problem:
         """A problem at ``path`` of this spec, positioned in whichever file the value came from."""

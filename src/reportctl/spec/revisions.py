@@ -7,6 +7,7 @@ sources read are the live ones (or a data snapshot), so two revisions render on 
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +142,30 @@ class GitTree:
         return f" at revision {self.commit[:12]}"
 
 
+@dataclass(frozen=True)
+class GitState:
+    """Which commit a run's spec files were read from, and whether any of them differed from it."""
+
+    commit: str
+    dirty: bool
+
+
+def spec_git_state(loaded: LoadedSpec) -> GitState | None:
+    """The commit the spec and every base it extends were read from; ``dirty`` when any of them has local edits
+    (or is untracked) in the working tree. None outside a git repository."""
+    if loaded.revision is not None:
+        return GitState(loaded.revision, False)
+    try:
+        root = repository_root(loaded.path)
+        commit = run_git(root, "rev-parse", "--verify", "--quiet", "HEAD").strip()
+        tree = GitTree(root, commit)
+        inside = [relative for file in loaded.files if (relative := tree.relative(file)) is not None]
+        status = run_git(root, "status", "--porcelain", "--untracked-files=all", "--", *inside) if inside else ""
+    except RevisionError:
+        return None  # not a git repository, or one without a commit yet
+    return GitState(commit, bool(status.strip()) or len(inside) < len(loaded.files))
+
+
 def load_spec_at(path: Path, rev: str | None, project: Project | None = None) -> LoadedSpec:
     """The spec at ``path`` (and every base it extends) as at git revision ``rev``, read from git objects, not the
     working tree; rev None = the working tree (plain load_spec).
@@ -155,7 +180,7 @@ def load_spec_at(path: Path, rev: str | None, project: Project | None = None) ->
     tree = tree_at(path, rev)
     if not tree.is_file(path):
         raise SpecNotAtRevision(path, rev, tree.commit)
-    return load_spec(path, project, reader=tree)
+    return dataclasses.replace(load_spec(path, project, reader=tree), ref=rev)
 
 
 def tree_at(path: Path, rev: str) -> GitTree:
@@ -165,6 +190,7 @@ def tree_at(path: Path, rev: str) -> GitTree:
 
 
 __all__ = [
+    "GitState",
     "GitTree",
     "RevisionError",
     "SpecNotAtRevision",
@@ -173,5 +199,6 @@ __all__ = [
     "repository_root",
     "resolve_revision",
     "run_git",
+    "spec_git_state",
     "tree_at",
 ]

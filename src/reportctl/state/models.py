@@ -9,7 +9,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -55,6 +67,12 @@ class Run(Base):
     spec_path: Mapped[str] = mapped_column(Text, default="")
     spec_hash: Mapped[str] = mapped_column(String(128), default="")
     git_commit: Mapped[str | None] = mapped_column(String(80))
+    git_dirty: Mapped[bool | None] = mapped_column(Boolean)
+    """Whether the spec or a base it extends had local edits against ``git_commit``."""
+    revision: Mapped[str | None] = mapped_column(String(200))
+    """The revision asked for (``render --rev``, a schedule's ``rev:``); None for the working tree."""
+    snapshot: Mapped[str | None] = mapped_column(Text)
+    """The data snapshot folder the run saved (or read), for ``replay``."""
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     viewer: Mapped[str | None] = mapped_column(String(200))
     trigger: Mapped[str] = mapped_column(String(16), default="manual")
@@ -152,6 +170,9 @@ class RunRecord:
     spec_path: str = ""
     spec_hash: str = ""
     git_commit: str | None = None
+    git_dirty: bool | None = None
+    revision: str | None = None
+    snapshot: str | None = None
     parameters: dict[str, Any] | None = None
     viewer: str | None = None
     scheduled_for: datetime | None = None
@@ -181,6 +202,9 @@ class RunRecord:
             spec_path=run.spec_path,
             spec_hash=run.spec_hash,
             git_commit=run.git_commit,
+            git_dirty=run.git_dirty,
+            revision=run.revision,
+            snapshot=run.snapshot,
             parameters=dict(run.parameters or {}),
             viewer=run.viewer,
             scheduled_for=run.scheduled_for,

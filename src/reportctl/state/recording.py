@@ -45,6 +45,8 @@ class RunRecorder:
             artifacts=artifacts,
             output_dir=str(result.directory),
             git_commit=result.git_commit,
+            git_dirty=result.git_dirty,
+            snapshot=result.snapshot,
         )
 
     def completed(self, result: RunResult) -> None:

@@ -123,6 +123,7 @@ class StateStore:
         spec_path: str = "",
         spec_hash: str = "",
         git_commit: str | None = None,
+        revision: str | None = None,
         parameters: Mapping[str, Any] | None = None,
         viewer: str | None = None,
         scheduled_for: datetime | None = None,
@@ -143,6 +144,7 @@ class StateStore:
             spec_path=spec_path,
             spec_hash=spec_hash,
             git_commit=git_commit,
+            revision=revision,
             parameters=dict(parameters or {}),
             viewer=viewer,
             trigger=trigger,
@@ -198,6 +200,8 @@ class StateStore:
         artifacts: Sequence[Mapping[str, Any]] | None = None,
         output_dir: str | Path | None = None,
         git_commit: str | None = None,
+        git_dirty: bool | None = None,
+        snapshot: str | Path | None = None,
         now: datetime | None = None,
     ) -> RunRecord:
         """Move a run to ``state`` if that is legal from where it stands, recording the time on its timeline."""
@@ -218,6 +222,10 @@ class StateStore:
                 values["output_dir"] = str(output_dir)
             if git_commit is not None:
                 values["git_commit"] = git_commit
+            if git_dirty is not None:
+                values["git_dirty"] = git_dirty
+            if snapshot is not None:
+                values["snapshot"] = str(snapshot)
             if not _move(session, run, target, now, detail or first_line(error or "") or None, values):
                 latest = session.scalar(
                     select(Run.state).where(Run.id == run_id).execution_options(populate_existing=True)
