@@ -30,9 +30,10 @@ def headline(diff: ReportDiff) -> str:
     if diff.status == "unchanged":
         return "no change a reader would see"
     if diff.status in ("added", "removed"):
-        where = diff.head_ref if diff.status == "added" else diff.base_ref
+        missing = diff.base_ref if diff.status == "added" else diff.head_ref
+        where = "in the working tree" if missing == "working tree" else f"at {missing}"
         count = sum(1 for s in diff.sections if s.status == diff.status)
-        return f"{'added' if diff.status == 'added' else 'removed'}: the spec does not exist at {where}" + (
+        return f"{diff.status}: the spec does not exist {where}" + (
             f"; {plural(count, 'section')} {diff.status}" if count else ""
         )
     counts: dict[str, int] = {}

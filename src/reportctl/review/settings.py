@@ -112,7 +112,7 @@ def _members(field: str, before: Iterable[str], after: Iterable[str]) -> list[Ch
 
 def _dict_changes(prefix: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
     changes: list[Change] = []
-    for key in [*after, *(k for k in before if k not in after)]:
+    for key in _in_order(before, after):
         old, new = before.get(key), after.get(key)
         if old == new:
             continue
@@ -121,6 +121,13 @@ def _dict_changes(prefix: str, before: Mapping[str, Any], after: Mapping[str, An
             old_text, new_text = _masked(old_text), _masked(new_text)
         changes.append(ValueChange(f"{prefix}: {key}", old_text, new_text, base_value=old_text, head_value=new_text))
     return changes
+
+
+def _in_order(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Every key, in the head's order; a key gone stands where it stood, just before one that took its place."""
+    old, new = list(before), list(after)
+    keys = {*old, *new}
+    return sorted(keys, key=lambda k: (new.index(k), 1) if k in after else (old.index(k), 0))
 
 
 def _dump(model: BaseModel) -> dict[str, Any]:

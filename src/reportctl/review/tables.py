@@ -118,7 +118,8 @@ def _totals(base: TableSide, head: TableSide, pairs: dict[str, str]) -> tuple[Va
     base_frame, head_frame = base.block.frame, head.block.frame
     head_display = head.display
     totals = []
-    for old, new in pairs.items():
+    old_name = {new: old for old, new in pairs.items()}
+    for new, old in sorted(old_name.items(), key=lambda pair: list(head_display).index(pair[0])):
         column = head_display[new]
         numeric = base_frame.schema[old].is_numeric() and head_frame.schema[new].is_numeric()
         if not numeric or column.format.kind == "percent":
