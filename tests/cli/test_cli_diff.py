@@ -205,3 +205,28 @@ def test_outside_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli) 
     result = cli("diff", "specs/health.yaml", "--base", "HEAD")
     assert result.exit_code == 1
     assert "not in a git repository; history, --rev, diff and replay need git" in result.stderr
+
+
+def test_a_base_spec_compares_its_settings_and_data(repo: GitRepo, cli: Cli) -> None:
+    repo.write("specs/base/ops.yaml", BASE.replace("rows: 400", "rows: 900").replace("[csv, json]", "[csv, xlsx]"))
+    result = cli("diff", "specs/base/ops.yaml", "--base", "HEAD", "--exit-code")
+    assert result.exit_code == 1, result.stderr
+    assert result.stdout.splitlines()[2:] == [
+        "",
+        "schedule, outputs, deliveries, parameters",
+        "  outputs: added xlsx; removed json",
+        "",
+        "data",
+        "  source metrics: rows: 400 -> 900",
+    ]
+
+
+def test_a_shallow_clone_says_how_to_fetch_the_history(
+    repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    clone = tmp_path / "clone"
+    repo.git("clone", "-q", "--depth", "1", f"file://{repo.root}", str(clone))
+    monkeypatch.chdir(clone)
+    result = cli("diff", "specs/health.yaml", "--base", "HEAD~1")
+    assert result.exit_code == 1
+    assert "git fetch --unshallow" in result.stderr

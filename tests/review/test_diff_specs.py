@@ -114,3 +114,22 @@ def test_a_spec_missing_at_one_side(project: Path) -> None:
     assert changes_by_field(diff, "settings")["delivery email: to"] == ((), ("ada@example.com", "team:sre"))
     removed = compare_reports(head, ReportSide(None, None, "HEAD"))
     assert removed.status == "removed" and [s.status for s in removed.sections] == ["removed"]
+
+
+def test_a_password_in_a_source_url_is_never_shown(project: Path) -> None:
+    def sql_spec(name: str, url: str) -> ReportSide:
+        path = project / "specs" / f"{name}.yaml"
+        path.write_text(
+            "apiVersion: reportctl/v1\nname: sales\n"
+            f"sources:\n  orders: {{kind: sql, url: '{url}', query: 'SELECT 1 AS one'}}\n"
+            "sections:\n  - {id: intro, type: text, template: Sales}\n"
+        )
+        return ReportSide(load_spec(path), None, name)
+
+    diff = compare_reports(
+        sql_spec("a", "postgresql://report:s3cret@db/sales"), sql_spec("b", "postgresql://report:n3w@db2/sales")
+    )
+    assert changes_by_field(diff, "data") == {
+        "source orders: url": ("postgresql://report:***@db/sales", "postgresql://report:***@db2/sales")
+    }
+    assert "s3cret" not in str(diff.as_dict()) and "n3w" not in str(diff.as_dict())
