@@ -105,12 +105,15 @@ def test_sections_added_removed_and_moved_by_id() -> None:
     assert [s.id for s in diff.sections] == ["c", "b", "d"]
 
 
-def test_report_and_section_titles() -> None:
+def test_report_and_section_titles_and_time_zone() -> None:
     diff = compare(
         document(TextBlock("intro", "Overview", "x"), title="Health"),
-        document(TextBlock("intro", "Summary", "x"), title="Health, week 48"),
+        document(TextBlock("intro", "Summary", "x"), title="Health, week 48", timezone="Europe/Berlin"),
     )
-    assert fields(diff.report) == {"title": ("Health", "Health, week 48", None)}
+    assert fields(diff.report) == {
+        "title": ("Health", "Health, week 48", None),
+        "time zone": ("UTC", "Europe/Berlin", None),
+    }
     assert fields(only_section(diff).changes) == {"title": ("Overview", "Summary", None)}
 
 
@@ -312,6 +315,7 @@ def test_a_report_added_or_removed_lists_every_section(base: str | None, head: s
     assert diff.status == status and diff.changed
     assert [(s.id, s.status) for s in diff.sections] == [("intro", status), ("services", status)]
     assert diff.sections[1].summary == "table, 3 rows; columns: Service, Region, p95 latency, Samples"
+    assert set(fields(diff.report)) == {"title"}
     assert fields(diff.report)["title"] == (
         ("Server health", None, None) if status == "removed" else (None, "Server health", None)
     )

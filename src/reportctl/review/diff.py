@@ -79,10 +79,10 @@ def _report_changes(base: Document | None, head: Document | None) -> tuple[Chang
     def info(document: Document | None, name: str) -> str | None:
         return None if document is None else getattr(document.info, name)
 
-    changes = (
-        text_change(label, info(base, name), info(head, name))
-        for label, name in (("title", "title"), ("description", "description"), ("time zone", "timezone"))
-    )
+    shown = [("title", "title"), ("description", "description")]
+    if base is not None and head is not None:  # a report added or removed has no zone to change
+        shown.append(("time zone", "timezone"))
+    changes = (text_change(label, info(base, name), info(head, name)) for label, name in shown)
     return tuple(c for c in changes if c is not None)
 
 
