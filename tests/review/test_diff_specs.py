@@ -133,3 +133,11 @@ def test_a_password_in_a_source_url_is_never_shown(project: Path) -> None:
         "source orders: url": ("postgresql://report:***@db/sales", "postgresql://report:***@db2/sales")
     }
     assert "s3cret" not in str(diff.as_dict()) and "n3w" not in str(diff.as_dict())
+
+
+def test_a_schedule_pinned_to_another_revision(project: Path) -> None:
+    base = spec(project, "a", cron='0 8 * * MON", rev: "v1.0')
+    head = spec(project, "b", cron='0 8 * * MON", rev: "v1.1')
+    assert changes_by_field(compare_reports(base, head), "settings") == {"schedule: rev": ("v1.0", "v1.1")}
+    added = compare_reports(ReportSide(None, None, "HEAD~1"), base)
+    assert changes_by_field(added, "settings")["schedule"] == (None, "0 8 * * MON (Europe/Berlin) at v1.0")
