@@ -64,6 +64,7 @@ def test_schedule_list_json(cli: Cli, specs: Path) -> None:
         "cron": "30 1 * * *",
         "timezone": "America/New_York",
         "priority": "standard",
+        "rev": None,
         "jitter_seconds": 0,
         "overlap": "queue",
         "misfire_grace_seconds": 1800,

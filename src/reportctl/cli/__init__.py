@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from reportctl import __version__
-from reportctl.cli import deliver, doctor, project, render, runs, schedule, secrets, validate
+from reportctl.cli import deliver, diff, doctor, history, project, render, replay, runs, schedule, secrets, validate
 from reportctl.cli.output import State
 
 app = typer.Typer(
@@ -48,6 +48,9 @@ app.command("init")(project.init)
 app.command("list")(project.list_specs)
 app.command("deliver")(deliver.deliver)
 app.command("doctor")(doctor.doctor)
+app.command("history")(history.history)
+app.command("diff")(diff.diff)
+app.command("replay")(replay.replay)
 app.add_typer(runs.app, name="runs")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(secrets.app, name="secrets")

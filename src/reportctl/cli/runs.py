@@ -73,7 +73,7 @@ def list_runs(
         )
         for run in runs
     ]
-    for line in _columns(("RUN", "REPORT", "TRIGGER", "STATE", "STARTED", "DURATION", "ERROR"), rows):
+    for line in aligned_columns(("RUN", "REPORT", "TRIGGER", "STATE", "STARTED", "DURATION", "ERROR"), rows):
         echo(line)
 
 
@@ -114,7 +114,7 @@ def show(
             echo(line)
 
 
-def _columns(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
+def aligned_columns(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
     """Aligned columns; the last one (the error) is shortened to the terminal width rather than wrapped."""
     import shutil
 

@@ -85,6 +85,7 @@ def _row(spec: ScheduledSpec, root: Path, clock: datetime) -> dict[str, Any]:
         "cron": spec.cron,
         "timezone": spec.timezone,
         "priority": spec.priority,
+        "rev": spec.rev,
         "jitter_seconds": _seconds(spec.jitter),
         "overlap": spec.overlap,
         "misfire_grace_seconds": _seconds(spec.misfire_grace),
@@ -98,13 +99,17 @@ def _seconds(value: timedelta) -> int | float:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    """One line per fire, the spec's columns on its first; PLANNED is the first fire with its jitter."""
-    header = ["NAME", "CRON", "TIMEZONE", "PRIORITY", "NEXT", "NEXT (UTC)", "PLANNED"]
+    """One line per fire, the spec's columns on its first; PLANNED is the first fire with its jitter. REV (the
+    pinned revision) is shown when any schedule pins one."""
+    pinned = any(row["rev"] for row in rows)
+    header = ["NAME", "CRON", "TIMEZONE", "PRIORITY", *(["REV"] if pinned else []), "NEXT", "NEXT (UTC)", "PLANNED"]
     lines = [header]
     for row in rows:
         fires = row["next"] or [{"scheduled": "never", "scheduled_utc": "", "planned": ""}]
         for index, fire in enumerate(fires):
-            spec_columns = [row["name"], row["cron"], row["timezone"], row["priority"]] if index == 0 else [""] * 4
+            first = [row["name"], row["cron"], row["timezone"], row["priority"]]
+            first += [row["rev"] or "-"] if pinned else []
+            spec_columns = first if index == 0 else [""] * len(first)
             planned = fire["planned"] if index == 0 else ""
             lines.append([*spec_columns, fire["scheduled"], fire["scheduled_utc"], planned])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

@@ -269,14 +269,20 @@ class Daemon:
             raise DaemonStopping
 
     def _load(self, spec: ScheduledSpec) -> Any:
-        """The spec as it is now, or its last valid version (logged) when the file has become invalid."""
-        from reportctl.spec.loader import load_spec
+        """The spec as it is now (as at its pinned revision, if any), or its last valid version (logged) when the
+        file has become invalid."""
+        from reportctl.spec.revisions import load_spec_at
 
         cached = self._loaded.get(spec.name)
-        if cached is not None and self._stamps.get(spec.name) == _file_stamp(cached):
+        if (
+            cached is not None
+            and spec.rev is None
+            and cached.ref is None
+            and self._stamps.get(spec.name) == _file_stamp(cached)
+        ):
             return cached  # unchanged since it was read and checked: skip parsing and checking it again
         try:
-            loaded = load_spec(spec.path, self.project)
+            loaded = load_spec_at(spec.path, spec.rev, self.project)
         except SpecError as exc:
             last = self._loaded.get(spec.name)
             if last is None:

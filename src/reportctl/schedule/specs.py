@@ -36,6 +36,8 @@ class ScheduledSpec:
     timeout: timedelta | None
     parameters: Mapping[str, Any] = field(default_factory=dict)
     spec_hash: str = ""
+    rev: str | None = None
+    """The revision the schedule pins (``schedule.rev``): each fire renders the spec as at it."""
 
 
 def scheduled_specs(
@@ -80,6 +82,7 @@ def scheduled_specs(
                 timeout=schedule.timeout,
                 parameters=dict(schedule.parameters),
                 spec_hash=loaded.spec_hash,
+                rev=schedule.rev,
             )
         )
     return specs, problems

@@ -132,13 +132,13 @@ def run_fire(
 ) -> TickOutcome:
     """Claim one due fire and run it: overlap skip or queue, then render with retries (shared by tick and daemon)."""
     from reportctl.runner import jsonable_parameters, resolve_parameters
-    from reportctl.spec.loader import load_spec
+    from reportctl.spec.revisions import load_spec_at
 
     parameters = {name: str(value) for name, value in spec.parameters.items()}
     loaded: Any = None
     problem: ReportctlError | None = None
     try:  # read before claiming, so the record holds the resolved parameters; a failure is recorded, not lost
-        loaded = load(spec) if load is not None else load_spec(spec.path, project)
+        loaded = load(spec) if load is not None else load_spec_at(spec.path, spec.rev, project)
         resolved = jsonable_parameters(resolve_parameters(loaded, parameters, fire.scheduled))
     except ReportctlError as exc:
         problem, resolved = exc, {}
@@ -149,6 +149,7 @@ def run_fire(
         fire.planned,
         spec_path=str(spec.path),
         spec_hash=loaded.spec_hash if loaded else "",
+        revision=spec.rev,
         parameters=resolved,
         now=now,
     )
@@ -202,6 +203,7 @@ def _render_with_retries(
                 attempt=attempt,
                 spec_path=str(spec.path),
                 spec_hash=loaded.spec_hash,
+                revision=spec.rev,
                 parameters=resolved,
                 scheduled_for=fire.scheduled,
                 planned_at=fire.planned,

@@ -212,6 +212,11 @@ class Schedule(StrictModel):
     timeout: Duration | None = None
     enabled: bool = True
     parameters: dict[str, Any] = Field(default_factory=dict)
+    rev: str | None = Field(
+        default=None,
+        description="Run the spec as at this git revision (a tag or commit), so edits reach the schedule only when "
+        "released; default the working tree.",
+    )
 
     @field_validator("cron")
     @classmethod
