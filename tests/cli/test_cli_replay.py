@@ -107,3 +107,21 @@ def test_a_run_at_a_revision_replays_at_its_commit(cli: Cli, repo: GitRepo) -> N
     result = cli("replay", run["run_id"])
     assert result.exit_code == 0, result.stdout + result.stderr
     assert f"at commit {repo.git('rev-parse', 'HEAD~1')[:12]} " in result.stdout.splitlines()[0]
+
+
+def test_a_project_that_keeps_snapshots_makes_every_run_replayable(cli: Cli, repo: GitRepo) -> None:
+    repo.write("reportctl.yaml", "timezone: UTC\nsnapshots: true\n")
+    repo.write("specs/health.yaml", spec_text("Health v1") + 'schedule: {cron: "0 9 * * *", timezone: UTC}\n')
+    repo.commit("keep a snapshot of every run; schedule the report", date="2026-11-02T10:00:00+00:00")
+    ticked = cli("schedule", "tick", "--now", "2026-11-30T09:05:00+00:00", "--json")
+    (fire,) = json.loads(ticked.stdout)["fires"]
+    assert fire["state"] == "COMPLETED", fire
+    folder = Path(fire["detail"])
+    assert json.loads((folder / "snapshot" / "manifest.json").read_text())["run_id"] == fire["run_id"]
+    assert json.loads((folder / "manifest.json").read_text())["snapshot"] == str(folder / "snapshot")
+    assert not any(
+        Path(a["path"]).parts[0] == "snapshot" for a in json.loads((folder / "manifest.json").read_text())["artifacts"]
+    )
+    replayed = cli("replay", fire["run_id"])
+    assert replayed.exit_code == 0, replayed.stdout + replayed.stderr
+    assert replayed.stdout.splitlines()[-1] == "2 of 2 files byte-identical"
