@@ -78,7 +78,7 @@ def test_a_run_without_a_snapshot_is_not_replayed(cli: Cli, repo: GitRepo) -> No
     assert (result.exit_code, result.stderr) == (
         1,
         f"error: run {run['run_id']} saved no data snapshot, and the live sources have moved on since; render with "
-        "--save-snapshot DIR to make a run replayable\n",
+        "--save-snapshot DIR, or set snapshots: true in reportctl.yaml, to make runs replayable\n",
     )
 
 
