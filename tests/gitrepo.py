@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 BASE = """\
 apiVersion: reportctl/v1
 name: ops-base
@@ -74,3 +76,17 @@ class GitRepo:
         self.git("add", "-A")
         self.git("commit", "-q", "-m", message, date=date)
         return self.git("rev-parse", "HEAD")
+
+
+EPOCH = "1764500000"  # 2025-11-30T10:53:20Z, the run time of every render in these tests
+
+
+def committed_project(root: Path, monkeypatch: pytest.MonkeyPatch, title: str = "Health v1") -> GitRepo:
+    """A repository with the spec and its base in one commit, as the working folder, the run time pinned."""
+    repo = GitRepo(root)
+    repo.write("specs/base/ops.yaml", BASE)
+    repo.write("specs/health.yaml", spec_text(title))
+    repo.commit("first version")
+    monkeypatch.chdir(repo.root)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    return repo

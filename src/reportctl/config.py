@@ -68,6 +68,11 @@ class ProjectConfig(StrictModel):
     directory: DirectoryConfig = Field(
         default_factory=DirectoryConfig, description="People, teams and lists for team:NAME and list:NAME recipients."
     )
+    snapshots: bool = Field(
+        default=False,
+        description="Save every run's source data (Parquet) in OUT/<name>/<run-id>/snapshot/, so `reportctl replay` "
+        "can render any run again; a snapshot expires with its run's files.",
+    )
     artifact_base_url: str | None = Field(
         default=None,
         description="Where the output folder is served (https://reports.example.com/out/), for links to artifacts "

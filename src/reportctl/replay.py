@@ -65,7 +65,7 @@ def replay_run(record: RunRecord, output_dir: Path, project: Project | None = No
     if not record.snapshot:
         raise ReplayError(
             f"run {record.id} saved no data snapshot, and the live sources have moved on since; render with "
-            "--save-snapshot DIR to make a run replayable"
+            "--save-snapshot DIR, or set snapshots: true in reportctl.yaml, to make runs replayable"
         )
     snapshot = read_snapshot(Path(record.snapshot))
     if not record.artifacts:

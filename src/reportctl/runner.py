@@ -82,6 +82,8 @@ class RunResult:
 
 
 Progress = Callable[[str], None]
+SNAPSHOT_FOLDER = "snapshot"
+"""Where a run's data snapshot goes inside its folder, when the project's ``snapshots: true``."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,10 @@ class DataRoute:
 
     read: Path | None = None
     save: Path | None = None
+
+    def keeps_snapshot(self, loaded: LoadedSpec) -> bool:
+        """Whether the run saves its data in its own folder: the project says so, and no snapshot was asked for."""
+        return self.read is None and self.save is None and loaded.project.config.snapshots
 
 
 class RunObserver(Protocol):
@@ -221,12 +227,6 @@ def _render(
     stage("GENERATING")
     say("reading sources")
     frames = _compute_datasets(loaded, values, now, timings, data.read)
-    if data.save is not None:
-        say("saving the data snapshot")
-        t = time.perf_counter()
-        state = git.result()
-        _save_snapshot(data.save, loaded, frames, values, parameters, now, run_id, state)
-        timings["snapshot"] = _lap(t)
 
     stage("FORMATTING")
     say("building the document")
@@ -243,6 +243,11 @@ def _render(
     final = destination / run_id
     try:
         staging.mkdir(parents=True)
+        if data.save is not None or data.keeps_snapshot(loaded):
+            say("saving the data snapshot")
+            t = time.perf_counter()
+            data = _save_snapshot(data, loaded, frames, values, parameters, now, run_id, git.result(), staging, final)
+            timings["snapshot"] = _lap(t)
         say("writing " + ", ".join(name for name, _ in writers))
         t = time.perf_counter()
         artifacts = _write_all(document, writers, staging)
@@ -451,7 +456,7 @@ def jsonable_parameters(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _save_snapshot(
-    directory: Path,
+    data: DataRoute,
     loaded: LoadedSpec,
     frames: Mapping[str, pl.DataFrame],
     values: Mapping[str, Any],
@@ -459,13 +464,25 @@ def _save_snapshot(
     now: datetime,
     run_id: str,
     git: GitState | None,
-) -> None:
+    staging: Path,
+    final: Path,
+) -> DataRoute:
+    """Save the run's source data where ``--save-snapshot`` says, else in the run's own folder; where it will be."""
     from reportctl.snapshots import save_snapshot
 
+    kept = data.save is None  # the project's `snapshots: true`: inside the run folder, renamed with it
+    directory = staging / SNAPSHOT_FOLDER if data.save is None else data.save
     save_snapshot(
-        directory, loaded, {name: frames[name] for name in loaded.sources}, parameters=jsonable_parameters(values),
-        arguments=dict(parameters or {}), run_time=now, run_id=run_id, git_commit=git.commit if git else None,
-    )  # fmt: skip
+        directory,
+        loaded,
+        {name: frames[name] for name in loaded.sources},
+        parameters=jsonable_parameters(values),
+        arguments=dict(parameters or {}),
+        run_time=now,
+        run_id=run_id,
+        git_commit=git.commit if git else None,
+    )
+    return DataRoute(save=final / SNAPSHOT_FOLDER) if kept else data
 
 
 def _provenance(

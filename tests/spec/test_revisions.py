@@ -11,7 +11,7 @@ from gitrepo import BASE, GitRepo, spec_text
 from reportctl.errors import SpecError
 from reportctl.runner import build_document
 from reportctl.spec.loader import load_spec
-from reportctl.spec.revisions import RevisionError, SpecNotAtRevision, load_spec_at
+from reportctl.spec.revisions import GitState, RevisionError, SpecNotAtRevision, load_spec_at, spec_git_state
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -139,3 +139,39 @@ def test_a_problem_in_an_old_revision_points_into_that_revision(repo: GitRepo) -
     assert str(caught.value) == (
         f"{at}: sections[1]: unknown type 'tabel' (did you mean 'table'?); try one of: chart, kpis, table, text"
     )
+
+
+def test_a_base_renamed_since_the_revision_is_read_under_its_old_name(repo: GitRepo) -> None:
+    old = repo.git("rev-parse", "HEAD")
+    repo.git("mv", "specs/base/ops.yaml", "specs/base/operations.yaml")
+    repo.write("specs/health.yaml", spec_text("Health v3").replace("base/ops.yaml", "base/operations.yaml"))
+    repo.commit("rename the base", date="2026-11-04T10:00:00+00:00")
+    then = load_spec_at(repo.root / "specs" / "health.yaml", old)
+    now = load_spec_at(repo.root / "specs" / "health.yaml", "HEAD")
+    assert then.files[1].name == "ops.yaml" and not then.files[1].exists()  # only in git now
+    assert now.files[1].name == "operations.yaml"
+    assert (then.spec.title, now.spec.title) == ("Health v2", "Health v3")
+    assert then.sources["metrics"] == now.sources["metrics"]
+
+
+def test_the_git_state_covers_every_base(repo: GitRepo) -> None:
+    spec = repo.root / "specs" / "health.yaml"
+    head = repo.git("rev-parse", "HEAD")
+    assert spec_git_state(load_spec(spec)) == GitState(head, False)
+    (repo.root / "specs" / "base" / "ops.yaml").write_text(BASE.replace("seed: 7", "seed: 8"))
+    assert spec_git_state(load_spec(spec)) == GitState(head, True)
+    assert spec_git_state(load_spec_at(spec, "v1")) == GitState(repo.git("rev-parse", "v1"), False)
+    repo.git("checkout", "--", "specs/base/ops.yaml")
+    repo.write("specs/base/new.yaml", BASE)
+    repo.write("specs/health.yaml", spec_text().replace("base/ops.yaml", "base/new.yaml"))
+    repo.git("checkout", "--", "specs/health.yaml")  # the spec is clean again ...
+    repo.write("specs/other.yaml", spec_text().replace("base/ops.yaml", "base/new.yaml"))
+    other = load_spec(repo.root / "specs" / "other.yaml")
+    assert spec_git_state(other) == GitState(head, True)  # ... but an untracked spec and base are not in the commit
+
+
+def test_outside_git_there_is_no_git_state(tmp_path: Path) -> None:
+    (tmp_path / "specs" / "base").mkdir(parents=True)
+    (tmp_path / "specs" / "base" / "ops.yaml").write_text(BASE)
+    (tmp_path / "specs" / "health.yaml").write_text(spec_text())
+    assert spec_git_state(load_spec(tmp_path / "specs" / "health.yaml")) is None
