@@ -48,6 +48,20 @@ def check_spec(loaded: LoadedSpec) -> list[Problem]:
     return problems
 
 
+def check_against_data(
+    loaded: LoadedSpec, schemas: Mapping[str, pl.Schema], values: Mapping[str, Any]
+) -> list[Problem]:
+    """The section and template checks of ``check_spec`` over the schemas a run's data has (``values`` bound).
+
+    Run by render before it builds the document, so a name validate could not check (a column of a source whose
+    schema is known only once read) is an error at the spec's line, never ignored or left to fail in a writer.
+    """
+    problems: list[Problem] = []
+    _check_sections(loaded, schemas, values, problems)
+    _check_templates(loaded, schemas, problems)
+    return problems
+
+
 def _check_parameters(loaded: LoadedSpec, now: datetime, problems: list[Problem]) -> dict[str, Any]:
     from reportctl.spec.parameters import bind_values, coerce_parameter
 
