@@ -75,7 +75,8 @@ def test_the_spec_renders_with_the_columns_it_names(spec: Path) -> None:
 
 def test_a_table_column_missing_from_the_data_is_an_error_at_its_key(spec: Path) -> None:
     assert _problems(spec, SPEC.replace("      revenue: {format", "      revenu: {format")) == [
-        "19:15: sections[2].columns.revenu: unknown column 'revenu' (did you mean 'revenue'?); 'db' has: country, revenue"
+        "19:15: sections[2].columns.revenu: unknown column 'revenu' (did you mean 'revenue'?);"
+        " 'db' has: country, revenue"
     ]
 
 
