@@ -150,12 +150,15 @@ class DatasetShape(Shape):
 class PythonValue(Shape):
     """A value of a known Python type (a period, a datetime, a string): the attributes that type has."""
 
-    def __init__(self, kind: type, noun: str) -> None:
+    def __init__(self, kind: type, noun: str, instance: object = None) -> None:
         self.kind = kind
         self.noun = noun
+        self.instance = instance
 
     def attribute(self, name: str) -> Shape:
         names = _public_attributes(self.kind)
+        if self.instance is not None:  # attributes set in __init__ (LoopContext.depth0) are only on an instance
+            names = {**dict.fromkeys(n for n in dir(self.instance) if not n.startswith("_")), **names}
         if name not in names:
             hint = did_you_mean(name, names)
             raise UnknownName(f"{self.noun} has no attribute '{name}'{hint}")
@@ -194,7 +197,7 @@ _ATTRIBUTE_FILTERS = frozenset({"selectattr", "rejectattr", "sort", "map", "sum"
 
 class _Checker:
     def __init__(self, context: Mapping[str, Shape], globals_: Iterator[str]) -> None:
-        self.scopes: list[dict[str, Shape]] = [{name: ANYTHING for name in globals_}, dict(context)]
+        self.scopes: list[dict[str, Shape]] = [{name: ANYTHING for name in (*globals_, "self")}, dict(context)]
         self.problems: list[tuple[int, str]] = []
 
     # statements
@@ -232,7 +235,7 @@ class _Checker:
 
     def visit_for(self, node: nodes.For) -> None:
         item = self.shape(node.iter).element()
-        self.scopes.append({"loop": PythonValue(_loop_type(), "loop")})
+        self.scopes.append({"loop": _loop()})
         self.bind(node.target, item)
         if node.test is not None:
             self.shape(node.test)
@@ -275,8 +278,8 @@ class _Checker:
             if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
                 return self.member(owner, node.arg.value, node.lineno, lenient)
             self.shape(node.arg)
-            if isinstance(node.arg, nodes.Slice):
-                return ListOf(owner.element())
+            if isinstance(node.arg, nodes.Slice):  # a slice of rows is rows; of a string, a string
+                return ListOf(owner.element()) if isinstance(owner, ListOf | DatasetShape) else owner
             if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, int):
                 return owner.element()
             return ANYTHING if isinstance(owner, Fields) else owner.element()
@@ -360,10 +363,10 @@ def _attribute_argument(node: nodes.Filter) -> str | None:
     return None
 
 
-def _loop_type() -> type:
-    from jinja2.runtime import LoopContext
+def _loop() -> PythonValue:
+    from jinja2.runtime import LoopContext, Undefined
 
-    return LoopContext
+    return PythonValue(LoopContext, "loop", LoopContext([], Undefined))
 
 
 def unresolved_names(source: str, context: Mapping[str, Shape]) -> list[tuple[int | None, str]]:
