@@ -124,19 +124,26 @@ def _check_templates(
         elif schemas is not None and any(mark in text for mark in ("{{", "{%")):
             for line, name in template_names.unresolved_names(text, context):
                 problem = loaded.problem(at, name)
-                problems.append(replace(problem, position=_line_in_block(problem.position, line)))
+                problems.append(replace(problem, position=_line_in_block(problem.position, text, line)))
 
 
-def _line_in_block(position: Position | None, line: int | None) -> Position | None:
+def _line_in_block(position: Position | None, template: str, line: int | None) -> Position | None:
     """The file position of ``line`` of a template written as a literal block (``|``), whose lines are the
-    file's lines; any other style (folded, quoted) folds lines, so the template's own position stays."""
+    file's lines; any other style (folded, quoted) folds lines, so the template's own position stays. The file
+    is read again, so the line must still read as the template's (a spec read from git may differ from disk)."""
     if position is None or line is None:
         return position
     try:
         lines = position.file.read_text(encoding="utf-8").splitlines()
     except OSError:
         return position
-    if not lines[position.line - 1][position.column - 1 :].startswith("|") or position.line + line > len(lines):
+    wanted = template.splitlines()[line - 1].strip() if line <= len(template.splitlines()) else None
+    if (
+        position.line > len(lines)
+        or not lines[position.line - 1][position.column - 1 :].startswith("|")
+        or position.line + line > len(lines)
+        or lines[position.line + line - 1].strip() != wanted
+    ):
         return position
     text = lines[position.line + line - 1]
     return Position(position.file, position.line + line, len(text) - len(text.lstrip()) + 1)
