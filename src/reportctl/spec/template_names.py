@@ -196,7 +196,8 @@ _ATTRIBUTE_FILTERS = frozenset({"selectattr", "rejectattr", "sort", "map", "sum"
 
 
 class _Checker:
-    def __init__(self, context: Mapping[str, Shape], globals_: Iterator[str]) -> None:
+    def __init__(self, context: Mapping[str, Shape], globals_: Iterator[str], tests: Iterator[str]) -> None:
+        self.tests = set(tests)
         self.scopes: list[dict[str, Shape]] = [{name: ANYTHING for name in (*globals_, "self")}, dict(context)]
         self.problems: list[tuple[int, str]] = []
 
@@ -290,6 +291,8 @@ class _Checker:
         if isinstance(node, nodes.Filter):
             return self.filtered(node)
         if isinstance(node, nodes.Test):
+            if node.name not in self.tests:  # an unknown filter fails to compile; an unknown test only at render
+                self.problems.append((node.lineno, f"unknown test '{node.name}'{did_you_mean(node.name, self.tests)}"))
             if node.name in ("defined", "undefined"):
                 self.shape(node.node, lenient=True)
             else:
@@ -378,7 +381,7 @@ def unresolved_names(source: str, context: Mapping[str, Shape]) -> list[tuple[in
     from reportctl.templating import _environment
 
     environment = _environment()
-    checker = _Checker(context, iter(environment.globals))
+    checker = _Checker(context, iter(environment.globals), iter(environment.tests))
     checker.visit(environment.parse(source))
     multiline = "\n" in source.strip()
     found = sorted(dict.fromkeys(checker.problems), key=lambda problem: problem[0])
