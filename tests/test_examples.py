@@ -102,3 +102,32 @@ def test_example_validates_and_renders(
             frame = pl.read_csv(directory / name, comment_prefix="#")
             assert frame.columns == [c["name"] for c in table["columns"]], name
             assert frame.height == table["row_count"] == len(table["rows"]), name
+
+
+DEMO = EXAMPLES.parent / "specs"  # the demo project: its reportctl.yaml sits beside its specs
+DEMO_SPECS = [
+    path
+    for path in sorted(DEMO.rglob("*.yaml"))
+    if (document := yaml.safe_load(path.read_text(encoding="utf-8"))).get("apiVersion")
+    and not document.get("abstract", False)
+]
+
+
+@pytest.mark.parametrize("spec", DEMO_SPECS, ids=lambda path: path.name)
+def test_a_spec_validate_passes_renders_without_a_spec_error(
+    spec: Path, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rule of ``validate``: what it passes, render does not fail for a reason in the spec.
+
+    The examples' specs are held to it by ``test_example_validates_and_renders`` above; this holds the project's
+    own specs/ to it, which no other test renders.
+    """
+    monkeypatch.chdir(DEMO)
+    relative = str(spec.relative_to(DEMO))
+    validated = cli("validate", relative)
+    assert validated.exit_code == 0, validated.stdout + validated.stderr
+    result = cli("render", relative, "--no-state", "-f", "csv,json", "-o", str(tmp_path), "--json")
+    assert result.exit_code == 0, f"{spec.name}: {result.stderr}"
+    manifest = json.loads(Path(json.loads(result.stdout)["manifest"]).read_text(encoding="utf-8"))
+    assert manifest["status"] == "completed"
+    assert {a["format"] for a in manifest["artifacts"]} == {"csv", "json"}

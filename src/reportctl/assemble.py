@@ -71,11 +71,15 @@ def assemble_document(
 ) -> Document:
     """The document of one run; templates, KPIs and formulas are evaluated here, once for every writer."""
     from reportctl.data.expressions import evaluate_kpi
+    from reportctl.spec.checks import check_against_data
     from reportctl.spec.parameters import bind_values
 
     spec = loaded.spec
     timezone = spec.report_timezone(loaded.project.config.timezone)
     bound = bind_values(spec.parameters, values)
+    problems = check_against_data(loaded, {name: frame.schema for name, frame in frames.items()}, bound)
+    if problems:
+        raise SpecError(problems)
     context: dict[str, Any] = {}
 
     def render(text: str, path: tuple[Any, ...]) -> str:

@@ -8,6 +8,7 @@ HTML writer escapes what it embeds.
 from __future__ import annotations
 
 import contextvars
+import re
 import traceback
 from collections.abc import Iterator, Mapping
 from functools import cache, lru_cache
@@ -141,6 +142,9 @@ def _compiled(source: str, where: str) -> jinja2.Template:
         return _compile(source)
     except jinja2.TemplateSyntaxError as exc:
         message = (exc.message or "invalid syntax").splitlines()[0].rstrip(".")
+        unknown = re.fullmatch(r"No filter named '([^']+)'", message)
+        if unknown:
+            message += f"{did_you_mean(unknown.group(1), _environment().filters)}"
         line = _source_line(source, exc.lineno)
         quoted = f' (in "{line}")' if line else ""
         raise TemplateError(f"{where}: syntax error on line {exc.lineno}: {message}{quoted}") from None

@@ -221,11 +221,25 @@ def test_a_failing_writer_leaves_no_artifacts(
     assert _runs(project, "health") == []
 
 
-def test_template_error_at_render_time_points_into_the_spec(cli: Cli, project: Path, spec: Path) -> None:
+def test_a_name_typo_in_a_template_stops_render_before_any_data_is_read(cli: Cli, project: Path, spec: Path) -> None:
     spec.write_text(REPORT.replace("{{ datasets.by_service | length }} services", "{{ datasets.by_servic.rows }}"))
     result = cli("render", str(spec))
     assert result.exit_code == 1
-    assert result.stderr == (f"error: {spec}:16:39: sections[0].template: 'dict object' has no attribute 'by_servic'\n")
+    assert result.stderr == (
+        f"error: {spec}:16:39: sections[0].template: unknown dataset 'by_servic' (did you mean 'by_service'?);"
+        " defined: by_service, metrics\n"
+    )
+
+
+def test_template_error_at_render_time_points_into_the_spec(cli: Cli, project: Path, spec: Path) -> None:
+    # what only evaluation finds (here a division by zero) fails at render, at the template's place
+    spec.write_text(REPORT.replace("{{ datasets.by_service | length }} services", "{{ 1 // 0 }}"))
+    result = cli("render", str(spec))
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"error: {spec}:16:39: sections[0].template: ZeroDivisionError: integer division or modulo by zero\n"
+    )
 
 
 def test_abstract_specs_do_not_render(cli: Cli, project: Path) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from reportctl.errors import Problem, ReportctlError, did_you_mean, one_of
+from reportctl.errors import Position, Problem, ReportctlError, did_you_mean, one_of
 from reportctl.spec.loader import LoadedSpec
 from reportctl.spec.models import ChartSection, KpisSection, TableSection, TextSection
 from reportctl.spec.validation import format_path
@@ -35,13 +36,29 @@ def check_spec(loaded: LoadedSpec) -> list[Problem]:
     problems: list[Problem] = []
     now = datetime.now(UTC)
     values = _check_parameters(loaded, now, problems)
-    _check_templates(loaded, problems)
     _check_formats(loaded, problems)
     if loaded.spec.abstract:
-        return problems  # a base may name datasets and columns that the specs extending it define
+        # a base may name datasets, columns and parameters that the specs extending it define: compile only
+        _check_templates(loaded, None, problems)
+        return problems
     schemas = _dataset_schemas(loaded, values, now, problems)
     _check_sections(loaded, schemas, values, problems)
     _check_delivery(loaded, problems)
+    _check_templates(loaded, schemas, problems)
+    return problems
+
+
+def check_against_data(
+    loaded: LoadedSpec, schemas: Mapping[str, pl.Schema], values: Mapping[str, Any]
+) -> list[Problem]:
+    """The section and template checks of ``check_spec`` over the schemas a run's data has (``values`` bound).
+
+    Run by render before it builds the document, so a name validate could not check (a column of a source whose
+    schema is known only once read) is an error at the spec's line, never ignored or left to fail in a writer.
+    """
+    problems: list[Problem] = []
+    _check_sections(loaded, schemas, values, problems)
+    _check_templates(loaded, schemas, problems)
     return problems
 
 
@@ -77,26 +94,59 @@ def _check_parameters(loaded: LoadedSpec, now: datetime, problems: list[Problem]
     return bind_values(spec.parameters, values)
 
 
-def _check_templates(loaded: LoadedSpec, problems: list[Problem]) -> None:
+def _check_templates(
+    loaded: LoadedSpec, schemas: Mapping[str, pl.Schema | None] | None, problems: list[Problem]
+) -> None:
+    """Templates compile and, given ``schemas`` (None for an abstract base), every name in them resolves."""
+    from reportctl.spec import template_names
     from reportctl.templating import check_template
 
     spec = loaded.spec
-    templates: list[tuple[tuple[Any, ...], str]] = []
+    columns = {name: None if s is None else list(s.names()) for name, s in (schemas or {}).items()}
+    report = template_names.report_context(spec, columns, with_title=True)
+    templates: list[tuple[tuple[Any, ...], str, Mapping[str, template_names.Shape]]] = []
     if spec.title:
-        templates.append((("title",), spec.title))
+        templates.append((("title",), spec.title, template_names.report_context(spec, columns, with_title=False)))
     for index, section in enumerate(spec.sections):
         if isinstance(section, TextSection):
-            templates.append((("sections", index, "template"), section.template))
-    for index, delivery in enumerate(loaded.deliveries):
+            templates.append((("sections", index, "template"), section.template, report))
+    delivery = template_names.delivery_context(spec)
+    for index, entry in enumerate(loaded.deliveries):
         for key in ("subject", "body", "text", "url"):
-            text = getattr(delivery, key, None)
+            text = getattr(entry, key, None)
             if isinstance(text, str):
-                templates.append((("delivery", index, key), text))
-    for at, text in templates:
+                templates.append((("delivery", index, key), text, delivery))
+    for at, text, context in templates:
         where = format_path(at)
         message = check_template(text, where=where)
         if message:
             problems.append(loaded.problem(at, message.removeprefix(f"{where}: ")))
+        elif schemas is not None and any(mark in text for mark in ("{{", "{%")):
+            for line, name in template_names.unresolved_names(text, context):
+                problem = loaded.problem(at, name)
+                problems.append(replace(problem, position=_line_in_block(problem.position, text, line)))
+
+
+def _line_in_block(position: Position | None, template: str, line: int | None) -> Position | None:
+    """The file position of ``line`` of a template written as a literal block (``|``), whose lines are the
+    file's lines; any other style (folded, quoted) folds lines, so the template's own position stays. The file
+    is read again, so the line must still read as the template's (a spec read from git may differ from disk)."""
+    if position is None or line is None:
+        return position
+    try:
+        lines = position.file.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return position
+    wanted = template.splitlines()[line - 1].strip() if line <= len(template.splitlines()) else None
+    if (
+        position.line > len(lines)
+        or not lines[position.line - 1][position.column - 1 :].startswith("|")
+        or position.line + line > len(lines)
+        or lines[position.line + line - 1].strip() != wanted
+    ):
+        return position
+    text = lines[position.line + line - 1]
+    return Position(position.file, position.line + line, len(text) - len(text.lstrip()) + 1)
 
 
 def _check_formats(loaded: LoadedSpec, problems: list[Problem]) -> None:
