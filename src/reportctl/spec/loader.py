@@ -54,7 +54,7 @@ def load_spec(path: Path, project: Project | None = None, *, check: bool = True)
     if check:
         from reportctl.spec.checks import check_spec
 
-        problems = check_spec(loaded)
+        problems = [p for p in check_spec(loaded) if not p.is_note]
         if problems:
             raise SpecError(problems)
     return loaded

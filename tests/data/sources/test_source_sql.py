@@ -339,3 +339,94 @@ def test_schema_overrides_that_do_not_convert_name_the_column(tmp_path: Path) ->
         match=r"^source 'o' \(sql sqlite:///o.db\): schema_overrides: column 'day' has 'soon', which is not a date$",
     ):
         SqlSource("o", options, context).fetch()
+
+
+def test_known_schema_names_the_query_columns_typed_by_the_overrides(sqlite_project: Path) -> None:
+    query = "SELECT o.id, o.region AS area, amount FROM orders AS o WHERE placed >= :since"
+    source = make_source(
+        sqlite_project, url="sqlite:///data/shop.db", query=query, schema_overrides={"amount": "float"}
+    )
+
+    assert source.known_schema() == pl.Schema({"id": pl.Null, "area": pl.Null, "amount": pl.Float64})
+
+
+def test_known_schema_is_unknown_for_select_star_with_the_reason(sqlite_project: Path) -> None:
+    source = make_source(sqlite_project, url="sqlite:///data/shop.db", query="SELECT * FROM orders")
+
+    assert source.known_schema() is None
+    assert source.result_columns().unknown_because == (
+        "the query selects * from orders, whose columns only the database knows"
+    )
+
+
+def test_known_schema_checks_overrides_and_repeated_names(sqlite_project: Path) -> None:
+    typo = make_source(
+        sqlite_project,
+        url="sqlite:///data/shop.db",
+        query="SELECT id, amount FROM orders",
+        schema_overrides={"amout": "float"},
+    )
+    with pytest.raises(SourceError) as raised:
+        typo.known_schema()
+    assert raised.value.option == "schema_overrides.amout"
+    assert str(raised.value).endswith(
+        "schema_overrides names column 'amout', which the query does not return (did you mean 'amount'?); "
+        "it returns: id, amount"
+    )
+
+    twice = make_source(sqlite_project, url="sqlite:///data/shop.db", query="SELECT o.id, p.id FROM orders o, orders p")
+    with pytest.raises(SourceError, match="returns column id more than once; name each one with AS") as raised:
+        twice.known_schema()
+    assert raised.value.option == "query"
+
+
+def test_probe_schema_asks_sqlite_without_reading_rows(sqlite_project: Path) -> None:
+    query = "SELECT * FROM orders WHERE region = :region -- a trailing comment"
+    source = make_source(
+        sqlite_project,
+        {"region": "eu"},
+        url="sqlite:///data/shop.db",
+        query=query,
+        schema_overrides={"amount": "float"},
+    )
+
+    # SQLite gives no types for an empty result: names, and the declared types.
+    assert source.probe_schema() == pl.Schema(
+        {"id": pl.Null, "region": pl.Null, "amount": pl.Float64, "placed": pl.Null}
+    )
+
+
+def test_probe_schema_problems_name_the_option(sqlite_project: Path) -> None:
+    bad = make_source(sqlite_project, url="sqlite:///data/shop.db", query="SELECT nope FROM orders")
+    with pytest.raises(SourceError, match="no such column: nope") as raised:
+        bad.probe_schema()
+    assert raised.value.option == "query"
+
+    missing = make_source(sqlite_project, url="sqlite:///data/gone.db", query="SELECT * FROM orders")
+    with pytest.raises(SourceError, match="database file not found") as raised:
+        missing.probe_schema()
+    assert raised.value.option == "url"
+
+    port = unused_port()
+    refused = make_source(
+        sqlite_project, url=f"postgresql://report:Sup3r-Secret-pw@127.0.0.1:{port}/test", query="SELECT * FROM x"
+    )
+    with pytest.raises(SourceError, match="connection refused") as raised:
+        refused.probe_schema()
+    assert raised.value.option == "url"
+    assert "Sup3r-Secret-pw" not in str(raised.value)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("server_table", ["postgres_url", "mariadb_url"], indirect=True)
+def test_probe_schema_on_a_server_reads_types_and_no_rows(tmp_path: Path, server_table: tuple[str, str]) -> None:
+    url, table = server_table
+    # Evaluated on any row, 1 / (id - id) fails on PostgreSQL: the probe reads none.
+    query = f"SELECT *, 1 / (id - id) AS boom FROM {table} WHERE region = :region"
+
+    schema = make_source(tmp_path, {"region": "eu"}, url=url, query=query).probe_schema()
+
+    assert schema.names() == ["id", "region", "amount", "placed", "day", "boom"]
+    assert schema["id"] == pl.Int64 and schema["region"] == pl.String and schema["day"] == pl.Date
+    assert schema["amount"] == pl.Decimal(38, 2)
+    assert isinstance(schema["placed"], pl.Datetime)

@@ -1,0 +1,136 @@
+"""SQL read as a syntax tree (sqlglot): the columns a query returns, known from its text alone.
+
+A source's query is parsed in its database's dialect; ``:name`` parameters parse as placeholders. The result's
+column names come from the outermost SELECT (the first branch of a UNION), through CTEs and subqueries where a
+``*`` reads them. A ``*`` over a database table, or an expression without ``AS``, cannot be named without asking
+the database: the columns are then unknown, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+SqlDialect = Literal["sqlite", "postgres", "mysql"]
+
+
+@dataclass(frozen=True)
+class ResultColumns:
+    """The column names a query returns, in order; ``names`` is None when they cannot be known from the text."""
+
+    names: tuple[str, ...] | None
+    unknown_because: str = ""
+
+
+class _Unresolved(Exception):
+    """A projection cannot be named statically; the message says why, in the user's words."""
+
+
+def result_columns(query: str, dialect: SqlDialect | None) -> ResultColumns:
+    """The columns ``query`` returns, read in ``dialect`` (None: a generic dialect, e.g. for a secret URL)."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError, SqlglotError
+
+    try:
+        statements = [s for s in sqlglot.parse(query, read=dialect) if s is not None]
+    except ParseError as exc:
+        error = exc.errors[0] if exc.errors else {}
+        near = f" near '{error['highlight']}' (line {error['line']}, column {error['col']})" if error else ""
+        return ResultColumns(None, f"the query could not be parsed{near}")
+    except SqlglotError:
+        return ResultColumns(None, "the query could not be parsed")
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        return ResultColumns(None, "the query is not a single SELECT")
+    try:
+        return ResultColumns(tuple(_query_columns(statements[0], {}, dialect)))
+    except _Unresolved as exc:
+        return ResultColumns(None, str(exc))
+
+
+def _query_columns(
+    query: exp.Expression | exp.Query, ctes: Mapping[str, list[str]], dialect: SqlDialect | None
+) -> list[str]:
+    """The output names of a SELECT, UNION or parenthesised query; ``ctes`` are the WITH names in scope."""
+    from sqlglot import exp
+
+    scope = dict(ctes)
+    for cte in query.ctes if isinstance(query, exp.Query) else []:
+        declared = [_name(column, dialect) for column in cte.args["alias"].columns]
+        scope[cte.alias] = declared or _query_columns(cte.this, scope, dialect)
+    if isinstance(query, exp.Union | exp.Intersect | exp.Except):
+        return _query_columns(query.left, scope, dialect)  # a UNION's columns are named by its first branch
+    if isinstance(query, exp.Subquery):
+        return _query_columns(query.this, scope, dialect)
+    if not isinstance(query, exp.Select):
+        raise _Unresolved(f"the query is a {query.key.upper()}, not a SELECT")
+    names: list[str] = []
+    for position, projection in enumerate(query.expressions, start=1):
+        if isinstance(projection, exp.Star) or (isinstance(projection, exp.Column) and projection.is_star):
+            names.extend(_star_columns(query, projection, scope, dialect))
+        elif isinstance(projection, exp.Alias | exp.Column):
+            names.append(_output_name(projection, dialect))
+        else:  # the database would name it after its text (SQLite, MySQL) or '?column?' (PostgreSQL)
+            shown = projection.sql(dialect)
+            shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+            raise _Unresolved(f"result column {position} ({shown}) has no name; name it with AS")
+    return names
+
+
+def _star_columns(
+    select: exp.Select, star: exp.Expression, ctes: Mapping[str, list[str]], dialect: SqlDialect | None
+) -> list[str]:
+    """The columns ``*`` or ``t.*`` stands for, when every table it covers is a CTE or a subquery."""
+    from sqlglot import exp
+
+    qualifier = star.table if isinstance(star, exp.Column) else ""
+    sources: list[exp.Expression] = []
+    from_ = select.args.get("from_", select.args.get("from"))  # renamed in sqlglot 26
+    if isinstance(from_, exp.From):
+        sources.append(from_.this)
+    sources.extend(join.this for join in select.args.get("joins") or [])
+    columns: list[str] = []
+    for source in sources:
+        alias = source.alias_or_name
+        if qualifier and _folded(alias, dialect) != _folded(qualifier, dialect):
+            continue
+        if isinstance(source, exp.Subquery):
+            columns.extend(_query_columns(source.this, ctes, dialect))
+        elif isinstance(source, exp.Table) and not source.args.get("db") and _cte(source.name, ctes, dialect):
+            columns.extend(_cte(source.name, ctes, dialect) or [])
+        else:
+            shown = f"{qualifier}.*" if qualifier else "*"
+            raise _Unresolved(
+                f"the query selects {shown} from {source.sql(dialect)}, whose columns only the database knows"
+            )
+    return columns
+
+
+def _cte(name: str, ctes: Mapping[str, list[str]], dialect: SqlDialect | None) -> list[str] | None:
+    wanted = _folded(name, dialect)
+    return next((columns for cte, columns in ctes.items() if _folded(cte, dialect) == wanted), None)
+
+
+def _output_name(projection: exp.Alias | exp.Column, dialect: SqlDialect | None) -> str:
+    """The name the database gives an aliased or bare column: PostgreSQL folds unquoted names to lower case."""
+    from sqlglot import exp
+
+    identifier = projection.args.get("alias") if isinstance(projection, exp.Alias) else projection.this
+    return _name(identifier, dialect) if isinstance(identifier, exp.Identifier) else projection.output_name
+
+
+def _name(identifier: exp.Expression, dialect: SqlDialect | None) -> str:
+    from sqlglot import exp
+
+    if isinstance(identifier, exp.Identifier) and dialect == "postgres" and not identifier.quoted:
+        return identifier.name.lower()
+    return identifier.name
+
+
+def _folded(name: str, dialect: SqlDialect | None) -> str:
+    """A table name as compared with another: unquoted names are case-insensitive in every dialect here."""
+    return name.lower()
