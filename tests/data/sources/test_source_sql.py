@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -161,56 +159,6 @@ def test_unset_secret(tmp_path: Path) -> None:
 def test_unsupported_database_is_refused_early() -> None:
     with pytest.raises(ValidationError, match="unsupported database 'oracle'; use sqlite, postgresql, mysql or"):
         SqlSource.Options.model_validate({"kind": "sql", "url": "oracle://x@db/y", "query": "SELECT 1"})
-
-
-@pytest.fixture
-def server_table(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    """A uniquely named table with a few orders on the machine's PostgreSQL or MariaDB, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-
-    url: str = request.getfixturevalue(request.param)
-    table = f"reportctl_orders_{uuid.uuid4().hex[:12]}"
-    zoned = "TIMESTAMPTZ" if url.startswith("postgresql") else "DATETIME"
-    engine = create_engine(url)
-    try:
-        with engine.begin() as db:
-            db.execute(
-                text(
-                    f"CREATE TABLE {table} (id INTEGER, region VARCHAR(20), amount DECIMAL(10, 2), "
-                    f"placed {zoned}, day DATE)"
-                )
-            )
-            db.execute(
-                text(f"INSERT INTO {table} VALUES (:id, :region, :amount, :placed, :day)"),
-                [
-                    {
-                        "id": 1,
-                        "region": "eu",
-                        "amount": Decimal("10.50"),
-                        "placed": datetime(2024, 1, 1, 9),
-                        "day": date(2024, 1, 1),
-                    },
-                    {
-                        "id": 2,
-                        "region": "us",
-                        "amount": Decimal("20.25"),
-                        "placed": datetime(2024, 1, 1, 10),
-                        "day": date(2024, 1, 1),
-                    },
-                    {
-                        "id": 3,
-                        "region": "eu",
-                        "amount": Decimal("30.00"),
-                        "placed": datetime(2024, 1, 2, 11),
-                        "day": date(2024, 1, 2),
-                    },
-                ],
-            )
-        yield url, table
-    finally:
-        with engine.begin() as db:
-            db.execute(text(f"DROP TABLE IF EXISTS {table}"))
-        engine.dispose()
 
 
 @pytest.mark.services
