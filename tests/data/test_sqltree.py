@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reportctl.data.sqltree import SqlDialect, result_columns
+from reportctl.data.sqltree import SqlDialect, TableReferences, result_columns, table_references
 
 DIALECTS: list[SqlDialect | None] = ["sqlite", "postgres", "mysql", None]
 
@@ -64,3 +64,27 @@ def test_names_the_text_cannot_give(query: str, reason: str) -> None:
     found = result_columns(query, "sqlite")
     assert found.names is None
     assert found.unknown_because.startswith(reason)
+
+
+def test_table_references_in_text_order_without_functions_or_other_schemas() -> None:
+    refs = table_references(
+        "WITH w AS (SELECT * FROM late) SELECT * FROM w JOIN read_csv('x.csv') AS f ON true "
+        "JOIN other.remote AS r ON true, early WHERE :since < now() AND x IN (SELECT x FROM inner_one)"
+    )
+    assert refs == TableReferences(("late", "w", "early", "inner_one"), frozenset({"w"}))
+
+
+def test_a_sql_dataset_that_cannot_be_parsed_is_a_problem_at_its_sql() -> None:
+    import polars as pl
+
+    from reportctl.data.pipeline import check_datasets
+    from reportctl.spec.models import Dataset
+
+    datasets = {
+        "broken": Dataset.model_validate({"sql": "SELECT id FROM orders WHERE"}),
+        "after": Dataset.model_validate({"from": "broken"}),
+    }
+    check = check_datasets(datasets, {"orders": pl.Schema({"id": pl.Int64})}, {})
+
+    assert check.problems == [("datasets.broken.sql", "cannot parse the SQL near 'WHERE' (line 1, column 27)")]
+    assert check.schemas == {"broken": None, "after": None}

@@ -1,19 +1,24 @@
-"""SQL read as a syntax tree (sqlglot): the columns a query returns, known from its text alone.
+"""SQL read as a syntax tree (sqlglot): the columns a query returns, the tables it reads.
 
 A source's query is parsed in its database's dialect; ``:name`` parameters parse as placeholders. The result's
 column names come from the outermost SELECT (the first branch of a UNION), through CTEs and subqueries where a
 ``*`` reads them. A ``*`` over a database table, or an expression without ``AS``, cannot be named without asking
 the database: the columns are then unknown, with the reason.
+
+A ``sql:`` dataset runs on Polars SQL, which follows PostgreSQL's syntax; its tables (the sources and datasets
+it reads) are read in that dialect.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from sqlglot import exp
+    from sqlglot.errors import ParseError
 
 SqlDialect = Literal["sqlite", "postgres", "mysql"]
 
@@ -39,9 +44,7 @@ def result_columns(query: str, dialect: SqlDialect | None) -> ResultColumns:
     try:
         statements = [s for s in sqlglot.parse(query, read=dialect) if s is not None]
     except ParseError as exc:
-        error = exc.errors[0] if exc.errors else {}
-        near = f" near '{error['highlight']}' (line {error['line']}, column {error['col']})" if error else ""
-        return ResultColumns(None, f"the query could not be parsed{near}")
+        return ResultColumns(None, f"the query could not be parsed{_where(exc)}")
     except SqlglotError:
         return ResultColumns(None, "the query could not be parsed")
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
@@ -50,6 +53,51 @@ def result_columns(query: str, dialect: SqlDialect | None) -> ResultColumns:
         return ResultColumns(tuple(_query_columns(statements[0], {}, dialect)))
     except _Unresolved as exc:
         return ResultColumns(None, str(exc))
+
+
+@dataclass(frozen=True)
+class TableReferences:
+    """The tables a query reads, in the order the text names them, and the names its WITH clauses define.
+
+    ``unreadable`` says why the query could not be parsed; the tables are then unknown (empty).
+    """
+
+    tables: tuple[str, ...]
+    ctes: frozenset[str]
+    unreadable: str = ""
+
+
+@lru_cache(maxsize=256)
+def table_references(sql: str) -> TableReferences:
+    """The table names a ``sql:`` dataset reads, so the datasets it reads are built before it.
+
+    Table functions (``read_csv(...)``), subqueries and schema-qualified names are not tables of the report.
+    """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError, SqlglotError
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="postgres") if s is not None]
+    except ParseError as exc:
+        return TableReferences((), frozenset(), f"cannot parse the SQL{_where(exc)}")
+    except SqlglotError:
+        return TableReferences((), frozenset(), "cannot parse the SQL")
+    tables = [
+        table.this
+        for statement in statements
+        for table in statement.find_all(exp.Table)
+        if isinstance(table.this, exp.Identifier) and not table.args.get("db")
+    ]
+    tables.sort(key=lambda identifier: int(identifier.meta.get("start", 0)))
+    ctes = frozenset(cte.alias for statement in statements for cte in statement.find_all(exp.CTE))
+    return TableReferences(tuple(identifier.name for identifier in tables), ctes)
+
+
+def _where(exc: ParseError) -> str:
+    """ " near 'X' (line L, column C)" for the first error sqlglot found, else ""."""
+    error = exc.errors[0] if exc.errors else {}
+    return f" near '{error['highlight']}' (line {error['line']}, column {error['col']})" if error else ""
 
 
 def _query_columns(

@@ -23,7 +23,7 @@ from reportctl.data.expressions import (
     unknown_column,
     with_parameters,
 )
-from reportctl.data.sqltext import table_references
+from reportctl.data.sqltree import table_references
 from reportctl.errors import DatasetError
 from reportctl.spec.models import Dataset, Join
 
