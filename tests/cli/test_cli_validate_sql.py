@@ -225,3 +225,22 @@ def test_connect_problems_are_one_line_at_the_option(cli: Cli, shop: Path, monke
         "could not connect to 127.0.0.1:9: connection refused",
         "1 problem in 1 of 1 files",
     ]
+
+
+def test_connect_binds_null_for_a_parameter_without_default(cli: Cli, shop: Path) -> None:
+    spec = write_spec(shop, "SELECT * FROM orders WHERE region = :region AND placed >= :start", "amount")
+    spec.write_text(
+        spec.read_text().replace(
+            "region: {type: string, default: eu}", "region: {type: string}\n  period: {type: period}"
+        )
+    )
+
+    assert cli("validate", "--connect", str(spec)).stdout == "1 file valid\n"
+
+    spec.write_text(spec.read_text().replace(":start", ":begin"))
+    result = cli("validate", "--connect", str(spec))
+    assert result.exit_code == 1
+    assert result.stdout.startswith(
+        f"{spec}:10:12: sources.orders.query: source 'orders' (sql sqlite:///shop.db): query uses :begin but the "
+        "spec has no parameter begin (known: end, period_end, period_start, region, start)"
+    )

@@ -137,9 +137,13 @@ def _dataset_schemas(
     from reportctl.data.sources.sql import SqlSource
     from reportctl.plugins import SOURCES, load_plugin
     from reportctl.runner import in_report_timezone, source_context
+    from reportctl.spec.parameters import bind_names
 
     spec = loaded.spec
     context = source_context(loaded, now, values)
+    if connect:  # no row is read, so a parameter without a default may bind NULL
+        unset = dict.fromkeys(bind_names(spec.parameters) - set(context.parameters))
+        context = replace(context, parameters={**unset, **context.parameters})
     schemas: dict[str, pl.Schema | None] = {}
     for name, options in loaded.sources.items():
         try:
