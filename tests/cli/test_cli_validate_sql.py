@@ -237,10 +237,23 @@ def test_connect_binds_null_for_a_parameter_without_default(cli: Cli, shop: Path
 
     assert cli("validate", "--connect", str(spec)).stdout == "1 file valid\n"
 
-    spec.write_text(spec.read_text().replace(":start", ":begin"))
+    spec.write_text(spec.read_text().replace(":start", ":cutoff"))
     result = cli("validate", "--connect", str(spec))
     assert result.exit_code == 1
     assert result.stdout.startswith(
-        f"{spec}:10:12: sources.orders.query: source 'orders' (sql sqlite:///shop.db): query uses :begin but the "
-        "spec has no parameter begin (known: end, period_end, period_start, region, start)"
+        f"{spec}:10:12: sources.orders.query: source 'orders' (sql sqlite:///shop.db): query uses :cutoff but the "
+        "spec has no parameter cutoff (known: end, period_end, period_start, region, start)"
     )
+
+
+def test_a_parameter_typo_in_a_query_fails_without_connecting(cli: Cli, shop: Path) -> None:
+    spec = write_spec(shop, "SELECT * FROM orders WHERE region = :regoin", "amount")
+
+    result = cli("validate", str(spec))
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"{spec}:9:12: sources.orders.query: source 'orders' (sql sqlite:///shop.db): query uses :regoin but the "
+        "spec has no parameter regoin (did you mean 'region'?) (known: region)",
+        "1 problem in 1 of 1 files",
+    ]

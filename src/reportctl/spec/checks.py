@@ -141,9 +141,9 @@ def _dataset_schemas(
 
     spec = loaded.spec
     context = source_context(loaded, now, values)
-    if connect:  # no row is read, so a parameter without a default may bind NULL
-        unset = dict.fromkeys(bind_names(spec.parameters) - set(context.parameters))
-        context = replace(context, parameters={**unset, **context.parameters})
+    # Every name a query may bind; NULL for a parameter without a default, as validate reads no row.
+    unset = dict.fromkeys(bind_names(spec.parameters) - set(context.parameters))
+    context = replace(context, parameters={**unset, **context.parameters})
     schemas: dict[str, pl.Schema | None] = {}
     for name, options in loaded.sources.items():
         try:

@@ -292,10 +292,12 @@ def test_schema_overrides_that_do_not_convert_name_the_column(tmp_path: Path) ->
 def test_known_schema_names_the_query_columns_typed_by_the_overrides(sqlite_project: Path) -> None:
     query = "SELECT o.id, o.region AS area, amount FROM orders AS o WHERE placed >= :since"
     source = make_source(
-        sqlite_project, url="sqlite:///data/shop.db", query=query, schema_overrides={"amount": "float"}
+        sqlite_project, {"since": None}, url="sqlite:///data/shop.db", query=query, schema_overrides={"amount": "float"}
     )
 
     assert source.known_schema() == pl.Schema({"id": pl.Null, "area": pl.Null, "amount": pl.Float64})
+    with pytest.raises(SourceError, match="query uses :since but the spec has no parameter since"):
+        make_source(sqlite_project, {"sinse": None}, url="sqlite:///data/shop.db", query=query).known_schema()
 
 
 def test_known_schema_is_unknown_for_select_star_with_the_reason(sqlite_project: Path) -> None:

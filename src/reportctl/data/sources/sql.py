@@ -112,6 +112,7 @@ class SqlSource:
         """
         import polars as pl
 
+        self._bind_values(_placeholders(self.options.query))
         names = self.result_columns().names
         if names is None:
             return None
@@ -152,7 +153,7 @@ class SqlSource:
         from sqlalchemy import text
 
         statement = text(query)
-        parameters = self._bind_values(list(statement.compile().params))
+        parameters = self._bind_values(_placeholders(query))
         url, backend = self._url()
         if backend == "sqlite":
             parameters = {name: sqlite_value(value, self.context.timezone) for name, value in parameters.items()}
@@ -208,8 +209,9 @@ class SqlSource:
         for name in names:
             if name not in self.context.parameters:
                 known = ", ".join(sorted(self.context.parameters)) or "none"
+                hint = did_you_mean(name, self.context.parameters)
                 raise self._error(
-                    f"query uses :{name} but the spec has no parameter {name} (known: {known})", option="query"
+                    f"query uses :{name} but the spec has no parameter {name}{hint} (known: {known})", option="query"
                 )
             values[name] = self.context.parameters[name]
         return values
@@ -356,6 +358,13 @@ def sqlite_value(value: Any, timezone: str) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+def _placeholders(query: str) -> list[str]:
+    """The ``:name`` parameters of ``query``, found as SQLAlchemy finds them to bind them."""
+    from sqlalchemy import text
+
+    return list(text(query).compile().params)
 
 
 def _driver_message(exc: Exception) -> str:
