@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reportctl.data.sqltree import SqlDialect, TableReferences, result_columns, table_references
+from reportctl.data.sqltree import SqlDialect, TableReferences, query_parameters, result_columns, table_references
 
 DIALECTS: list[SqlDialect | None] = ["sqlite", "postgres", "mysql", None]
 
@@ -86,5 +86,11 @@ def test_a_sql_dataset_that_cannot_be_parsed_is_a_problem_at_its_sql() -> None:
     }
     check = check_datasets(datasets, {"orders": pl.Schema({"id": pl.Int64})}, {})
 
-    assert check.problems == [("datasets.broken.sql", "cannot parse the SQL near 'WHERE' (line 1, column 27)")]
+    assert check.problems == [("datasets.broken.sql", "the SQL could not be parsed near 'WHERE' (line 1, column 27)")]
     assert check.schemas == {"broken": None, "after": None}
+
+
+def test_query_parameters_outside_strings_and_casts() -> None:
+    query = "SELECT a::int AS b, ':not_one' AS s FROM t WHERE x >= :start AND y = :region AND z < :start -- :gone"
+    assert query_parameters(query, "postgres") == ("start", "region")
+    assert query_parameters("SELECT FROM WHERE :x", "sqlite") is None

@@ -18,9 +18,33 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from sqlglot import exp
-    from sqlglot.errors import ParseError
 
 SqlDialect = Literal["sqlite", "postgres", "mysql"]
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """The statements of a text, or (empty statements) why it could not be parsed."""
+
+    statements: tuple[exp.Expression, ...]
+    problem: str = ""
+
+
+@lru_cache(maxsize=256)
+def _parse(sql: str, dialect: SqlDialect | None) -> _Parsed:
+    """``sql`` parsed once per text and dialect: validate reads a query for its columns, parameters and note."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError, SqlglotError
+
+    try:
+        return _Parsed(tuple(s for s in sqlglot.parse(sql, read=dialect) if isinstance(s, exp.Expression)))
+    except ParseError as exc:
+        error = exc.errors[0] if exc.errors else {}
+        near = f" near '{error['highlight']}' (line {error['line']}, column {error['col']})" if error else ""
+        return _Parsed((), f"could not be parsed{near}")
+    except SqlglotError:
+        return _Parsed((), "could not be parsed")
 
 
 @dataclass(frozen=True)
@@ -37,16 +61,12 @@ class _Unresolved(Exception):
 
 def result_columns(query: str, dialect: SqlDialect | None) -> ResultColumns:
     """The columns ``query`` returns, read in ``dialect`` (None: a generic dialect, e.g. for a secret URL)."""
-    import sqlglot
     from sqlglot import exp
-    from sqlglot.errors import ParseError, SqlglotError
 
-    try:
-        statements = [s for s in sqlglot.parse(query, read=dialect) if s is not None]
-    except ParseError as exc:
-        return ResultColumns(None, f"the query could not be parsed{_where(exc)}")
-    except SqlglotError:
-        return ResultColumns(None, "the query could not be parsed")
+    parsed = _parse(query, dialect)
+    if parsed.problem:
+        return ResultColumns(None, f"the query {parsed.problem}")
+    statements = parsed.statements
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         return ResultColumns(None, "the query is not a single SELECT")
     try:
@@ -67,22 +87,17 @@ class TableReferences:
     unreadable: str = ""
 
 
-@lru_cache(maxsize=256)
 def table_references(sql: str) -> TableReferences:
     """The table names a ``sql:`` dataset reads, so the datasets it reads are built before it.
 
     Table functions (``read_csv(...)``), subqueries and schema-qualified names are not tables of the report.
     """
-    import sqlglot
     from sqlglot import exp
-    from sqlglot.errors import ParseError, SqlglotError
 
-    try:
-        statements = [s for s in sqlglot.parse(sql, read="postgres") if s is not None]
-    except ParseError as exc:
-        return TableReferences((), frozenset(), f"cannot parse the SQL{_where(exc)}")
-    except SqlglotError:
-        return TableReferences((), frozenset(), "cannot parse the SQL")
+    parsed = _parse(sql, "postgres")
+    if parsed.problem:
+        return TableReferences((), frozenset(), f"the SQL {parsed.problem}")
+    statements = parsed.statements
     tables = [
         table.this
         for statement in statements
@@ -94,10 +109,15 @@ def table_references(sql: str) -> TableReferences:
     return TableReferences(tuple(identifier.name for identifier in tables), ctes)
 
 
-def _where(exc: ParseError) -> str:
-    """ " near 'X' (line L, column C)" for the first error sqlglot found, else ""."""
-    error = exc.errors[0] if exc.errors else {}
-    return f" near '{error['highlight']}' (line {error['line']}, column {error['col']})" if error else ""
+def query_parameters(query: str, dialect: SqlDialect | None) -> tuple[str, ...] | None:
+    """The ``:name`` parameters of ``query`` in the order of the text; None when it cannot be parsed."""
+    from sqlglot import exp
+
+    parsed = _parse(query, dialect)
+    if parsed.problem:
+        return None
+    names = {p.name for s in parsed.statements for p in s.find_all(exp.Placeholder) if p.this is not None}
+    return tuple(sorted(names, key=lambda name: query.find(f":{name}")))
 
 
 def _query_columns(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from reportctl.data.sources.base import ColumnType, SourceContext, apply_column_types, column_dtypes
 from reportctl.data.sources.file import confinement_problem
-from reportctl.data.sqltree import ResultColumns, SqlDialect, result_columns
+from reportctl.data.sqltree import ResultColumns, SqlDialect, query_parameters, result_columns
 from reportctl.errors import SourceError, did_you_mean, first_line
 from reportctl.secrets import SecretError, redact, resolve_secrets
 from reportctl.spec.models import SourceOptions
@@ -112,7 +112,8 @@ class SqlSource:
         """
         import polars as pl
 
-        self._bind_values(_placeholders(self.options.query))
+        # Parameters as the parser sees them (outside strings and comments), to spare validate SQLAlchemy's import.
+        self._bind_values(query_parameters(self.options.query, self._dialect()) or ())
         names = self.result_columns().names
         if names is None:
             return None
@@ -129,8 +130,11 @@ class SqlSource:
 
     def result_columns(self) -> ResultColumns:
         """The query's result columns as its text names them, read in the dialect of the URL's database."""
+        return result_columns(self.options.query, self._dialect())
+
+    def _dialect(self) -> SqlDialect | None:
         backend = _BACKENDS.get(self.options.url.split("://", 1)[0].lower())  # None for a ${secret:...} URL
-        return result_columns(self.options.query, _DIALECTS[backend] if backend else None)
+        return _DIALECTS[backend] if backend else None
 
     def probe_schema(self) -> pl.Schema:
         """The result's columns and types as the database reports them, without reading a row.
@@ -153,7 +157,7 @@ class SqlSource:
         from sqlalchemy import text
 
         statement = text(query)
-        parameters = self._bind_values(_placeholders(query))
+        parameters = self._bind_values(list(statement.compile().params))
         url, backend = self._url()
         if backend == "sqlite":
             parameters = {name: sqlite_value(value, self.context.timezone) for name, value in parameters.items()}
@@ -203,7 +207,7 @@ class SqlSource:
                 option="query",
             )
 
-    def _bind_values(self, names: Sequence[str]) -> dict[str, Any]:
+    def _bind_values(self, names: Iterable[str]) -> dict[str, Any]:
         """The values of the parameters the query names, and only those."""
         values = {}
         for name in names:
@@ -358,13 +362,6 @@ def sqlite_value(value: Any, timezone: str) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
-
-
-def _placeholders(query: str) -> list[str]:
-    """The ``:name`` parameters of ``query``, found as SQLAlchemy finds them to bind them."""
-    from sqlalchemy import text
-
-    return list(text(query).compile().params)
 
 
 def _driver_message(exc: Exception) -> str:
