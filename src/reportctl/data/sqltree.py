@@ -49,10 +49,15 @@ def _parse(sql: str, dialect: SqlDialect | None) -> _Parsed:
 
 @dataclass(frozen=True)
 class ResultColumns:
-    """The column names a query returns, in order; ``names`` is None when they cannot be known from the text."""
+    """The column names a query returns, in order; ``names`` is None when they cannot be known from the text.
+
+    ``declared_case`` lists (index, tables) for SQLite's bare table columns: SQLite names such a column as its
+    table declares it (``SELECT id`` from a table declaring ``ID`` gives ``ID``), which only the file knows.
+    """
 
     names: tuple[str, ...] | None
     unknown_because: str = ""
+    declared_case: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
 class _Unresolved(Exception):
@@ -69,8 +74,10 @@ def result_columns(query: str, dialect: SqlDialect | None) -> ResultColumns:
     statements = parsed.statements
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         return ResultColumns(None, "the query is not a single SELECT")
+    declared: list[tuple[int, tuple[str, ...]]] = []
     try:
-        return ResultColumns(tuple(_query_columns(statements[0], {}, dialect)))
+        names = _query_columns(statements[0], {}, dialect, declared if dialect == "sqlite" else None)
+        return ResultColumns(tuple(names), declared_case=tuple(declared))
     except _Unresolved as exc:
         return ResultColumns(None, str(exc))
 
@@ -121,9 +128,15 @@ def query_parameters(query: str, dialect: SqlDialect | None) -> tuple[str, ...] 
 
 
 def _query_columns(
-    query: exp.Expression | exp.Query, ctes: Mapping[str, list[str]], dialect: SqlDialect | None
+    query: exp.Expression | exp.Query,
+    ctes: Mapping[str, list[str]],
+    dialect: SqlDialect | None,
+    declared_case: list[tuple[int, tuple[str, ...]]] | None = None,
 ) -> list[str]:
-    """The output names of a SELECT, UNION or parenthesised query; ``ctes`` are the WITH names in scope."""
+    """The output names of a SELECT, UNION or parenthesised query; ``ctes`` are the WITH names in scope.
+
+    ``declared_case`` collects the outermost bare columns of tables (see ``ResultColumns``), when given.
+    """
     from sqlglot import exp
 
     scope = dict(ctes)
@@ -131,9 +144,10 @@ def _query_columns(
         declared = [_name(column, dialect) for column in cte.args["alias"].columns]
         scope[cte.alias] = declared or _query_columns(cte.this, scope, dialect)
     if isinstance(query, exp.Union | exp.Intersect | exp.Except):
-        return _query_columns(query.left, scope, dialect)  # a UNION's columns are named by its first branch
+        # a UNION's columns are named by its first branch
+        return _query_columns(query.left, scope, dialect, declared_case)
     if isinstance(query, exp.Subquery):
-        return _query_columns(query.this, scope, dialect)
+        return _query_columns(query.this, scope, dialect, declared_case)
     if not isinstance(query, exp.Select):
         raise _Unresolved(f"the query is a {query.key.upper()}, not a SELECT")
     names: list[str] = []
@@ -141,6 +155,9 @@ def _query_columns(
         if isinstance(projection, exp.Star) or (isinstance(projection, exp.Column) and projection.is_star):
             names.extend(_star_columns(query, projection, scope, dialect))
         elif isinstance(projection, exp.Alias | exp.Column):
+            tables = _tables_of(query, projection.table, scope) if isinstance(projection, exp.Column) else ()
+            if declared_case is not None and tables:
+                declared_case.append((len(names), tables))
             names.append(_output_name(projection, dialect))
         else:  # the database would name it after its text (SQLite, MySQL) or '?column?' (PostgreSQL)
             shown = projection.sql(dialect)
@@ -156,20 +173,15 @@ def _star_columns(
     from sqlglot import exp
 
     qualifier = star.table if isinstance(star, exp.Column) else ""
-    sources: list[exp.Expression] = []
-    from_ = select.args.get("from_", select.args.get("from"))  # renamed in sqlglot 26
-    if isinstance(from_, exp.From):
-        sources.append(from_.this)
-    sources.extend(join.this for join in select.args.get("joins") or [])
     columns: list[str] = []
-    for source in sources:
+    for source in _sources(select):
         alias = source.alias_or_name
-        if qualifier and _folded(alias, dialect) != _folded(qualifier, dialect):
+        if qualifier and _folded(alias) != _folded(qualifier):
             continue
         if isinstance(source, exp.Subquery):
             columns.extend(_query_columns(source.this, ctes, dialect))
-        elif isinstance(source, exp.Table) and not source.args.get("db") and _cte(source.name, ctes, dialect):
-            columns.extend(_cte(source.name, ctes, dialect) or [])
+        elif isinstance(source, exp.Table) and not source.args.get("db") and _cte(source.name, ctes):
+            columns.extend(_cte(source.name, ctes) or [])
         else:
             shown = f"{qualifier}.*" if qualifier else "*"
             raise _Unresolved(
@@ -178,9 +190,35 @@ def _star_columns(
     return columns
 
 
-def _cte(name: str, ctes: Mapping[str, list[str]], dialect: SqlDialect | None) -> list[str] | None:
-    wanted = _folded(name, dialect)
-    return next((columns for cte, columns in ctes.items() if _folded(cte, dialect) == wanted), None)
+def _tables_of(select: exp.Select, qualifier: str, ctes: Mapping[str, list[str]]) -> tuple[str, ...]:
+    """The database tables (not CTEs or subqueries) a column qualified by ``qualifier`` ('' for none) may be of."""
+    from sqlglot import exp
+
+    tables = []
+    for source in _sources(select):
+        if qualifier and _folded(source.alias_or_name) != _folded(qualifier):
+            continue
+        is_table = isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier)
+        if is_table and not _cte(source.name, ctes):
+            tables.append(source.name)
+    return tuple(tables)
+
+
+def _sources(select: exp.Select) -> list[exp.Expression]:
+    """What a SELECT reads: its FROM and its JOINs."""
+    from sqlglot import exp
+
+    sources: list[exp.Expression] = []
+    from_ = select.args.get("from_", select.args.get("from"))  # renamed in sqlglot 26
+    if isinstance(from_, exp.From):
+        sources.append(from_.this)
+    sources.extend(join.this for join in select.args.get("joins") or [])
+    return sources
+
+
+def _cte(name: str, ctes: Mapping[str, list[str]]) -> list[str] | None:
+    wanted = _folded(name)
+    return next((columns for cte, columns in ctes.items() if _folded(cte) == wanted), None)
 
 
 def _output_name(projection: exp.Alias | exp.Column, dialect: SqlDialect | None) -> str:
@@ -199,6 +237,6 @@ def _name(identifier: exp.Expression, dialect: SqlDialect | None) -> str:
     return identifier.name
 
 
-def _folded(name: str, dialect: SqlDialect | None) -> str:
+def _folded(name: str) -> str:
     """A table name as compared with another: unquoted names are case-insensitive in every dialect here."""
     return name.lower()

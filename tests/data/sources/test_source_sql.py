@@ -380,3 +380,21 @@ def test_probe_schema_on_a_server_reads_types_and_no_rows(tmp_path: Path, server
     assert schema["id"] == pl.Int64 and schema["region"] == pl.String and schema["day"] == pl.Date
     assert schema["amount"] == pl.Decimal(38, 2)
     assert isinstance(schema["placed"], pl.Datetime)
+
+
+def test_known_schema_takes_sqlite_names_as_the_tables_declare_them(tmp_path: Path) -> None:
+    """SQLite names a bare table column as its table declares it: 'SELECT orderid' from 'OrderID' gives 'OrderID'."""
+    with sqlite3.connect(tmp_path / "cased.db") as db:
+        db.execute("CREATE TABLE Orders (OrderID INTEGER, Region TEXT)")
+    db.close()
+    query = "SELECT orderid, o.region, region AS area, w.n FROM orders o, (SELECT 1 AS n) w"
+    source = make_source(tmp_path, url="sqlite:///cased.db", query=query)
+
+    schema = source.known_schema()
+
+    assert schema is not None and schema.names() == ["OrderID", "Region", "area", "n"]
+    with sqlite3.connect(tmp_path / "cased.db") as db:
+        assert [d[0] for d in db.execute(query).description] == schema.names()
+    db.close()
+    absent = make_source(tmp_path, url="sqlite:///missing.db", query=query).known_schema()
+    assert absent is not None and absent.names() == ["orderid", "region", "area", "n"]  # as written without the file

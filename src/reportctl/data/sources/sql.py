@@ -5,16 +5,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
 from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, Field, field_validator
 
 from reportctl.data.sources.base import ColumnType, SourceContext, apply_column_types, column_dtypes
 from reportctl.data.sources.file import confinement_problem
+from reportctl.data.sqltext import quote_identifier
 from reportctl.data.sqltree import ResultColumns, SqlDialect, query_parameters, result_columns
 from reportctl.errors import SourceError, did_you_mean, first_line
 from reportctl.secrets import SecretError, redact, resolve_secrets
@@ -114,9 +116,10 @@ class SqlSource:
 
         # Parameters as the parser sees them (outside strings and comments), to spare validate SQLAlchemy's import.
         self._bind_values(query_parameters(self.options.query, self._dialect()) or ())
-        names = self.result_columns().names
-        if names is None:
+        columns = self.result_columns()
+        if columns.names is None:
             return None
+        names = self._as_declared(columns)
         self._check_names(list(names))
         missing = [c for c in self.options.schema_overrides if c not in names]
         if missing:
@@ -135,6 +138,34 @@ class SqlSource:
     def _dialect(self) -> SqlDialect | None:
         backend = _BACKENDS.get(self.options.url.split("://", 1)[0].lower())  # None for a ${secret:...} URL
         return _DIALECTS[backend] if backend else None
+
+    def _as_declared(self, columns: ResultColumns) -> tuple[str, ...]:
+        """The names, SQLite's bare table columns as the file's tables declare them (as written without the file).
+
+        Reads the tables' declarations only, never a row.
+        """
+        import sqlite3
+
+        names = list(columns.names or ())
+        database = _sqlite_database(self.options.url) if columns.declared_case else None
+        if database is None:
+            return tuple(names)
+        try:
+            connection = self._sqlite_connector(database)()
+        except (SourceError, sqlite3.Error):
+            return tuple(names)
+        with closing(connection):
+            for index, tables in columns.declared_case:
+                for table in tables:
+                    try:
+                        info = connection.execute(f"PRAGMA table_info({quote_identifier(table)})").fetchall()
+                    except sqlite3.Error:
+                        continue
+                    declared = next((row[1] for row in info if str(row[1]).lower() == names[index].lower()), None)
+                    if declared is not None:
+                        names[index] = declared
+                        break
+        return tuple(names)
 
     def probe_schema(self) -> pl.Schema:
         """The result's columns and types as the database reports them, without reading a row.
@@ -362,6 +393,15 @@ def sqlite_value(value: Any, timezone: str) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+def _sqlite_database(url: str) -> str | None:
+    """The file of a ``sqlite:///path`` URL, as SQLAlchemy reads it; None for another database or memory."""
+    scheme, _, rest = url.partition("://")
+    if _BACKENDS.get(scheme.lower()) != "sqlite" or not rest.startswith("/"):
+        return None
+    database = unquote(rest[1:].split("?", 1)[0])
+    return database if database and database != ":memory:" else None
 
 
 def _driver_message(exc: Exception) -> str:
