@@ -257,3 +257,14 @@ def test_a_parameter_typo_in_a_query_fails_without_connecting(cli: Cli, shop: Pa
         "spec has no parameter regoin (did you mean 'region'?) (known: region)",
         "1 problem in 1 of 1 files",
     ]
+
+
+@pytest.mark.parametrize("connect", [[], ["--connect"]])
+def test_the_sales_example_reads_sqlite_and_validates_clean(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, connect: list[str]
+) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[2] / "examples" / "sales")
+
+    result = cli("validate", *connect)
+
+    assert (result.exit_code, result.stdout) == (0, "5 files valid\n")  # no note: every query's columns are named
