@@ -94,3 +94,11 @@ def test_query_parameters_outside_strings_and_casts() -> None:
     query = "SELECT a::int AS b, ':not_one' AS s FROM t WHERE x >= :start AND y = :region AND z < :start -- :gone"
     assert query_parameters(query, "postgres") == ("start", "region")
     assert query_parameters("SELECT FROM WHERE :x", "sqlite") is None
+
+
+def test_without_a_dialect_a_mixed_case_name_is_unknown() -> None:
+    """Behind a ${secret:...} URL the database, and so whether it folds unquoted names, is unknown."""
+    assert result_columns('SELECT userId AS "userId", lower_one FROM t', None).names == ("userId", "lower_one")
+    found = result_columns("SELECT userId FROM t", None)
+    assert found.names is None
+    assert found.unknown_because.startswith("whether 'userId' comes back as 'userid' depends on the database")

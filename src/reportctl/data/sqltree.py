@@ -230,11 +230,18 @@ def _output_name(projection: exp.Alias | exp.Column, dialect: SqlDialect | None)
 
 
 def _name(identifier: exp.Expression, dialect: SqlDialect | None) -> str:
+    """A result column's name: PostgreSQL folds unquoted names to lower case, SQLite and MySQL do not."""
     from sqlglot import exp
 
-    if isinstance(identifier, exp.Identifier) and dialect == "postgres" and not identifier.quoted:
-        return identifier.name.lower()
-    return identifier.name
+    name = identifier.name
+    if not isinstance(identifier, exp.Identifier) or identifier.quoted or name == name.lower():
+        return name
+    if dialect is None:
+        raise _Unresolved(
+            f"whether '{name}' comes back as '{name.lower()}' depends on the database, which the URL's secret "
+            "hides; write it in lower case or quote it"
+        )
+    return name.lower() if dialect == "postgres" else name
 
 
 def _folded(name: str) -> str:
