@@ -12,7 +12,8 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,56 @@ def postgres_url() -> str:
 def mariadb_url() -> str:
     require_service("MariaDB", "127.0.0.1", 3306)
     return MARIADB_URL
+
+
+@pytest.fixture
+def server_table(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """A uniquely named table with a few orders on the machine's PostgreSQL or MariaDB, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    url: str = request.getfixturevalue(request.param)
+    table = f"reportctl_orders_{uuid.uuid4().hex[:12]}"
+    zoned = "TIMESTAMPTZ" if url.startswith("postgresql") else "DATETIME"
+    engine = create_engine(url)
+    try:
+        with engine.begin() as db:
+            db.execute(
+                text(
+                    f"CREATE TABLE {table} (id INTEGER, region VARCHAR(20), amount DECIMAL(10, 2), "
+                    f"placed {zoned}, day DATE)"
+                )
+            )
+            db.execute(
+                text(f"INSERT INTO {table} VALUES (:id, :region, :amount, :placed, :day)"),
+                [
+                    {
+                        "id": 1,
+                        "region": "eu",
+                        "amount": Decimal("10.50"),
+                        "placed": datetime(2024, 1, 1, 9),
+                        "day": date(2024, 1, 1),
+                    },
+                    {
+                        "id": 2,
+                        "region": "us",
+                        "amount": Decimal("20.25"),
+                        "placed": datetime(2024, 1, 1, 10),
+                        "day": date(2024, 1, 1),
+                    },
+                    {
+                        "id": 3,
+                        "region": "eu",
+                        "amount": Decimal("30.00"),
+                        "placed": datetime(2024, 1, 2, 11),
+                        "day": date(2024, 1, 2),
+                    },
+                ],
+            )
+        yield url, table
+    finally:
+        with engine.begin() as db:
+            db.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        engine.dispose()
 
 
 @pytest.fixture

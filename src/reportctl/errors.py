@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+from typing import Literal
 
 
 class ExitCode(IntEnum):
@@ -44,16 +45,25 @@ class Position:
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a file: where, which field, and what to do about it."""
+    """One thing wrong with a file: where, which field, and what to do about it.
+
+    A ``note`` is not wrong: it says what validate could not check (e.g. the columns of ``SELECT *``); it is
+    printed but fails nothing.
+    """
 
     message: str
     path: str = ""
     position: Position | None = None
     file: Path | None = None
+    severity: Literal["error", "note"] = "error"
+
+    @property
+    def is_note(self) -> bool:
+        return self.severity == "note"
 
     def __str__(self) -> str:
         where = str(self.position) if self.position else (str(self.file) if self.file else "")
-        parts = [p for p in (where, self.path) if p]
+        parts = [p for p in (where, self.path, "note" if self.is_note else "") if p]
         return ": ".join([*parts, self.message])
 
     def as_dict(self) -> dict[str, object]:
@@ -64,6 +74,7 @@ class Problem:
             "column": self.position.column if self.position else None,
             "path": self.path,
             "message": self.message,
+            "severity": self.severity,
         }
 
 
@@ -93,10 +104,11 @@ class ParameterError(ReportctlError):
 
 
 class SourceError(ReportctlError):
-    """A source could not be read."""
+    """A source could not be read; ``option`` names the source option at fault (e.g. 'url'), when one is."""
 
-    def __init__(self, source: str, description: str, cause: str) -> None:
+    def __init__(self, source: str, description: str, cause: str, *, option: str = "") -> None:
         self.source = source
+        self.option = option
         super().__init__(f"source '{source}' ({description}): {cause}")
 
 

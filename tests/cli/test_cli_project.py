@@ -70,6 +70,7 @@ def test_validate_json(cli: Cli, specs: Path) -> None:
             "column": 44,
             "path": "sections[0].colums",
             "message": "unknown key 'colums' (did you mean 'columns'?)",
+            "severity": "error",
         }
     ]
 

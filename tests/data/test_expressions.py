@@ -27,7 +27,8 @@ from reportctl.data.expressions import (
     formula_columns,
     with_parameters,
 )
-from reportctl.data.sqltext import sql_literal, table_references
+from reportctl.data.sqltext import sql_literal
+from reportctl.data.sqltree import table_references
 
 BERLIN = ZoneInfo("Europe/Berlin")
 HOURS_UTC = [datetime(2024, 3, 1, hour, tzinfo=UTC) for hour in range(8)]
@@ -241,7 +242,7 @@ def test_table_references_skip_ctes_function_froms_and_strings() -> None:
         "SELECT * FROM recent r, regions AS g JOIN services s ON r.id = s.id "
         "WHERE name <> 'FROM nowhere' AND id IN (SELECT id FROM allowed)"
     )
-    assert refs.tables == ["metrics", "recent", "regions", "services", "allowed"]
+    assert refs.tables == ("metrics", "recent", "regions", "services", "allowed")
     assert refs.ctes == {"recent"}
 
 

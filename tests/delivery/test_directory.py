@@ -449,6 +449,7 @@ def test_validate_reports_a_bad_people_yaml_as_json_and_github(cli: Cli, project
             "column": 12,
             "path": "people[1].email",
             "message": "'bob@' has no domain after '@'",
+            "severity": "error",
         }
     ]
     assert (github.exit_code, github.stdout) == (

@@ -27,8 +27,14 @@ def validate(
         list[Path] | None, typer.Argument(help="Spec files or folders (default: the project's spec folders).")
     ] = None,
     output_format: Annotated[Format, typer.Option("--format", help="text, json, or github annotations.")] = Format.text,
+    connect: Annotated[
+        bool,
+        typer.Option(
+            "--connect", help="Ask each SQL source's database for its result columns and types (reads no rows)."
+        ),
+    ] = False,
 ) -> None:
-    """Check specs and reportctl.yaml; list every problem with FILE:LINE:COL."""
+    """Check specs and reportctl.yaml; list every problem with FILE:LINE:COL (notes say what was not checked)."""
     from reportctl.config import Project, ProjectConfig, find_config
 
     projects: dict[Path | None, Project | SpecError] = {}
@@ -41,9 +47,9 @@ def validate(
         if config:
             paths.append(config)
     files = find_yaml(paths)
-    results = [(file, _problems_of(file, projects)) for file in files]
+    results = _without_repeated_notes([(file, _problems_of(file, projects, connect)) for file in files])
     _report(results, output_format)
-    if not files or any(problems for _, problems in results):
+    if not files or any(not p.is_note for _, problems in results for p in problems):
         raise typer.Exit(int(ExitCode.FAILED))
 
 
@@ -60,10 +66,10 @@ def _project(config: Path | None, projects: dict[Path | None, Project | SpecErro
     return projects[config]
 
 
-def _problems_of(file: Path, projects: dict[Path | None, Project | SpecError]) -> list[Problem]:
+def _problems_of(file: Path, projects: dict[Path | None, Project | SpecError], connect: bool) -> list[Problem]:
     from reportctl.config import CONFIG_NAME, find_config
     from reportctl.errors import ReportctlError
-    from reportctl.spec.loader import load_spec
+    from reportctl.spec.loader import inspect_spec
 
     config = file.resolve() if file.name == CONFIG_NAME else find_config(file)
     project = _project(config, projects)
@@ -77,12 +83,25 @@ def _problems_of(file: Path, projects: dict[Path | None, Project | SpecError]) -
     from reportctl.spec.checks import check_recipients
 
     try:
-        loaded = load_spec(file, project)
+        loaded, problems = inspect_spec(file, project, connect=connect)
     except SpecError as exc:
         return exc.problems
     except ReportctlError as exc:
         return [Problem(str(exc), file=file)]
-    return check_recipients(loaded)
+    if loaded is None or any(not p.is_note for p in problems):
+        return SpecError(problems).problems  # in reading order
+    return [*problems, *check_recipients(loaded)]
+
+
+def _without_repeated_notes(results: list[tuple[Path, list[Problem]]]) -> list[tuple[Path, list[Problem]]]:
+    """Each note once, though several specs extend the base it points into."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for file, problems in results:
+        notes = {(str(p.position), p.message) for p in problems if p.is_note and p.position}
+        kept.append((file, [p for p in problems if not p.is_note or (str(p.position), p.message) not in seen]))
+        seen |= notes
+    return kept
 
 
 def _report(results: list[tuple[Path, list[Problem]]], output_format: Format) -> None:
@@ -90,11 +109,11 @@ def _report(results: list[tuple[Path, list[Problem]]], output_format: Format) ->
     if output_format is Format.json:
         print_json(
             {
-                "valid": bool(results) and not any(p for _, p in results),
+                "valid": bool(results) and not any(_errors(p) for _, p in results),
                 "files": [
                     {
                         "file": str(f),
-                        "valid": not p,
+                        "valid": not _errors(p),
                         "problems": [x.as_dict() for x in p],
                     }
                     for f, p in results
@@ -111,13 +130,20 @@ def _report(results: list[tuple[Path, list[Problem]]], output_format: Format) ->
                 where = problem.position
                 location = f"file={where.file},line={where.line},col={where.column}" if where else f"file={file}"
                 message = f"{problem.path}: {problem.message}" if problem.path else problem.message
-                echo(f"::error {location},title=reportctl validate::{message}")
+                level = "notice" if problem.is_note else "error"
+                echo(f"::{level} {location},title=reportctl validate::{message}")
             else:
                 echo(str(problem))
-    bad = sum(1 for _, p in results if p)
-    count = sum(len(p) for _, p in results)
+    bad = sum(1 for _, p in results if _errors(p))
+    count = sum(len(_errors(p)) for _, p in results)
+    notes = sum(len(p) for _, p in results) - count
+    noted = f" ({notes} note{'s' if notes != 1 else ''})" if notes else ""
     if output_format is Format.text:
         if bad:
-            echo(f"{count} problem{'s' if count != 1 else ''} in {bad} of {len(results)} files")
+            echo(f"{count} problem{'s' if count != 1 else ''} in {bad} of {len(results)} files{noted}")
         else:
-            echo(f"{len(results)} file{'s' if len(results) != 1 else ''} valid")
+            echo(f"{len(results)} file{'s' if len(results) != 1 else ''} valid{noted}")
+
+
+def _errors(problems: list[Problem]) -> list[Problem]:
+    return [p for p in problems if not p.is_note]

@@ -33,6 +33,7 @@ __all__ = [
     "describe_polars_error",
     "evaluate_kpi",
     "formula_columns",
+    "types_unknown",
     "unknown_column",
     "with_parameters",
 ]
@@ -197,6 +198,14 @@ def evaluate_kpi(text: str, datasets: Mapping[str, pl.DataFrame], params: Mappin
         raise ExpressionError(f"cannot evaluate '{text}': {describe_polars_error(exc)}") from None
 
 
+def types_unknown(schema: pl.Schema, columns: Iterable[str]) -> bool:
+    """Whether a column among ``columns`` has no known type: ``Null``, as validate gives the columns of a SQL
+    source that it knows by name only; a type error over such a column is not the spec's mistake."""
+    import polars as pl
+
+    return any(isinstance(schema.get(column), pl.Null) for column in columns)
+
+
 def check_kpi(text: str, schemas: Mapping[str, pl.Schema | None], params: Mapping[str, Any]) -> list[str]:
     """Problems with a KPI value, without data: names always, columns and types where schemas are known."""
     import polars as pl
@@ -205,7 +214,10 @@ def check_kpi(text: str, schemas: Mapping[str, pl.Schema | None], params: Mappin
         plan = _plan_kpi(text, list(schemas), params)
         known = {name: schema for name, schema in schemas.items() if schema is not None}
         if all(part.dataset in known for part in plan.parts):
-            evaluate_kpi(text, {name: pl.DataFrame(schema=schema) for name, schema in known.items()}, params)
+            for part in plan.parts:
+                _require_columns(part.compiled, known[part.dataset].names(), f"dataset '{part.dataset}': ")
+            if not any(types_unknown(known[p.dataset], p.compiled.input_columns) for p in plan.parts):
+                evaluate_kpi(text, {name: pl.DataFrame(schema=schema) for name, schema in known.items()}, params)
     except ExpressionError as exc:
         return [str(exc)]
     return []
@@ -226,19 +238,23 @@ def formula_columns(frame: pl.DataFrame, formulas: Mapping[str, str], params: Ma
 
 
 def check_formulas(schema: pl.Schema, formulas: Mapping[str, str], params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(column, message) for each formula that would fail over a frame of ``schema``; no data needed."""
+    """(column, message) for each formula that would fail over a frame of ``schema``; no data needed.
+
+    A formula over a column of unknown type (see ``types_unknown``) is checked for its names only.
+    """
     import polars as pl
 
-    return _add_formulas(pl.LazyFrame(schema=schema), formulas, params)[1]
+    return _add_formulas(pl.LazyFrame(schema=schema), formulas, params, checking=True)[1]
 
 
 def _add_formulas(
-    lazy: pl.LazyFrame, formulas: Mapping[str, str], params: Mapping[str, Any]
+    lazy: pl.LazyFrame, formulas: Mapping[str, str], params: Mapping[str, Any], *, checking: bool = False
 ) -> tuple[pl.LazyFrame, list[tuple[str, str]]]:
     import polars as pl
 
     problems = []
     for name, formula in formulas.items():
+        compiled = None
         try:
             compiled = compile_expression(formula, params)
             _require_columns(compiled, lazy.collect_schema().names())
@@ -248,7 +264,10 @@ def _add_formulas(
         except ExpressionError as exc:
             problems.append((name, str(exc)))
         except pl.exceptions.PolarsError as exc:
-            problems.append((name, describe_polars_error(exc)))
+            if checking and compiled and types_unknown(lazy.collect_schema(), compiled.input_columns):
+                lazy = lazy.with_columns(pl.lit(None).alias(name))
+            else:
+                problems.append((name, describe_polars_error(exc)))
     return lazy, problems
 
 

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reportctl.data.sqltext import table_references
+from reportctl.data.sqltree import table_references
 from reportctl.data.steps import build_dataset, check_dataset
 from reportctl.errors import DatasetError, did_you_mean, one_of
 from reportctl.spec.models import Dataset
@@ -111,6 +111,9 @@ class _DependencyOrder:
         for name, dataset in datasets.items():
             if name in self.sources:
                 self._problem(name, "", f"dataset '{name}' has the same name as a source; rename one of them")
+            unreadable = table_references(dataset.sql).unreadable if dataset.sql is not None else ""
+            if unreadable:
+                self._problem(name, "sql", unreadable)
             for where, ref in dataset_references(dataset):
                 if ref not in known:
                     self._problem(name, where, _unknown_input(ref, known, sql=where == "sql"))

@@ -1,6 +1,7 @@
-"""Just enough SQL tokenizing to find parameters, function calls and table names; typed SQL literals.
+"""Just enough SQL tokenizing to find parameters and function calls in expressions; typed SQL literals.
 
-Nothing here evaluates SQL; ``reportctl.data.expressions`` and ``reportctl.data.pipeline`` build on it.
+Nothing here evaluates SQL; ``reportctl.data.expressions`` and ``reportctl.data.dialect`` build on it. Whole
+queries are read with a real parser in ``reportctl.data.sqltree``.
 """
 
 from __future__ import annotations
@@ -26,15 +27,6 @@ _TOKEN = re.compile(
     |(?P<symbol>.)
     """,
     re.VERBOSE | re.DOTALL,
-)
-
-# Words after which a FROM list stops; anything else right after a table name is its alias.
-_CLAUSE_WORDS = frozenset(
-    (
-        *("where", "group", "order", "limit", "having", "join", "inner", "left", "right", "full", "outer"),
-        *("cross", "natural", "on", "using", "union", "except", "intersect", "window", "qualify", "offset"),
-        *("fetch", "semi", "anti", "select", "from", "as"),
-    )
 )
 
 
@@ -100,65 +92,6 @@ def closing_paren(tokens: Sequence[Token], open_index: int) -> int | None:
 def quote_identifier(name: str) -> str:
     """``name`` as a double-quoted SQL identifier, whatever characters it holds."""
     return '"' + name.replace('"', '""') + '"'
-
-
-@dataclass(frozen=True)
-class TableReferences:
-    """The tables a query reads (after FROM or JOIN at query level), and the names its WITH clause defines."""
-
-    tables: list[str]
-    ctes: set[str]
-
-
-def table_references(sql: str) -> TableReferences:
-    """Find the table names a query reads, so datasets can be built before the SQL that reads them.
-
-    A heuristic, not a parser: FROM inside a function call (``extract(day FROM ts)``) is skipped; table
-    functions (``read_csv(...)``) and subqueries are not names.
-    """
-    tokens = [t for t in tokenize(sql) if t.significant]
-    tables: list[str] = []
-    ctes: set[str] = set()
-    query_level = [True]
-    for i, token in enumerate(tokens):
-        word = token.text.lower() if token.kind == "name" else ""
-        if token.text == "(":
-            after = tokens[i + 1].text.lower() if i + 1 < len(tokens) else ""
-            query_level.append(after in ("select", "with", "values"))
-        elif token.text == ")":
-            if len(query_level) > 1:
-                query_level.pop()
-        elif word == "as" and i > 0 and i + 1 < len(tokens) and tokens[i + 1].text == "(":
-            cte = tokens[i - 1].identifier
-            if cte is not None:
-                ctes.add(cte)
-        elif word in ("from", "join") and query_level[-1]:
-            tables.extend(_from_list(tokens, i + 1, single=word == "join"))
-    return TableReferences(tables, ctes)
-
-
-def _from_list(tokens: Sequence[Token], index: int, *, single: bool) -> list[str]:
-    names = []
-    while index < len(tokens):
-        name = tokens[index].identifier
-        following = tokens[index + 1].text if index + 1 < len(tokens) else ""
-        lateral = tokens[index].kind == "name" and name is not None and name.lower() == "lateral"
-        if name is None or following in ("(", ".") or lateral:
-            break
-        names.append(name)
-        index += 1
-        if single:
-            break
-        if index < len(tokens) and tokens[index].text.lower() == "as":
-            index += 1
-        alias = tokens[index].identifier if index < len(tokens) else None
-        if alias is not None and not (tokens[index].kind == "name" and alias.lower() in _CLAUSE_WORDS):
-            index += 1
-        if index < len(tokens) and tokens[index].text == ",":
-            index += 1
-            continue
-        break
-    return names
 
 
 def sql_literal(value: Any) -> str:

@@ -19,10 +19,11 @@ from reportctl.data.expressions import (
     compile_aggregate,
     compile_expression,
     describe_polars_error,
+    types_unknown,
     unknown_column,
     with_parameters,
 )
-from reportctl.data.sqltext import table_references
+from reportctl.data.sqltree import table_references
 from reportctl.errors import DatasetError
 from reportctl.spec.models import Dataset, Join
 
@@ -35,6 +36,10 @@ T = TypeVar("T")
 
 class _Stop(Exception):
     """Ends checking a dataset after a failed step; its problems are already recorded."""
+
+
+class _TypeUnknown(Exception):
+    """A step failed over a type that validate does not know (see ``types_unknown``): not the spec's mistake."""
 
 
 @dataclass
@@ -102,22 +107,34 @@ class _DatasetSteps:
         raise _Stop
 
     @contextmanager
-    def step(self, where: str) -> Iterator[None]:
-        """Attribute Polars and expression errors raised while planning to the field ``where``."""
+    def step(self, where: str, *, types_unknown: bool = False) -> Iterator[None]:
+        """Attribute Polars and expression errors raised while planning to the field ``where``.
+
+        With ``types_unknown`` (see ``passes_types``) a Polars error other than a missing column raises
+        ``_TypeUnknown`` for the caller to plan the step's columns without their types.
+        """
         import polars as pl
 
         try:
             yield
         except ExpressionError as exc:
             self.fail(where, str(exc))
+        except pl.exceptions.ColumnNotFoundError as exc:
+            self.fail(where, describe_polars_error(exc))
         except pl.exceptions.PolarsError as exc:
+            if types_unknown:
+                raise _TypeUnknown from None
             self.fail(where, describe_polars_error(exc))
 
-    def resolve(self, frame: pl.LazyFrame, where: str) -> None:
+    def resolve(self, frame: pl.LazyFrame, where: str, *, types_unknown: bool = False) -> None:
         """In check mode, resolve the plan so far; a failure is a problem of ``where``."""
         if self.checking:
-            with self.step(where):
+            with self.step(where, types_unknown=types_unknown):
                 frame.collect_schema()
+
+    def passes_types(self, frame: pl.LazyFrame, columns: list[str]) -> bool:
+        """In check mode, whether a column among ``columns`` has no known type, so a type error is passed over."""
+        return self.checking and types_unknown(self.schema(frame, ""), columns)
 
     def schema(self, frame: pl.LazyFrame, where: str) -> pl.Schema:
         """The schema of the plan so far, in both modes; a failure is a problem of ``where``."""
@@ -210,7 +227,18 @@ class _DatasetSteps:
             for dtype in self.schema(self.frames[table], "sql").values()
             if isinstance(dtype, pl.Datetime)
         }
-        with self.step("sql"):
+        untyped = self.checking and any(
+            types_unknown(schema, schema.names()) for schema in (self.schema(self.frames[t], "sql") for t in tables)
+        )
+        try:
+            return self._sql_frame(text, zones, untyped)
+        except _TypeUnknown:
+            raise _Stop from None  # the columns of a query over columns of unknown type stay unknown
+
+    def _sql_frame(self, text: str, zones: set[str | None], untyped: bool) -> pl.LazyFrame:
+        import polars as pl
+
+        with self.step("sql", types_unknown=untyped):
             if zones == {None}:
                 sql = bind_sql(text, self.params, timestamps="naive")
             elif zones == {"UTC"}:
@@ -220,7 +248,7 @@ class _DatasetSteps:
             else:
                 sql = bind_sql(text, self.params)
             frame = pl.SQLContext(frames=dict(self.frames), eager=False).execute(sql, eager=False)
-        self.resolve(frame, "sql")
+        self.resolve(frame, "sql", types_unknown=untyped)
         return frame
 
     def _join(self, frame: pl.LazyFrame, index: int, join: Join) -> pl.LazyFrame:
@@ -232,6 +260,8 @@ class _DatasetSteps:
         right_keys = join.on or join.right_on or []
         right_field = "on" if join.on else "right_on"
         self.require(other, [(f"{where}.{right_field}", c) for c in right_keys])
+        if self.checking:  # a key of unknown type takes the other side's type
+            frame, other = _keys_typed(frame, left_keys, other, right_keys)
         order: Literal["left", "right", "left_right"] = (
             "right" if join.how == "right" else "left_right" if join.how == "full" else "left"
         )
@@ -254,18 +284,28 @@ class _DatasetSteps:
 
     def _filter(self, frame: pl.LazyFrame, condition: CompiledExpression, where: str) -> pl.LazyFrame:
         self.require(frame, [(where, c) for c in condition.input_columns])
-        with self.step(where):
-            frame = with_parameters(frame, [condition], lambda f: f.filter(condition.expr))
-        self.resolve(frame, where)
-        return frame
+        untyped = self.passes_types(frame, condition.input_columns)
+        try:
+            with self.step(where, types_unknown=untyped):
+                filtered = with_parameters(frame, [condition], lambda f: f.filter(condition.expr))
+            self.resolve(filtered, where, types_unknown=untyped)
+        except _TypeUnknown:
+            return frame  # a filter keeps the columns
+        return filtered
 
     def _derive(self, frame: pl.LazyFrame, name: str, derived: CompiledExpression) -> pl.LazyFrame:
+        import polars as pl
+
         where = f"derive.{name}"
         self.require(frame, [(where, c) for c in derived.input_columns])
-        with self.step(where):
-            frame = with_parameters(frame, [derived], lambda f: f.with_columns(derived.expr.alias(name)))
-        self.resolve(frame, where)
-        return frame
+        untyped = self.passes_types(frame, derived.input_columns)
+        try:
+            with self.step(where, types_unknown=untyped):
+                added = with_parameters(frame, [derived], lambda f: f.with_columns(derived.expr.alias(name)))
+            self.resolve(added, where, types_unknown=untyped)
+        except _TypeUnknown:
+            return frame.with_columns(pl.lit(None).alias(name))
+        return added
 
     def _aggregate(self, frame: pl.LazyFrame, aggregates: dict[str, CompiledExpression]) -> pl.LazyFrame:
         """Bucket, group and aggregate; without 'sort', rows come ordered by the group keys.
@@ -283,16 +323,22 @@ class _DatasetSteps:
         if self.checking:
             self._check_aggregates(frame, keys, aggregates)
         where = "aggregate" if aggregates else "group_by"
-        with self.step(where):
-            if aggregates:
-                exprs = [item.expr.alias(name) for name, item in aggregates.items()]
-                frame = with_parameters(frame, aggregates.values(), _aggregating(keys, exprs))
-            else:
-                frame = frame.select(keys).unique()
-            if keys and not ds.sort:
-                frame = frame.sort(keys, nulls_last=True)
-        self.resolve(frame, where)
-        return frame
+        untyped = self.passes_types(frame, [c for item in aggregates.values() for c in item.input_columns])
+        try:
+            with self.step(where, types_unknown=untyped):
+                if aggregates:
+                    exprs = [item.expr.alias(name) for name, item in aggregates.items()]
+                    grouped = with_parameters(frame, aggregates.values(), _aggregating(keys, exprs))
+                else:
+                    grouped = frame.select(keys).unique()
+                if keys and not ds.sort:
+                    grouped = grouped.sort(keys, nulls_last=True)
+            self.resolve(grouped, where, types_unknown=untyped)
+        except _TypeUnknown:
+            import polars as pl
+
+            return _aggregating(keys, [pl.lit(None).alias(name) for name in aggregates])(frame)
+        return grouped
 
     def _check_aggregates(
         self, frame: pl.LazyFrame, keys: list[str], aggregates: dict[str, CompiledExpression]
@@ -320,8 +366,9 @@ class _DatasetSteps:
                 self.report(where, str(exc))
                 failed = True
             except pl.exceptions.PolarsError as exc:
-                self.report(where, describe_polars_error(exc))
-                failed = True
+                if isinstance(exc, pl.exceptions.ColumnNotFoundError) or not types_unknown(schema, item.input_columns):
+                    self.report(where, describe_polars_error(exc))
+                    failed = True
         if failed:
             raise _Stop
 
@@ -334,7 +381,11 @@ class _DatasetSteps:
 
         where = "on" if self.dataset.on else "every"
         schema = self.schema(frame, where)
-        temporal = [name for name, dtype in schema.items() if isinstance(dtype, pl.Date | pl.Datetime)]
+        # Checking, a column of unknown type (see types_unknown) may be a time column.
+        kinds = (pl.Date, pl.Datetime, pl.Null) if self.checking else (pl.Date, pl.Datetime)
+        temporal = [name for name, dtype in schema.items() if isinstance(dtype, kinds)]
+        if self.dataset.on is None and temporal and isinstance(schema[temporal[0]], pl.Null):
+            raise _Stop  # the first time column may be one of unknown type (see types_unknown): columns unknown
         on = self.dataset.on or next(iter(temporal), "timestamp")
         if on not in schema:
             if self.dataset.on is None:
@@ -359,6 +410,22 @@ class _DatasetSteps:
         frame = frame.sort(names, descending=descending, nulls_last=True, maintain_order=True)
         self.resolve(frame, "sort")
         return frame
+
+
+def _keys_typed(
+    left: pl.LazyFrame, left_keys: list[str], right: pl.LazyFrame, right_keys: list[str]
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Both sides of a join, a key of unknown type (see ``types_unknown``) cast to the other side's key type."""
+    import polars as pl
+
+    left_schema, right_schema = left.collect_schema(), right.collect_schema()
+    for left_key, right_key in zip(left_keys, right_keys, strict=False):
+        left_type, right_type = left_schema[left_key], right_schema[right_key]
+        if isinstance(left_type, pl.Null) and not isinstance(right_type, pl.Null):
+            left = left.with_columns(pl.col(left_key).cast(right_type))
+        elif isinstance(right_type, pl.Null) and not isinstance(left_type, pl.Null):
+            right = right.with_columns(pl.col(right_key).cast(left_type))
+    return left, right
 
 
 def polars_duration(every: timedelta) -> str:

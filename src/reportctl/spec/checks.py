@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from reportctl.errors import Position, Problem, ReportctlError, did_you_mean, one_of
+from reportctl.errors import Position, Problem, ReportctlError, SourceError, did_you_mean, one_of
 from reportctl.spec.loader import LoadedSpec
 from reportctl.spec.models import ChartSection, KpisSection, TableSection, TextSection
 from reportctl.spec.validation import format_path
@@ -31,8 +31,11 @@ def split_path(text: str) -> tuple[Any, ...]:
     return tuple(int(index) if index else name for name, index in _SEGMENT.findall(text))
 
 
-def check_spec(loaded: LoadedSpec) -> list[Problem]:
-    """Every cross-reference problem of ``loaded``; empty when the spec is sound."""
+def check_spec(loaded: LoadedSpec, *, connect: bool = False) -> list[Problem]:
+    """Every cross-reference problem of ``loaded``, and notes on what could not be checked; no errors: sound.
+
+    ``connect`` asks each SQL source's database for its result columns instead of reading them from the query.
+    """
     problems: list[Problem] = []
     now = datetime.now(UTC)
     values = _check_parameters(loaded, now, problems)
@@ -41,7 +44,7 @@ def check_spec(loaded: LoadedSpec) -> list[Problem]:
         # a base may name datasets, columns and parameters that the specs extending it define: compile only
         _check_templates(loaded, None, problems)
         return problems
-    schemas = _dataset_schemas(loaded, values, now, problems)
+    schemas = _dataset_schemas(loaded, values, now, problems, connect=connect)
     _check_sections(loaded, schemas, values, problems)
     _check_delivery(loaded, problems)
     _check_templates(loaded, schemas, problems)
@@ -170,30 +173,56 @@ def _check_formats(loaded: LoadedSpec, problems: list[Problem]) -> None:
 
 
 def _dataset_schemas(
-    loaded: LoadedSpec, values: Mapping[str, Any], now: datetime, problems: list[Problem]
+    loaded: LoadedSpec, values: Mapping[str, Any], now: datetime, problems: list[Problem], *, connect: bool = False
 ) -> dict[str, pl.Schema | None]:
-    """Schemas of sources (where knowable) and datasets; problems in datasets are added to ``problems``."""
+    """Schemas of sources (where knowable) and datasets; problems in datasets are added to ``problems``.
+
+    A SQL source's columns are read from its query; with ``connect`` its database is asked instead. Where the
+    query's columns cannot be read (``SELECT *``), a note says that they are not checked.
+    """
     import polars as pl
 
     from reportctl.data.pipeline import check_datasets
+    from reportctl.data.sources.sql import SqlSource
     from reportctl.plugins import SOURCES, load_plugin
     from reportctl.runner import in_report_timezone, source_context
+    from reportctl.spec.parameters import bind_names
 
     spec = loaded.spec
     context = source_context(loaded, now, values)
+    # Every name a query may bind; NULL for a parameter without a default, as validate reads no row.
+    unset = dict.fromkeys(bind_names(spec.parameters) - set(context.parameters))
+    context = replace(context, parameters={**unset, **context.parameters})
     schemas: dict[str, pl.Schema | None] = dict.fromkeys(loaded.unchecked)
     for name, options in loaded.sources.items():
         try:
-            schema = load_plugin(SOURCES, options.kind)(name, options, context).known_schema()
+            source = load_plugin(SOURCES, options.kind)(name, options, context)
+            if connect and isinstance(source, SqlSource):
+                schema: pl.Schema | None = source.probe_schema()
+            else:
+                schema = source.known_schema()
             if schema is not None:
                 schema = in_report_timezone(pl.LazyFrame(schema=schema), context.timezone).collect_schema()
+            elif isinstance(source, SqlSource):
+                problems.append(_columns_unknown_note(loaded, name, source.result_columns().unknown_because))
             schemas[name] = schema
+        except SourceError as exc:
+            problems.append(loaded.problem(("sources", name, *split_path(exc.option)), str(exc)))
+            schemas[name] = None
         except ReportctlError as exc:
             problems.append(loaded.problem(("sources", name), str(exc)))
             schemas[name] = None
     result = check_datasets(spec.datasets, schemas, values)
     problems.extend(loaded.problem(split_path(path), message) for path, message in result.problems)
     return {**schemas, **result.schemas}
+
+
+def _columns_unknown_note(loaded: LoadedSpec, source: str, reason: str) -> Problem:
+    at = ("sources", source, "query")
+    message = (
+        f"the columns of source '{source}' are not checked: {reason}; 'reportctl validate --connect' asks the database"
+    )
+    return replace(loaded.problem(at, message), severity="note")
 
 
 def _check_sections(

@@ -58,6 +58,28 @@ def load_spec(
     With ``check`` the cross-references are checked too, including columns where a source's schema is knowable.
     ``reader`` says where the spec and its bases are read from (default the working tree; see ``load_spec_at``).
     """
+    loaded, problems = inspect_spec(path, project, check=check, reader=reader)
+    errors = [p for p in problems if not p.is_note]
+    if errors or loaded is None:
+        raise SpecError(errors)
+    return loaded
+
+
+def inspect_spec(
+    path: Path,
+    project: Project | None = None,
+    *,
+    check: bool = True,
+    connect: bool = False,
+    reader: SpecReader = WORKING_TREE,
+) -> tuple[LoadedSpec | None, list[Problem]]:
+    """The spec at ``path`` and every problem found in one pass, notes included, for ``validate``.
+
+    Structural and reference problems come together: entries that are invalid are set aside and the rest is
+    checked. With errors, the spec returned is that partial one (or None), fit for nothing but reporting.
+    ``connect`` asks each SQL source's database for its result columns. A file that cannot be read, parsed or
+    merged with its bases raises ``SpecError``.
+    """
     path = path.resolve()
     project = project or find_project(path)
     data, files = load_spec_data(path, project.root, reader)
@@ -65,10 +87,8 @@ def load_spec(
     if check and loaded is not None:
         from reportctl.spec.checks import check_spec
 
-        problems += check_spec(loaded)
-    if problems or loaded is None:
-        raise SpecError(problems)
-    return loaded
+        problems += check_spec(loaded, connect=connect)
+    return loaded, problems
 
 
 def _validate_structure(
@@ -250,4 +270,4 @@ def output_formats(loaded: LoadedSpec) -> list[str]:
     return [str(o.model_dump()["format"]) for o in loaded.outputs]
 
 
-__all__ = ["LoadedSpec", "Output", "load_spec", "output_formats", "spec_hash"]
+__all__ = ["LoadedSpec", "Output", "inspect_spec", "load_spec", "output_formats", "spec_hash"]

@@ -167,6 +167,14 @@ def _coerce_type(kind: str, value: Any, now: datetime, timezone: str) -> Any:
     raise ValueError(f"unknown parameter type {kind!r}")
 
 
+def bind_names(parameters: Mapping[str, Parameter]) -> set[str]:
+    """Every name a query may bind, whether or not its parameter has a value now (the names of ``bind_values``)."""
+    periods = [name for name, p in parameters.items() if p.type == "period"]
+    names = {name for name in parameters if name not in periods}
+    names.update(f"{name}_{end}" for name in periods for end in ("start", "end"))
+    return names | ({"start", "end"} if len(periods) == 1 else set())
+
+
 def bind_values(parameters: Mapping[str, Parameter], values: Mapping[str, Any]) -> dict[str, Any]:
     """Values as queries bind them: a period ``p`` gives ``p_start`` and ``p_end`` (and ``start``/``end`` when it
     is the only period)."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -163,56 +161,6 @@ def test_unsupported_database_is_refused_early() -> None:
         SqlSource.Options.model_validate({"kind": "sql", "url": "oracle://x@db/y", "query": "SELECT 1"})
 
 
-@pytest.fixture
-def server_table(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    """A uniquely named table with a few orders on the machine's PostgreSQL or MariaDB, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-
-    url: str = request.getfixturevalue(request.param)
-    table = f"reportctl_orders_{uuid.uuid4().hex[:12]}"
-    zoned = "TIMESTAMPTZ" if url.startswith("postgresql") else "DATETIME"
-    engine = create_engine(url)
-    try:
-        with engine.begin() as db:
-            db.execute(
-                text(
-                    f"CREATE TABLE {table} (id INTEGER, region VARCHAR(20), amount DECIMAL(10, 2), "
-                    f"placed {zoned}, day DATE)"
-                )
-            )
-            db.execute(
-                text(f"INSERT INTO {table} VALUES (:id, :region, :amount, :placed, :day)"),
-                [
-                    {
-                        "id": 1,
-                        "region": "eu",
-                        "amount": Decimal("10.50"),
-                        "placed": datetime(2024, 1, 1, 9),
-                        "day": date(2024, 1, 1),
-                    },
-                    {
-                        "id": 2,
-                        "region": "us",
-                        "amount": Decimal("20.25"),
-                        "placed": datetime(2024, 1, 1, 10),
-                        "day": date(2024, 1, 1),
-                    },
-                    {
-                        "id": 3,
-                        "region": "eu",
-                        "amount": Decimal("30.00"),
-                        "placed": datetime(2024, 1, 2, 11),
-                        "day": date(2024, 1, 2),
-                    },
-                ],
-            )
-        yield url, table
-    finally:
-        with engine.begin() as db:
-            db.execute(text(f"DROP TABLE IF EXISTS {table}"))
-        engine.dispose()
-
-
 @pytest.mark.services
 @pytest.mark.parametrize("server_table", ["postgres_url", "mariadb_url"], indirect=True)
 def test_query_with_parameters_on_a_server(tmp_path: Path, server_table: tuple[str, str]) -> None:
@@ -339,3 +287,114 @@ def test_schema_overrides_that_do_not_convert_name_the_column(tmp_path: Path) ->
         match=r"^source 'o' \(sql sqlite:///o.db\): schema_overrides: column 'day' has 'soon', which is not a date$",
     ):
         SqlSource("o", options, context).fetch()
+
+
+def test_known_schema_names_the_query_columns_typed_by_the_overrides(sqlite_project: Path) -> None:
+    query = "SELECT o.id, o.region AS area, amount FROM orders AS o WHERE placed >= :since"
+    source = make_source(
+        sqlite_project, {"since": None}, url="sqlite:///data/shop.db", query=query, schema_overrides={"amount": "float"}
+    )
+
+    assert source.known_schema() == pl.Schema({"id": pl.Null, "area": pl.Null, "amount": pl.Float64})
+    with pytest.raises(SourceError, match="query uses :since but the spec has no parameter since"):
+        make_source(sqlite_project, {"sinse": None}, url="sqlite:///data/shop.db", query=query).known_schema()
+
+
+def test_known_schema_is_unknown_for_select_star_with_the_reason(sqlite_project: Path) -> None:
+    source = make_source(sqlite_project, url="sqlite:///data/shop.db", query="SELECT * FROM orders")
+
+    assert source.known_schema() is None
+    assert source.result_columns().unknown_because == (
+        "the query selects * from orders, whose columns only the database knows"
+    )
+
+
+def test_known_schema_checks_overrides_and_repeated_names(sqlite_project: Path) -> None:
+    typo = make_source(
+        sqlite_project,
+        url="sqlite:///data/shop.db",
+        query="SELECT id, amount FROM orders",
+        schema_overrides={"amout": "float"},
+    )
+    with pytest.raises(SourceError) as raised:
+        typo.known_schema()
+    assert raised.value.option == "schema_overrides.amout"
+    assert str(raised.value).endswith(
+        "schema_overrides names column 'amout', which the query does not return (did you mean 'amount'?); "
+        "it returns: id, amount"
+    )
+
+    twice = make_source(sqlite_project, url="sqlite:///data/shop.db", query="SELECT o.id, p.id FROM orders o, orders p")
+    with pytest.raises(SourceError, match="returns column id more than once; name each one with AS") as raised:
+        twice.known_schema()
+    assert raised.value.option == "query"
+
+
+def test_probe_schema_asks_sqlite_without_reading_rows(sqlite_project: Path) -> None:
+    query = "SELECT * FROM orders WHERE region = :region -- a trailing comment"
+    source = make_source(
+        sqlite_project,
+        {"region": "eu"},
+        url="sqlite:///data/shop.db",
+        query=query,
+        schema_overrides={"amount": "float"},
+    )
+
+    # SQLite gives no types for an empty result: names, and the declared types.
+    assert source.probe_schema() == pl.Schema(
+        {"id": pl.Null, "region": pl.Null, "amount": pl.Float64, "placed": pl.Null}
+    )
+
+
+def test_probe_schema_problems_name_the_option(sqlite_project: Path) -> None:
+    bad = make_source(sqlite_project, url="sqlite:///data/shop.db", query="SELECT nope FROM orders")
+    with pytest.raises(SourceError, match="no such column: nope") as raised:
+        bad.probe_schema()
+    assert raised.value.option == "query"
+
+    missing = make_source(sqlite_project, url="sqlite:///data/gone.db", query="SELECT * FROM orders")
+    with pytest.raises(SourceError, match="database file not found") as raised:
+        missing.probe_schema()
+    assert raised.value.option == "url"
+
+    port = unused_port()
+    refused = make_source(
+        sqlite_project, url=f"postgresql://report:Sup3r-Secret-pw@127.0.0.1:{port}/test", query="SELECT * FROM x"
+    )
+    with pytest.raises(SourceError, match="connection refused") as raised:
+        refused.probe_schema()
+    assert raised.value.option == "url"
+    assert "Sup3r-Secret-pw" not in str(raised.value)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("server_table", ["postgres_url", "mariadb_url"], indirect=True)
+def test_probe_schema_on_a_server_reads_types_and_no_rows(tmp_path: Path, server_table: tuple[str, str]) -> None:
+    url, table = server_table
+    # Evaluated on any row, 1 / (id - id) fails on PostgreSQL: the probe reads none.
+    query = f"SELECT *, 1 / (id - id) AS boom FROM {table} WHERE region = :region"
+
+    schema = make_source(tmp_path, {"region": "eu"}, url=url, query=query).probe_schema()
+
+    assert schema.names() == ["id", "region", "amount", "placed", "day", "boom"]
+    assert schema["id"] == pl.Int64 and schema["region"] == pl.String and schema["day"] == pl.Date
+    assert schema["amount"] == pl.Decimal(38, 2)
+    assert isinstance(schema["placed"], pl.Datetime)
+
+
+def test_known_schema_takes_sqlite_names_as_the_tables_declare_them(tmp_path: Path) -> None:
+    """SQLite names a bare table column as its table declares it: 'SELECT orderid' from 'OrderID' gives 'OrderID'."""
+    with sqlite3.connect(tmp_path / "cased.db") as db:
+        db.execute("CREATE TABLE Orders (OrderID INTEGER, Region TEXT)")
+    db.close()
+    query = "SELECT orderid, o.region, region AS area, w.n FROM orders o, (SELECT 1 AS n) w"
+    source = make_source(tmp_path, url="sqlite:///cased.db", query=query)
+
+    schema = source.known_schema()
+
+    assert schema is not None and schema.names() == ["OrderID", "Region", "area", "n"]
+    with sqlite3.connect(tmp_path / "cased.db") as db:
+        assert [d[0] for d in db.execute(query).description] == schema.names()
+    db.close()
+    absent = make_source(tmp_path, url="sqlite:///missing.db", query=query).known_schema()
+    assert absent is not None and absent.names() == ["orderid", "region", "area", "n"]  # as written without the file

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
 from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, Field, field_validator
 
-from reportctl.data.sources.base import ColumnType, SourceContext, apply_column_types
+from reportctl.data.sources.base import ColumnType, SourceContext, apply_column_types, column_dtypes
 from reportctl.data.sources.file import confinement_problem
-from reportctl.errors import SourceError, first_line
+from reportctl.data.sqltext import quote_identifier
+from reportctl.data.sqltree import ResultColumns, SqlDialect, query_parameters, result_columns
+from reportctl.errors import SourceError, did_you_mean, first_line
 from reportctl.secrets import SecretError, redact, resolve_secrets
 from reportctl.spec.models import SourceOptions
 from reportctl.spec.types import PositiveDuration
@@ -42,6 +45,7 @@ _DRIVERS: dict[Backend, str] = {
     "postgresql": "postgresql+psycopg",
     "mysql": "mysql+pymysql",
 }
+_DIALECTS: dict[Backend, SqlDialect] = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql"}
 _DEFAULT_PORTS: dict[Backend, int] = {"sqlite": 0, "postgresql": 5432, "mysql": 3306}
 _INSTALL_HINTS: dict[Backend, str] = {
     "sqlite": "",
@@ -103,13 +107,87 @@ class SqlSource:
         return f"sql {display_url(self.options.url)}"
 
     def known_schema(self) -> pl.Schema | None:
-        return None
+        """The result's column names read from the query; types only where ``schema_overrides`` declares them.
+
+        A column of unknown type is ``pl.Null``, as in a result without rows. None when the names cannot be read
+        from the text (``SELECT *`` from a table, an expression without ``AS``): ``result_columns`` says why.
+        """
+        import polars as pl
+
+        # Parameters as the parser sees them (outside strings and comments), to spare validate SQLAlchemy's import.
+        self._bind_values(query_parameters(self.options.query, self._dialect()) or ())
+        columns = self.result_columns()
+        if columns.names is None:
+            return None
+        names = self._as_declared(columns)
+        self._check_names(list(names))
+        missing = [c for c in self.options.schema_overrides if c not in names]
+        if missing:
+            raise self._error(
+                f"schema_overrides names column '{missing[0]}', which the query does not return"
+                f"{did_you_mean(missing[0], names)}; it returns: {', '.join(names)}",
+                option=f"schema_overrides.{missing[0]}",
+            )
+        declared = column_dtypes(self.options.schema_overrides)
+        return pl.Schema({name: declared.get(name, pl.Null()) for name in names})
+
+    def result_columns(self) -> ResultColumns:
+        """The query's result columns as its text names them, read in the dialect of the URL's database."""
+        return result_columns(self.options.query, self._dialect())
+
+    def _dialect(self) -> SqlDialect | None:
+        backend = _BACKENDS.get(self.options.url.split("://", 1)[0].lower())  # None for a ${secret:...} URL
+        return _DIALECTS[backend] if backend else None
+
+    def _as_declared(self, columns: ResultColumns) -> tuple[str, ...]:
+        """The names, SQLite's bare table columns as the file's tables declare them (as written without the file).
+
+        Reads the tables' declarations only, never a row.
+        """
+        import sqlite3
+
+        names = list(columns.names or ())
+        database = _sqlite_database(self.options.url) if columns.declared_case else None
+        if database is None:
+            return tuple(names)
+        try:
+            connection = self._sqlite_connector(database)()
+        except (SourceError, sqlite3.Error):
+            return tuple(names)
+        with closing(connection):
+            for index, tables in columns.declared_case:
+                for table in tables:
+                    try:
+                        info = connection.execute(f"PRAGMA table_info({quote_identifier(table)})").fetchall()
+                    except sqlite3.Error:
+                        continue
+                    declared = next((row[1] for row in info if str(row[1]).lower() == names[index].lower()), None)
+                    if declared is not None:
+                        names[index] = declared
+                        break
+        return tuple(names)
+
+    def probe_schema(self) -> pl.Schema:
+        """The result's columns and types as the database reports them, without reading a row.
+
+        The query runs inside ``SELECT * ... WHERE 1 = 0`` with the parameters bound as ``fetch`` binds them;
+        types are mapped as for an empty result (SQLite reports none) and ``schema_overrides`` applies.
+        """
+        query = self.options.query.strip().rstrip(";")
+        # The newline ends a trailing '--' comment before the wrapper closes.
+        description, _, backend = self._run(f"SELECT * FROM (\n{query}\n) AS reportctl_columns WHERE 1 = 0")
+        return self._typed(self._frame([], description, backend)).schema
 
     def fetch(self) -> pl.LazyFrame:
+        description, rows, backend = self._run(self.options.query)
+        return self._typed(self._frame(rows, description, backend)).lazy()
+
+    def _run(self, query: str) -> tuple[list[Any], Sequence[Any], Backend]:
+        """The cursor description and rows of ``query``, parameters bound by the driver."""
         from sqlalchemy import exc as sa_exc
         from sqlalchemy import text
 
-        statement = text(self.options.query)
+        statement = text(query)
         parameters = self._bind_values(list(statement.compile().params))
         url, backend = self._url()
         if backend == "sqlite":
@@ -119,42 +197,57 @@ class SqlSource:
             try:
                 connection = engine.connect()
             except sa_exc.DBAPIError as exc:
-                raise self._error(self._connect_problem(exc, url, backend)) from exc
+                raise self._error(self._connect_problem(exc, url, backend), option="url") from exc
             with connection:
                 try:
                     result = connection.execute(statement, parameters)
                     if not result.returns_rows:
-                        raise self._error("the statement returns no result set; a source needs a SELECT")
+                        raise self._error(
+                            "the statement returns no result set; a source needs a SELECT", option="query"
+                        )
                     # Read before fetching: an exhausted result lets go of its cursor.
                     description = list(result.cursor.description or ()) if result.cursor else []
                     rows = result.fetchall()
                 except sa_exc.DBAPIError as exc:
-                    raise self._error(self._query_problem(exc)) from exc
+                    raise self._error(self._query_problem(exc), option="query") from exc
                 except sa_exc.SQLAlchemyError as exc:
-                    raise self._error(first_line(str(exc), "unknown error")) from exc
+                    raise self._error(first_line(str(exc), "unknown error"), option="query") from exc
         finally:
             engine.dispose()
-        frame = self._frame(rows, description, backend)
-        if self.options.schema_overrides:
-            try:
-                frame = apply_column_types(frame, self.options.schema_overrides)
-            except ValueError as exc:
-                raise self._error(str(exc)) from None
-        return frame.lazy()
+        return description, rows, backend
 
-    def _error(self, cause: str) -> SourceError:
+    def _typed(self, frame: pl.DataFrame) -> pl.DataFrame:
+        if not self.options.schema_overrides:
+            return frame
+        try:
+            return apply_column_types(frame, self.options.schema_overrides)
+        except ValueError as exc:
+            raise self._error(str(exc), option="schema_overrides") from None
+
+    def _error(self, cause: str, *, option: str = "") -> SourceError:
         if self._password:
             for form in {self._password, quote(self._password, safe=""), quote_plus(self._password)}:
                 cause = cause.replace(form, "***")
-        return SourceError(self.name, self.describe(), redact(cause))
+        return SourceError(self.name, self.describe(), redact(cause), option=option)
 
-    def _bind_values(self, names: Sequence[str]) -> dict[str, Any]:
+    def _check_names(self, columns: list[str]) -> None:
+        duplicates = sorted({c for c in columns if columns.count(c) > 1})
+        if duplicates:
+            raise self._error(
+                f"the query returns column {', '.join(duplicates)} more than once; name each one with AS",
+                option="query",
+            )
+
+    def _bind_values(self, names: Iterable[str]) -> dict[str, Any]:
         """The values of the parameters the query names, and only those."""
         values = {}
         for name in names:
             if name not in self.context.parameters:
                 known = ", ".join(sorted(self.context.parameters)) or "none"
-                raise self._error(f"query uses :{name} but the spec has no parameter {name} (known: {known})")
+                hint = did_you_mean(name, self.context.parameters)
+                raise self._error(
+                    f"query uses :{name} but the spec has no parameter {name}{hint} (known: {known})", option="query"
+                )
             values[name] = self.context.parameters[name]
         return values
 
@@ -165,15 +258,17 @@ class SqlSource:
         try:
             resolved = resolve_secrets(self.options.url)
         except SecretError as exc:
-            raise self._error(str(exc)) from exc
+            raise self._error(str(exc), option="url") from exc
         try:
             url = make_url(resolved)
         except ArgumentError as exc:
-            raise self._error("the url is not a valid SQLAlchemy URL, e.g. postgresql://user@host/db") from exc
+            raise self._error(
+                "the url is not a valid SQLAlchemy URL, e.g. postgresql://user@host/db", option="url"
+            ) from exc
         self._password = url.password or ""
         backend = _BACKENDS.get(url.drivername.lower())
         if backend is None:
-            raise self._error(f"unsupported database '{url.drivername}'; {_SUPPORTED}")
+            raise self._error(f"unsupported database '{url.drivername}'; {_SUPPORTED}", option="url")
         return url.set(drivername=_DRIVERS[backend]), backend
 
     def _engine(self, url: URL, backend: Backend) -> Engine:
@@ -198,7 +293,7 @@ class SqlSource:
                 connect_args = {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
             return create_engine(url, connect_args=connect_args, poolclass=NullPool)
         except ImportError as exc:
-            raise self._error(_INSTALL_HINTS[backend]) from exc
+            raise self._error(_INSTALL_HINTS[backend], option="url") from exc
 
     def _sqlite_connector(self, database: str | None) -> Any:
         """A function opening the database read-only, interrupting queries that run past the timeout."""
@@ -212,9 +307,9 @@ class SqlSource:
             path = path if path.is_absolute() else self.context.project_root / path
             problem = confinement_problem(path, self.context)
             if problem:
-                raise self._error(problem)
+                raise self._error(problem, option="url")
             if not path.is_file():
-                raise self._error(f"database file not found: {database}")
+                raise self._error(f"database file not found: {database}", option="url")
             target, uri = f"file:{quote(str(path.resolve()))}?mode=ro", True
         deadline = time.monotonic() + seconds
 
@@ -251,20 +346,20 @@ class SqlSource:
             return f"the query timed out after {_seconds(self.options.timeout)}"
         return message
 
-    def _frame(self, rows: Sequence[Any], description: list[Any], backend: Backend) -> pl.DataFrame:
+    def _frame(self, rows: Sequence[Any], description: Sequence[Any], backend: Backend) -> pl.DataFrame:
         import polars as pl
 
         columns = [str(column[0]) for column in description]
-        duplicates = sorted({c for c in columns if columns.count(c) > 1})
-        if duplicates:
-            raise self._error(f"the query returns column {', '.join(duplicates)} more than once; name each one with AS")
+        self._check_names(columns)
         if not rows:
             # Without rows there is nothing to infer from, so the driver's column types are the best guide.
             return pl.DataFrame(schema={c[0]: _dtype_from_description(c, backend) for c in description})
         try:
             frame = pl.DataFrame([tuple(row) for row in rows], schema=columns, orient="row", infer_schema_length=None)
         except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
-            raise self._error(f"cannot turn the result into a table: {first_line(str(exc), 'unknown error')}") from exc
+            raise self._error(
+                f"cannot turn the result into a table: {first_line(str(exc), 'unknown error')}", option="query"
+            ) from exc
         # Instants read back in the session's zone; UTC keeps them comparable across databases.
         zoned = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone not in (None, "UTC")]
         return frame.with_columns(pl.col(zoned).dt.convert_time_zone("UTC")) if zoned else frame
@@ -298,6 +393,15 @@ def sqlite_value(value: Any, timezone: str) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+def _sqlite_database(url: str) -> str | None:
+    """The file of a ``sqlite:///path`` URL, as SQLAlchemy reads it; None for another database or memory."""
+    scheme, _, rest = url.partition("://")
+    if _BACKENDS.get(scheme.lower()) != "sqlite" or not rest.startswith("/"):
+        return None
+    database = unquote(rest[1:].split("?", 1)[0])
+    return database if database and database != ":memory:" else None
 
 
 def _driver_message(exc: Exception) -> str:
