@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
+from reportctl.data.canonical import canonical_aggregates
 from reportctl.data.expressions import (
     CompiledExpression,
     ExpressionError,
@@ -219,7 +220,8 @@ class _DatasetSteps:
                 sql = bind_sql(text, self.params, timestamps="zoned")
             else:
                 sql = bind_sql(text, self.params)
-            frame = pl.SQLContext(frames=dict(self.frames), eager=False).execute(sql, eager=False)
+            # sums and means reduced in a canonical order, so GROUP BY results do not depend on threads
+            frame = pl.SQLContext(frames=dict(self.frames), eager=False).execute(canonical_aggregates(sql), eager=False)
         self.resolve(frame, "sql")
         return frame
 
@@ -268,7 +270,7 @@ class _DatasetSteps:
         return frame
 
     def _aggregate(self, frame: pl.LazyFrame, aggregates: dict[str, CompiledExpression]) -> pl.LazyFrame:
-        """Bucket, group and aggregate; without 'sort', rows come ordered by the group keys.
+        """Bucket, group and aggregate; rows come ordered by the group keys, then by 'sort' if given.
 
         ``group_by`` without ``aggregate`` gives the distinct key combinations, as SQL's GROUP BY does.
         """
@@ -289,7 +291,9 @@ class _DatasetSteps:
                 frame = with_parameters(frame, aggregates.values(), _aggregating(keys, exprs))
             else:
                 frame = frame.select(keys).unique()
-            if keys and not ds.sort:
+            if keys:
+                # Groups come out in no fixed order: ordered by their keys, 'sort' (which keeps ties in the order
+                # it finds them) gives the same rows in the same order every run.
                 frame = frame.sort(keys, nulls_last=True)
         self.resolve(frame, where)
         return frame
