@@ -6,10 +6,13 @@ is not associative, so ``avg(error_rate)`` could differ in its last digits from 
 
 ``canonical_aggregates`` rewrites the SQL handed to Polars (spec expressions and ``sql:`` datasets alike) so
 that every order-sensitive aggregate call -- ``SUM``, ``AVG``, ``STDDEV`` and ``VARIANCE`` in their Polars SQL
-spellings, as aggregates or over the whole frame (``OVER ()``) -- collects its group's values into one list
-sorted by value and reduces that list in one pass (``ARRAY_SUM``, ``ARRAY_MEAN``): the order of the additions
-then depends on the values only, never on how rows were split between threads. Equal values may swap places,
-which changes nothing. Counts, minima, maxima, first/last and percentiles are exact or sort already.
+spellings, as aggregates or over the whole frame (``OVER ()``) -- collects its group's values into one list and
+reduces that list in one pass (``ARRAY_SUM``, ``ARRAY_MEAN``). Polars keeps the rows of a group in the order of
+its input whatever the threads do, and reduces one list the same way every time, so the order of the additions
+depends on the data only. (Sorting each group by value as well would make the result independent of the input's
+row order too, but costs about ten times as much; the pipeline's steps keep their input's order, so it is not
+needed. ``DISTINCT`` values are sorted: Polars gives them in no fixed order.) Counts, minima, maxima,
+first/last and percentiles are exact or sort already and are left alone.
 
 Not covered yet: partitioned or ordered windows (``SUM(x) OVER (PARTITION BY k)``) in ``sql:`` datasets; Polars
 SQL can only put OVER on the collected list, which would copy each partition's values into each of its rows.
@@ -41,7 +44,7 @@ class _Call:
 
 
 def canonical_aggregates(sql: str) -> str:
-    """``sql`` with each SUM/AVG/STDDEV/VARIANCE call reducing its values in sorted order; the rest verbatim.
+    """``sql`` with each SUM/AVG/STDDEV/VARIANCE call reducing its values as one list; the rest verbatim.
 
     Left as written: a call this cannot read with certainty (several arguments, no argument), and window
     functions other than ``OVER ()`` (partitioned, ordered or named windows: not deterministic yet).
@@ -107,19 +110,25 @@ def _top_level_comma(tokens: Sequence[Token]) -> bool:
 
 
 def _canonical(call: _Call) -> str:
-    """The call as a reduction of its group's values collected in sorted order."""
+    """The call as a reduction of its group's values collected into one list."""
     value, distinct, window = f"({call.argument})", "DISTINCT " if call.distinct else "", call.window
-    values = f"ARRAY_AGG({distinct}{value} ORDER BY {value}){window}"
+    values = _collected(value, distinct, window)
     count = f"COUNT({distinct}{value}){window}"
     if call.kind == "avg":
         return f"ARRAY_MEAN({values})"
     if call.kind == "sum":
         # SQL's SUM over no (non-null) values is NULL; a list's sum would be 0.
         return f"(CASE WHEN {count} > 0 THEN ARRAY_SUM({values}) END)"
-    # Sample variance in two passes over the sorted values: the mean first, then the squared deviations.
+    # Sample variance in two passes over the list: the mean first, then the squared deviations.
     # In DOUBLE, as Polars computes it for every numeric type (a list of decimals cannot subtract its mean).
     value = f"CAST({call.argument} AS DOUBLE)"
-    values = f"ARRAY_AGG({distinct}{value} ORDER BY {value}){window}"
+    values = _collected(value, distinct, window)
     deviations = f"({values} - ARRAY_MEAN({values}))"
     variance = f"(CASE WHEN {count} > 1 THEN ARRAY_SUM({deviations} * {deviations}) / ({count} - 1) END)"
     return f"SQRT{variance}" if call.kind == "stddev" else variance
+
+
+def _collected(value: str, distinct: str, window: str) -> str:
+    """The group's values as one list: in input order, or sorted when DISTINCT (unique values have no order)."""
+    order = f" ORDER BY {value}" if distinct else ""
+    return f"ARRAY_AGG({distinct}{value}{order}){window}"
