@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from reportctl.data.canonical import canonical_aggregates
+from reportctl.data.canonical import canonical_aggregates, orders_its_rows
 from reportctl.data.expressions import evaluate_kpi
 from reportctl.data.pipeline import build_datasets
 from reportctl.spec.models import Dataset
@@ -53,6 +53,12 @@ DATASETS = {
     "hourly": {"from": "metrics", "every": "1h", "aggregate": {"error_rate": "mean(error_rate)"}},
     "overall": {"from": "metrics", "aggregate": {"total": "sum(error_rate)", "spread": "stddev(error_rate)"}},
     "shares": {"sql": "SELECT ts, error_rate / SUM(error_rate) OVER () AS share FROM metrics"},
+    # a GROUP BY inside the query hands its rows on in no fixed order: the whole-frame sum sorts them first
+    "shares_of_groups": {
+        "sql": "WITH g AS (SELECT service, SUM(error_rate) AS total FROM metrics GROUP BY service)"
+        " SELECT service, total / SUM(total) OVER () AS share FROM g ORDER BY service"
+    },
+    "unordered": {"sql": "SELECT service, AVG(latency_ms) AS latency FROM metrics GROUP BY service"},
     "by_sql": {
         "sql": "SELECT service, SUM(error_rate) AS total, AVG(error_rate) AS mean, VARIANCE(latency_ms) AS var,"
         " STDDEV(latency_ms) AS spread FROM metrics GROUP BY service ORDER BY service"
@@ -155,3 +161,30 @@ def test_rewrites_each_order_sensitive_call(sql: str, expected: str) -> None:
 )
 def test_leaves_everything_else_verbatim(sql: str) -> None:
     assert canonical_aggregates(sql) == sql
+
+
+def test_whole_queries_sum_each_groups_values_sorted() -> None:
+    assert canonical_aggregates("SELECT SUM(x) OVER () FROM t", by_value=True) == (
+        "SELECT (CASE WHEN COUNT((x)) OVER () > 0 THEN ARRAY_SUM(ARRAY_AGG((x) ORDER BY (x)) OVER ()) END) FROM t"
+    )
+
+
+def test_a_sql_dataset_without_order_by_comes_ordered_by_every_column() -> None:
+    frame = pl.LazyFrame({"k": [3, 1, 2, 1, 3], "x": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    dataset = Dataset.model_validate({"sql": "SELECT k, SUM(x) AS s FROM t GROUP BY k"})
+    result = build_datasets({"d": dataset}, {"t": frame}, {})["d"].collect()
+    assert result.rows() == [(1, 6.0), (2, 3.0), (3, 6.0)]
+
+
+@pytest.mark.parametrize(
+    ("sql", "ordered"),
+    [
+        ("SELECT k FROM t ORDER BY k", True),
+        ("select k from t order  by 1 limit 3", True),
+        ("SELECT ROW_NUMBER() OVER (ORDER BY k) AS n FROM t", False),
+        ("WITH s AS (SELECT k FROM t ORDER BY k) SELECT k FROM s", False),
+        ("SELECT 'order by' AS note FROM t -- ORDER BY k", False),
+    ],
+)
+def test_orders_its_rows_only_with_a_top_level_order_by(sql: str, ordered: bool) -> None:
+    assert orders_its_rows(sql) is ordered

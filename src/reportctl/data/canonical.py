@@ -10,9 +10,10 @@ spellings, as aggregates or over the whole frame (``OVER ()``) -- collects its g
 reduces that list in one pass (``ARRAY_SUM``, ``ARRAY_MEAN``). Polars keeps the rows of a group in the order of
 its input whatever the threads do, and reduces one list the same way every time, so the order of the additions
 depends on the data only. (Sorting each group by value as well would make the result independent of the input's
-row order too, but costs about ten times as much; the pipeline's steps keep their input's order, so it is not
-needed. ``DISTINCT`` values are sorted: Polars gives them in no fixed order.) Counts, minima, maxima,
-first/last and percentiles are exact or sort already and are left alone.
+row order too, but costs about ten times as much; the pipeline's steps keep their input's order, so spec
+expressions do not need it. Whole ``sql:`` queries do -- a GROUP BY or join inside the query hands its rows on
+in no fixed order -- and so do ``DISTINCT`` values.) Counts, minima, maxima, first/last and percentiles are exact
+or sort already and are left alone.
 
 Not covered yet: partitioned or ordered windows (``SUM(x) OVER (PARTITION BY k)``) in ``sql:`` datasets; Polars
 SQL can only put OVER on the collected list, which would copy each partition's values into each of its rows.
@@ -22,10 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from reportctl.data.sqltext import Token, closing_paren, is_call, next_significant, tokenize
 
-__all__ = ["canonical_aggregates"]
+__all__ = ["canonical_aggregates", "orders_its_rows"]
 
 _KINDS = {
     "sum": "sum",
@@ -40,20 +42,23 @@ class _Call:
     kind: str
     argument: str
     distinct: bool
-    window: str  # " OVER (...)" or ""
+    window: str  # " OVER ()" or ""
+    by_value: bool  # collect the values sorted; always with DISTINCT (unique values come in no fixed order)
 
 
-def canonical_aggregates(sql: str) -> str:
+def canonical_aggregates(sql: str, *, by_value: bool = False) -> str:
     """``sql`` with each SUM/AVG/STDDEV/VARIANCE call reducing its values as one list; the rest verbatim.
 
-    Left as written: a call this cannot read with certainty (several arguments, no argument), and window
-    functions other than ``OVER ()`` (partitioned, ordered or named windows: not deterministic yet).
+    ``by_value`` sorts each group's values first: for whole queries (``sql:`` datasets), where a GROUP BY or a
+    join inside the query hands rows on in no fixed order. Left as written: a call this cannot read with
+    certainty (several arguments, no argument), and window functions other than ``OVER ()`` (partitioned,
+    ordered or named windows: not deterministic yet).
     """
     tokens = tokenize(sql)
     parts: list[str] = []
     i = 0
     while i < len(tokens):
-        found = _call_at(tokens, i)
+        found = _call_at(tokens, i, by_value)
         if found is None:
             parts.append(tokens[i].text)
             i += 1
@@ -64,7 +69,7 @@ def canonical_aggregates(sql: str) -> str:
     return "".join(parts)
 
 
-def _call_at(tokens: Sequence[Token], i: int) -> tuple[_Call, int] | None:
+def _call_at(tokens: Sequence[Token], i: int, by_value: bool) -> tuple[_Call, int] | None:
     """The order-sensitive aggregate call starting at token ``i`` and the index of its last token."""
     kind = _KINDS.get(tokens[i].text.lower()) if tokens[i].kind == "name" else None
     if kind is None or not is_call(tokens, i):
@@ -93,8 +98,8 @@ def _call_at(tokens: Sequence[Token], i: int) -> tuple[_Call, int] | None:
         if tokens[window_close].text != ")":
             return None
         window, end = " OVER ()", window_close
-    argument = canonical_aggregates("".join(t.text for t in inside).strip())
-    return _Call(kind, argument, distinct, window), end
+    argument = canonical_aggregates("".join(t.text for t in inside).strip(), by_value=by_value)
+    return _Call(kind, argument, distinct, window, by_value or distinct), end
 
 
 def _top_level_comma(tokens: Sequence[Token]) -> bool:
@@ -112,7 +117,7 @@ def _top_level_comma(tokens: Sequence[Token]) -> bool:
 def _canonical(call: _Call) -> str:
     """The call as a reduction of its group's values collected into one list."""
     value, distinct, window = f"({call.argument})", "DISTINCT " if call.distinct else "", call.window
-    values = _collected(value, distinct, window)
+    values = _collected(value, distinct, window, sort=call.by_value)
     count = f"COUNT({distinct}{value}){window}"
     if call.kind == "avg":
         return f"ARRAY_MEAN({values})"
@@ -122,13 +127,26 @@ def _canonical(call: _Call) -> str:
     # Sample variance in two passes over the list: the mean first, then the squared deviations.
     # In DOUBLE, as Polars computes it for every numeric type (a list of decimals cannot subtract its mean).
     value = f"CAST({call.argument} AS DOUBLE)"
-    values = _collected(value, distinct, window)
+    values = _collected(value, distinct, window, sort=call.by_value)
     deviations = f"({values} - ARRAY_MEAN({values}))"
     variance = f"(CASE WHEN {count} > 1 THEN ARRAY_SUM({deviations} * {deviations}) / ({count} - 1) END)"
     return f"SQRT{variance}" if call.kind == "stddev" else variance
 
 
-def _collected(value: str, distinct: str, window: str) -> str:
-    """The group's values as one list: in input order, or sorted when DISTINCT (unique values have no order)."""
-    order = f" ORDER BY {value}" if distinct else ""
+def _collected(value: str, distinct: str, window: str, *, sort: bool) -> str:
+    """The group's values as one list: in input order, or sorted by value."""
+    order = f" ORDER BY {value}" if sort else ""
     return f"ARRAY_AGG({distinct}{value}{order}){window}"
+
+
+def orders_its_rows(sql: str) -> bool:
+    """Whether a query ends with its own ORDER BY (outside any parentheses), fixing the order of its rows."""
+    depth, words = 0, []
+    for token in tokenize(sql):
+        if token.text == "(":
+            depth += 1
+        elif token.text == ")":
+            depth -= 1
+        elif token.significant and depth == 0:
+            words.append(token.text.lower())
+    return any(a == "order" and b == "by" for a, b in pairwise(words))

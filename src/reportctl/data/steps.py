@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
-from reportctl.data.canonical import canonical_aggregates
+from reportctl.data.canonical import canonical_aggregates, orders_its_rows
 from reportctl.data.expressions import (
     CompiledExpression,
     ExpressionError,
@@ -220,10 +220,18 @@ class _DatasetSteps:
                 sql = bind_sql(text, self.params, timestamps="zoned")
             else:
                 sql = bind_sql(text, self.params)
-            # sums and means reduced in a canonical order, so GROUP BY results do not depend on threads
-            frame = pl.SQLContext(frames=dict(self.frames), eager=False).execute(canonical_aggregates(sql), eager=False)
+            # sums and means over each group's values sorted, so results depend neither on threads nor on the
+            # order in which a GROUP BY or join inside the query hands on its rows
+            canonical = canonical_aggregates(sql, by_value=True)
+            frame = pl.SQLContext(frames=dict(self.frames), eager=False).execute(canonical, eager=False)
         self.resolve(frame, "sql")
-        return frame
+        if orders_its_rows(text):
+            return frame
+        # Without ORDER BY, a GROUP BY, join or DISTINCT gives its rows in a different order from run to run:
+        # ordered by every column they are the same rows in the same order each time.
+        schema = self.schema(frame, "sql")
+        names = [name for name, dtype in schema.items() if not isinstance(dtype, pl.List | pl.Array | pl.Struct)]
+        return frame.sort(names, nulls_last=True, maintain_order=True) if names else frame
 
     def _join(self, frame: pl.LazyFrame, index: int, join: Join) -> pl.LazyFrame:
         where = f"join[{index}]"
