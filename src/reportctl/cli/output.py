@@ -20,6 +20,7 @@ class State:
 
     debug = False
     json_errors = False
+    printed_json = False  # a command's JSON document is out: an error after it must not add a second one
 
 
 def errors_as_json() -> None:
@@ -32,7 +33,7 @@ def errors_as_json() -> None:
 
 
 def _print_error_object(message: str, exit_code: int, problems: list[dict[str, object]]) -> None:
-    if State.json_errors:
+    if State.json_errors and not State.printed_json:
         print_json({"error": {"message": message, "exit_code": exit_code, "problems": problems}})
 
 
@@ -52,6 +53,7 @@ def echo(message: str = "") -> None:
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+    State.printed_json = True
 
 
 @contextmanager
@@ -69,7 +71,7 @@ def progress(enabled: bool) -> Iterator[Any]:
 
 def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
     """Run the typer app; a ``ReportctlError`` becomes its message and exit code, anything else a bug report."""
-    State.debug = State.json_errors = False
+    State.debug = State.json_errors = State.printed_json = False
     try:
         code = app(args=args, standalone_mode=False, prog_name="reportctl")
     except ReportctlError as exc:
