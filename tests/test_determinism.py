@@ -1,16 +1,29 @@
-"""The same spec, data and run time give byte-identical files in every format; no browser means nothing written."""
+"""The same spec, data and run time give byte-identical files in every format; no browser means nothing written.
+
+Every demo spec (specs/) and example spec (examples/*/specs) is rendered several times, in this process and in
+fresh ones with other numbers of Polars threads, and every file's SHA-256 must be the same each time.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import CliResult
 
 Cli = Callable[..., CliResult]
+ROOT = Path(__file__).resolve().parents[1]
+EPOCH = "1795000000"
+RENDERS = 3
+FORMATS = "csv,json,xlsx,md,html"  # the chart formats (pdf, png, svg) are covered by the spec below
 SPEC = """\
 apiVersion: reportctl/v1
 name: stable
@@ -44,11 +57,72 @@ outputs: [pdf, xlsx, html, md, png, svg, csv, json]
 """
 
 
-def _digests(cli: Cli, spec: Path, out: Path) -> dict[str, str]:
-    result = cli("render", str(spec), "-o", str(out), "--json")
+def _digests(cli: Cli, spec: Path, out: Path, *options: str) -> dict[str, str]:
+    """Render ``spec`` into ``out``; each file's SHA-256 from the bytes on disk, checked against the run's."""
+    result = cli("render", str(spec), "-o", str(out), "--json", "--no-state", *options)
     assert result.exit_code == 0, result.stderr
-    summary = json.loads(result.stdout)
-    return {Path(a["path"]).name: a["sha256"] for a in summary["artifacts"]}
+    return _read_back(json.loads(result.stdout))
+
+
+def _read_back(summary: dict[str, object]) -> dict[str, str]:
+    artifacts = summary["artifacts"]
+    assert isinstance(artifacts, list)
+    digests = {}
+    for artifact in artifacts:
+        path = Path(artifact["path"])
+        digests[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert digests[path.name] == artifact["sha256"]
+    return digests
+
+
+def _concrete(folder: Path) -> list[Path]:
+    specs = []
+    for path in sorted(folder.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if "apiVersion" in document and not document.get("abstract", False):
+            specs.append(path)
+    return specs
+
+
+SPECS = [
+    *_concrete(ROOT / "specs"),
+    *(s for project in sorted((ROOT / "examples").glob("*/specs")) for s in _concrete(project)),
+]
+
+
+def test_every_demo_and_example_spec_is_found() -> None:
+    names = {str(s.relative_to(ROOT)) for s in SPECS}
+    assert {"specs/error-budget.yaml", "specs/server-health.yaml", "examples/sales/specs/monthly-revenue.yaml"} <= names
+    assert len(names) >= 9
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[str(s.relative_to(ROOT)) for s in SPECS])
+def test_each_demo_and_example_spec_renders_to_the_same_bytes(
+    cli: Cli, spec: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    monkeypatch.chdir(spec.parent)  # the spec's project, as a user renders it
+    renders = [_digests(cli, spec, tmp_path / str(i), "-f", FORMATS) for i in range(RENDERS)]
+    assert {Path(name).suffix for name in renders[0]} >= {".csv", ".json", ".xlsx", ".md", ".html"}
+    assert all(render == renders[0] for render in renders[1:])
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_other_thread_counts_give_the_same_bytes(
+    cli: Cli, threads: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The spec of the report that first showed differing means, in a fresh process with its own thread pool."""
+    spec = ROOT / "specs" / "error-budget.yaml"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    monkeypatch.chdir(spec.parent)
+    here = _digests(cli, spec, tmp_path / "here", "-f", FORMATS)
+    command = [sys.executable, "-m", "reportctl", "render", str(spec), "-o", str(tmp_path / threads)]
+    environment = {**os.environ, "POLARS_MAX_THREADS": threads}
+    done = subprocess.run(
+        [*command, "-f", FORMATS, "--json", "--no-state"], capture_output=True, text=True, env=environment, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert _read_back(json.loads(done.stdout)) == here
 
 
 def test_same_run_time_gives_identical_files(
@@ -56,9 +130,8 @@ def test_same_run_time_gives_identical_files(
 ) -> None:
     spec = project / "specs" / "stable.yaml"
     spec.write_text(SPEC)
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1795000000")
-    first = _digests(cli, spec, tmp_path / "a")
-    second = _digests(cli, spec, tmp_path / "b")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    first, *others = [_digests(cli, spec, tmp_path / str(i)) for i in range(RENDERS)]
     assert set(first) == {
         "stable.pdf",
         "stable.xlsx",
@@ -69,7 +142,7 @@ def test_same_run_time_gives_identical_files(
         "stable.csv",
         "stable.json",
     }
-    assert first == second
+    assert others == [first] * (RENDERS - 1)
 
 
 def test_no_browser_fails_before_writing_anything(

@@ -362,7 +362,9 @@ def _compute_datasets(
 
         raise DatasetError(_failing_dataset(lazy), describe_polars_error(exc)) from None
     timings["datasets"] = _lap(t)
-    return dict(zip(lazy, collected, strict=True))
+    # One chunk each: how Polars splits a result into chunks depends on its threads, and a sum or std over
+    # several chunks (the JSON summary, a template's .sum()) combines them in a different order than over one.
+    return {name: frame.rechunk() for name, frame in zip(lazy, collected, strict=True)}
 
 
 def _live_inputs(loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any]) -> dict[str, pl.LazyFrame]:

@@ -75,12 +75,12 @@ def test_validate_json(cli: Cli, specs: Path) -> None:
     ]
 
 
-def test_validate_github_annotations(cli: Cli, specs: Path) -> None:
+def test_validate_github_annotations_outside_git_name_files_from_the_working_folder(cli: Cli, specs: Path) -> None:
     (specs / "bad.yaml").write_text(BAD)
     result = cli("validate", str(specs / "bad.yaml"), "--format", "github")
     assert result.exit_code == 1
     assert result.stdout == (
-        f"::error file={specs}/bad.yaml,line=6,col=44,title=reportctl validate::"
+        "::error file=specs/bad.yaml,line=6,col=44,title=reportctl validate::"
         "sections[0].colums: unknown key 'colums' (did you mean 'columns'?)\n"
     )
 

@@ -93,7 +93,8 @@ def test_a_note_fails_nothing_in_json_and_github_formats(cli: Cli, shop: Path) -
     github = cli("validate", str(spec), "--format", "github")
     assert github.exit_code == 0
     assert github.stdout.startswith(
-        f"::notice file={spec},line=9,col=12,title=reportctl validate::sources.orders.query"
+        f"::notice file={spec.relative_to(shop).as_posix()},line=9,col=12,"
+        "title=reportctl validate::sources.orders.query"
     )
 
 

@@ -454,7 +454,7 @@ def test_validate_reports_a_bad_people_yaml_as_json_and_github(cli: Cli, project
     ]
     assert (github.exit_code, github.stdout) == (
         1,
-        f"::error file={project}/people.yaml,line=3,col=12,title=reportctl validate::"
+        "::error file=people.yaml,line=3,col=12,title=reportctl validate::"
         "people[1].email: 'bob@' has no domain after '@'\n",
     )
 

@@ -16,9 +16,25 @@ from reportctl.errors import ExitCode, ReportctlError
 
 
 class State:
-    """Options given before the command name."""
+    """Options given before the command name, and how the running command reports errors."""
 
     debug = False
+    json_errors = False
+    printed_json = False  # a command's JSON document is out: an error after it must not add a second one
+
+
+def errors_as_json() -> None:
+    """For a command printing JSON (``--json``, ``--format json``): an error is also a JSON object on stdout.
+
+    Machines reading stdout then get ``{"error": {"message", "exit_code", "problems"}}`` rather than nothing;
+    the red line on stderr stays for people.
+    """
+    State.json_errors = True
+
+
+def _print_error_object(message: str, exit_code: int, problems: list[dict[str, object]]) -> None:
+    if State.json_errors and not State.printed_json:
+        print_json({"error": {"message": message, "exit_code": exit_code, "problems": problems}})
 
 
 def _color() -> bool:
@@ -37,6 +53,7 @@ def echo(message: str = "") -> None:
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+    State.printed_json = True
 
 
 @contextmanager
@@ -54,15 +71,20 @@ def progress(enabled: bool) -> Iterator[Any]:
 
 def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
     """Run the typer app; a ``ReportctlError`` becomes its message and exit code, anything else a bug report."""
-    State.debug = False
+    State.debug = State.json_errors = State.printed_json = False
     try:
         code = app(args=args, standalone_mode=False, prog_name="reportctl")
     except ReportctlError as exc:
         if State.debug:
             traceback.print_exc()
+        from reportctl.errors import SpecError
         from reportctl.secrets import redact
 
-        error(redact(str(exc)))
+        message = redact(str(exc))
+        error(message)
+        problems = exc.problems if isinstance(exc, SpecError) else []
+        redacted = [{**p.as_dict(), "message": redact(p.message)} for p in problems]
+        _print_error_object(message, int(exc.exit_code), redacted)
         return int(exc.exit_code)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
@@ -78,9 +100,13 @@ def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
         if callable(show) and isinstance(exit_code, int):
             show()
             return exit_code
+        message = f"internal error: {type(exc).__name__}: {exc}"
         if State.debug:
             traceback.print_exc()
         else:
-            error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+            error(f"{message} (run with --debug for the traceback)")
+        from reportctl.secrets import redact
+
+        _print_error_object(redact(message), int(ExitCode.FAILED), [])
         return int(ExitCode.FAILED)
     return code if isinstance(code, int) else 0

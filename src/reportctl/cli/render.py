@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from reportctl.cli.deliver import show_delivery
-from reportctl.cli.output import echo, print_json, progress
+from reportctl.cli.output import echo, errors_as_json, print_json, progress
 from reportctl.errors import UsageError
 
 
@@ -61,6 +61,8 @@ def render(
     from reportctl.runner import render_report
     from reportctl.spec.revisions import load_spec_at
 
+    if as_json:
+        errors_as_json()
     if deliver and no_state:
         raise UsageError("--deliver records each recipient in the state store's ledger; drop --no-state")
     if dry_run and not deliver:

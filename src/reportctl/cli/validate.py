@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reportctl.cli.output import echo, print_json
+from reportctl.cli.output import echo, errors_as_json, print_json
 from reportctl.errors import ExitCode, Problem, SpecError
 from reportctl.spec.files import find_yaml
 
@@ -37,6 +37,8 @@ def validate(
     """Check specs and reportctl.yaml; list every problem with FILE:LINE:COL (notes say what was not checked)."""
     from reportctl.config import Project, ProjectConfig, find_config
 
+    if output_format is Format.json:
+        errors_as_json()
     projects: dict[Path | None, Project | SpecError] = {}
     if not paths:
         config = find_config(Path.cwd())
@@ -126,14 +128,7 @@ def _report(results: list[tuple[Path, list[Problem]]], output_format: Format) ->
         return
     for file, problems in results:
         for problem in problems:
-            if output_format is Format.github:
-                where = problem.position
-                location = f"file={where.file},line={where.line},col={where.column}" if where else f"file={file}"
-                message = f"{problem.path}: {problem.message}" if problem.path else problem.message
-                level = "notice" if problem.is_note else "error"
-                echo(f"::{level} {location},title=reportctl validate::{message}")
-            else:
-                echo(str(problem))
+            echo(_annotation(file, problem) if output_format is Format.github else str(problem))
     bad = sum(1 for _, p in results if _errors(p))
     count = sum(len(_errors(p)) for _, p in results)
     notes = sum(len(p) for _, p in results) - count
@@ -147,3 +142,36 @@ def _report(results: list[tuple[Path, list[Problem]]], output_format: Format) ->
 
 def _errors(problems: list[Problem]) -> list[Problem]:
     return [p for p in problems if not p.is_note]
+
+
+def _annotation(file: Path, problem: Problem) -> str:
+    """A GitHub Actions ``::error`` (``::notice`` for a note) workflow command, placed by the path from the
+    repository root."""
+    where = problem.position
+    properties = {"file": _repository_path(where.file if where else file)}
+    if where:
+        properties |= {"line": str(where.line), "col": str(where.column)}
+    properties["title"] = "reportctl validate"
+    message = f"{problem.path}: {problem.message}" if problem.path else problem.message
+    listed = ",".join(f"{key}={_escape(value, in_property=True)}" for key, value in properties.items())
+    level = "notice" if problem.is_note else "error"
+    return f"::{level} {listed}::{_escape(message)}"
+
+
+def _escape(text: str, *, in_property: bool = False) -> str:
+    """Escaped as GitHub's workflow commands require: % CR LF always, and ':' ',' in a property's value."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if in_property else text
+
+
+def _repository_path(file: Path) -> str:
+    """``file`` relative to the top of its git repository (a folder holding ``.git``), else to the working folder.
+
+    Paths outside both stay as given.
+    """
+    resolved = file.resolve()
+    root = next((folder for folder in resolved.parents if (folder / ".git").exists()), None)
+    try:
+        return resolved.relative_to(root or Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(file)

@@ -137,11 +137,18 @@ def _unknown_function(name: str, *, aggregate: bool) -> str:
 
 
 def parse(text: str, sql: str, *, aggregate_context: bool) -> pl.Expr:
-    """``pl.sql_expr`` of the rewritten ``sql``; a failure is one line about the user's ``text``."""
+    """``pl.sql_expr`` of the rewritten ``sql``; a failure is one line about the user's ``text``.
+
+    Sums, means and variances are reduced in a canonical order (``reportctl.data.canonical``), so their
+    floating-point results do not depend on thread scheduling; mistakes are reported on the SQL as written.
+    """
     import polars as pl
 
+    from reportctl.data.canonical import canonical_aggregates
+
     try:
-        return pl.sql_expr(sql)
+        pl.sql_expr(sql)
+        return pl.sql_expr(canonical_aggregates(sql))
     except pl.exceptions.PolarsError as exc:
         reason = describe_polars_error(exc)
     unsupported = re.fullmatch(r"unsupported function '(.*)'", reason)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
+from reportctl.data.canonical import canonical_aggregates, orders_its_rows
 from reportctl.data.expressions import (
     CompiledExpression,
     ExpressionError,
@@ -247,9 +248,18 @@ class _DatasetSteps:
                 sql = bind_sql(text, self.params, timestamps="zoned")
             else:
                 sql = bind_sql(text, self.params)
-            frame = pl.SQLContext(frames=dict(self.frames), eager=False).execute(sql, eager=False)
+            # sums and means over each group's values sorted, so results depend neither on threads nor on the
+            # order in which a GROUP BY or join inside the query hands on its rows
+            canonical = canonical_aggregates(sql, by_value=True)
+            frame = pl.SQLContext(frames=dict(self.frames), eager=False).execute(canonical, eager=False)
         self.resolve(frame, "sql", types_unknown=untyped)
-        return frame
+        if self.checking or orders_its_rows(text):
+            return frame  # the order of rows changes no column
+        # Without ORDER BY, a GROUP BY, join or DISTINCT gives its rows in a different order from run to run:
+        # ordered by every column they are the same rows in the same order each time.
+        schema = self.schema(frame, "sql")
+        names = [name for name, dtype in schema.items() if not isinstance(dtype, pl.List | pl.Array | pl.Struct)]
+        return frame.sort(names, nulls_last=True, maintain_order=True) if names else frame
 
     def _join(self, frame: pl.LazyFrame, index: int, join: Join) -> pl.LazyFrame:
         where = f"join[{index}]"
@@ -308,7 +318,7 @@ class _DatasetSteps:
         return added
 
     def _aggregate(self, frame: pl.LazyFrame, aggregates: dict[str, CompiledExpression]) -> pl.LazyFrame:
-        """Bucket, group and aggregate; without 'sort', rows come ordered by the group keys.
+        """Bucket, group and aggregate; rows come ordered by the group keys, then by 'sort' if given.
 
         ``group_by`` without ``aggregate`` gives the distinct key combinations, as SQL's GROUP BY does.
         """
@@ -331,7 +341,9 @@ class _DatasetSteps:
                     grouped = with_parameters(frame, aggregates.values(), _aggregating(keys, exprs))
                 else:
                     grouped = frame.select(keys).unique()
-                if keys and not ds.sort:
+                if keys:
+                    # Groups come out in no fixed order: ordered by their keys, 'sort' (which keeps ties in the
+                    # order it finds them) gives the same rows in the same order every run.
                     grouped = grouped.sort(keys, nulls_last=True)
             self.resolve(grouped, where, types_unknown=untyped)
         except _TypeUnknown:
