@@ -230,3 +230,71 @@ def test_a_shallow_clone_says_how_to_fetch_the_history(
     result = cli("diff", "specs/health.yaml", "--base", "HEAD~1")
     assert result.exit_code == 1
     assert "git fetch --unshallow" in result.stderr
+
+
+# --- several specs: a folder, or the project's spec folders ----------------------------------------------------
+
+
+def _second_report(repo: GitRepo) -> None:
+    """A second report on the same base, committed."""
+    repo.write("specs/uptime.yaml", spec_text("Uptime").replace("name: health", "name: uptime"))
+    repo.commit("uptime report", date="2026-11-03T10:00:00+00:00")
+
+
+def test_a_change_to_a_base_shows_in_every_report_built_on_it(repo: GitRepo, cli: Cli) -> None:
+    _second_report(repo)
+    repo.write("specs/base/ops.yaml", BASE.replace("rows: 400", "rows: 300"))
+
+    result = cli("diff", "--base", "HEAD", "--format", "markdown", "--exit-code")
+
+    assert result.exit_code == 1, result.stderr
+    headings = [line for line in result.stdout.splitlines() if line.startswith("### ")]
+    # the abstract base itself is not a report: its effect is shown in the two that extend it
+    assert [h.split(":")[0] for h in headings] == ["### `specs/health.yaml`", "### `specs/uptime.yaml`"]
+    assert "source metrics: rows | 400 | 300 |" in result.stdout
+
+
+def test_only_the_specs_a_change_touches_are_compared(repo: GitRepo, cli: Cli) -> None:
+    _second_report(repo)
+    repo.write("specs/uptime.yaml", spec_text("Uptime, daily").replace("name: health", "name: uptime"))
+
+    result = cli("diff", "specs", "--base", "HEAD", "--format", "json")
+
+    assert result.exit_code == 0, result.stderr
+    compared = json.loads(result.stdout)
+    assert compared["changed"] is True
+    assert [report["spec"] for report in compared["reports"]] == ["specs/uptime.yaml"]
+    assert compared["errors"] == []
+
+
+def test_a_spec_deleted_since_the_base_is_listed_as_removed(repo: GitRepo, cli: Cli) -> None:
+    _second_report(repo)
+    repo.git("rm", "-q", "specs/uptime.yaml")
+    repo.commit("uptime goes", date="2026-11-04T10:00:00+00:00")
+
+    result = cli("diff", "--base", "HEAD~1", "--head", "HEAD", "--format", "json")
+
+    assert result.exit_code == 0, result.stderr
+    [removed] = json.loads(result.stdout)["reports"]
+    assert (removed["spec"], removed["status"]) == ("specs/uptime.yaml", "removed")
+
+
+def test_nothing_touched_says_so(repo: GitRepo, cli: Cli) -> None:
+    result = cli("diff", "--base", "HEAD", "--exit-code")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "No spec changed between HEAD and the working tree.\n"
+
+
+def test_one_spec_that_cannot_be_compared_does_not_hide_the_others(repo: GitRepo, cli: Cli) -> None:
+    _second_report(repo)
+    repo.write("specs/health.yaml", spec_text("Health").replace("from: metrics", "from: metrcs"))
+    repo.write("specs/uptime.yaml", spec_text("Uptime, daily").replace("name: health", "name: uptime"))
+
+    result = cli("diff", "--base", "HEAD", "--format", "markdown")
+
+    assert result.exit_code == 1
+    assert "### `specs/uptime.yaml`: " in result.stdout
+    assert "### `specs/health.yaml`: cannot be compared" in result.stdout
+    assert result.stderr.startswith("error: specs/health.yaml: at working tree: ")
+    assert "unknown source or dataset 'metrcs' (did you mean 'metrics'?)" in result.stderr

@@ -32,6 +32,18 @@ def errors_as_json() -> None:
     State.json_errors = True
 
 
+def error_object(exc: ReportctlError) -> dict[str, object]:
+    """An error as JSON: its message, exit code and each problem of a spec, secrets redacted."""
+    from reportctl.secrets import redact
+
+    problems = getattr(exc, "problems", None) or []
+    return {
+        "message": redact(str(exc)),
+        "exit_code": int(exc.exit_code),
+        "problems": [{**p.as_dict(), "message": redact(p.message)} for p in problems],
+    }
+
+
 def _print_error_object(message: str, exit_code: int, problems: list[dict[str, object]]) -> None:
     if State.json_errors and not State.printed_json:
         print_json({"error": {"message": message, "exit_code": exit_code, "problems": problems}})
@@ -77,14 +89,10 @@ def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
     except ReportctlError as exc:
         if State.debug:
             traceback.print_exc()
-        from reportctl.errors import SpecError
-        from reportctl.secrets import redact
-
-        message = redact(str(exc))
-        error(message)
-        problems = exc.problems if isinstance(exc, SpecError) else []
-        redacted = [{**p.as_dict(), "message": redact(p.message)} for p in problems]
-        _print_error_object(message, int(exc.exit_code), redacted)
+        described = error_object(exc)
+        error(str(described["message"]))
+        if State.json_errors and not State.printed_json:
+            print_json({"error": described})
         return int(exc.exit_code)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
