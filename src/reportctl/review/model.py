@@ -98,6 +98,10 @@ class TableDiff:
     cells_changed: int
     rows_added: int
     rows_removed: int
+    added_keys: tuple[tuple[tuple[str, str], ...], ...] = ()
+    """The keys of the first rows added (as (column label, value) pairs), when rows are matched by a key."""
+    removed_keys: tuple[tuple[tuple[str, str], ...], ...] = ()
+    """The keys of the first rows removed."""
 
     @property
     def changed(self) -> bool:

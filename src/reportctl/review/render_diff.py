@@ -51,6 +51,11 @@ def headline(diff: ReportDiff) -> str:
     return "; ".join(pieces)
 
 
+def row_key(key: tuple[tuple[str, str], ...]) -> str:
+    """A row's key as a reader names it: 'Service=web, Region=eu'."""
+    return ", ".join(f"{name}={value}" for name, value in key)
+
+
 def plural(count: int, noun: str) -> str:
     return f"{format_number(count)} {noun}{'' if count == 1 else 's'}"
 
@@ -160,11 +165,12 @@ class _TextWriter:
             lines.append(
                 f"  rows by key: {format_number(table.rows_added)} added, {format_number(table.rows_removed)} removed"
             )
+            lines += [f"    added: {row_key(key)}" for key in table.added_keys]
+            lines += [f"    removed: {row_key(key)}" for key in table.removed_keys]
         if table.cells_changed:
             shown = len(table.cells)
             first = f"; the first {shown}" if shown < table.cells_changed else ""
             lines.append(f"  {plural(table.cells_changed, 'cell')} changed (rows matched by {table.key_how}){first}:")
             for cell in table.cells:
-                key = ", ".join(f"{name}={value}" for name, value in cell.key)
-                lines.append(f"    {key}: {cell.column}: {cell.base} -> {cell.head}")
+                lines.append(f"    {row_key(cell.key)}: {cell.column}: {cell.base} -> {cell.head}")
         return lines

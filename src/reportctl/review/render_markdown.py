@@ -7,7 +7,15 @@ import re
 
 from reportctl.formats import format_number
 from reportctl.review.model import Change, MembersChange, ReportDiff, SectionDiff, TableDiff, TextChange, ValueChange
-from reportctl.review.render_diff import KIND_NAMES, headline, plural, section_name, section_summary, text_summary
+from reportctl.review.render_diff import (
+    KIND_NAMES,
+    headline,
+    plural,
+    row_key,
+    section_name,
+    section_summary,
+    text_summary,
+)
 
 _INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>|&~])")
 _LONG = 60
@@ -58,7 +66,10 @@ def _table_detail(section: SectionDiff, table: TableDiff) -> list[str]:
         chunks.append(_changes_table(changes))
     if table.rows_added or table.rows_removed:
         added, removed = format_number(table.rows_added), format_number(table.rows_removed)
-        chunks.append(f"Rows by key ({_inline(table.key_how)}): {added} added, {removed} removed.")
+        listed = [("added", k) for k in table.added_keys] + [("removed", k) for k in table.removed_keys]
+        lines = [f"- {how}: {_inline(row_key(k))}" for how, k in listed]
+        shown = "\n\n" + "\n".join(lines) if lines else ""
+        chunks.append(f"Rows by key ({_inline(table.key_how)}): {added} added, {removed} removed.{shown}")
     if table.totals:
         rows = [[_cell(t.field), _cell(t.base or ""), _cell(t.head or ""), _cell(t.delta or "")] for t in table.totals]
         chunks.append(_table(["Total", "Base", "Head", "Change"], rows, numeric=(1, 2, 3)))

@@ -61,6 +61,8 @@ def compare_tables(base: TableSide, head: TableSide, max_cells: int) -> TableDif
         cells_changed=matched.count,
         rows_added=matched.added,
         rows_removed=matched.removed,
+        added_keys=matched.added_keys,
+        removed_keys=matched.removed_keys,
     )
 
 
@@ -140,6 +142,8 @@ class _Matched:
     count: int
     added: int
     removed: int
+    added_keys: tuple[tuple[tuple[str, str], ...], ...] = ()
+    removed_keys: tuple[tuple[tuple[str, str], ...], ...] = ()
 
 
 def _match_rows(base: TableSide, head: TableSide, pairs: dict[str, str], max_cells: int) -> _Matched:
@@ -177,7 +181,17 @@ def _match_rows(base: TableSide, head: TableSide, pairs: dict[str, str], max_cel
             .head(max_cells)
         )
         cells = _cells(rows, base, head, pairs, key, values, max_cells)
-    return _Matched(key, how, tuple(cells), sum(counts), added, removed)
+    added_keys: tuple[tuple[tuple[str, str], ...], ...] = ()
+    removed_keys: tuple[tuple[tuple[str, str], ...], ...] = ()
+    if key:  # rows matched by position are not added or removed, only changed
+
+        def keys(only: pl.Expr, side: TableSide, order: str) -> tuple[tuple[tuple[str, str], ...], ...]:
+            rows = joined.filter(only).sort(order).head(max_cells).iter_rows(named=True)
+            return tuple(_key_text(row, key, head.display, side.timezone) for row in rows)
+
+        added_keys = keys(pl.col(_BASE_ROW).is_null(), head, _HEAD_ROW)
+        removed_keys = keys(pl.col(_HEAD_ROW).is_null(), base, _BASE_ROW)
+    return _Matched(key, how, tuple(cells), sum(counts), added, removed, added_keys, removed_keys)
 
 
 def _choose_key(
