@@ -42,6 +42,11 @@ def shop(project: Path) -> Path:
     return project
 
 
+def at(path: Path) -> str:
+    """``path`` as validate prints it: from the working folder."""
+    return str(path.relative_to(Path.cwd()))
+
+
 def write_spec(project: Path, query: str, column: str, url: str = "sqlite:///shop.db") -> Path:
     spec = project / "specs" / "orders.yaml"
     spec.write_text(SPEC.format(url=url, query=query, column=column))
@@ -55,7 +60,7 @@ def test_a_column_typo_over_a_sql_source_fails_at_its_line(cli: Cli, shop: Path)
 
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        f"{spec}:16:14: sections[0].columns.amout: unknown column 'amout' (did you mean 'amount'?); "
+        f"{at(spec)}:16:14: sections[0].columns.amout: unknown column 'amout' (did you mean 'amount'?); "
         "'orders' has: id, amount",
         "1 problem in 1 of 1 files",
     ]
@@ -66,7 +71,7 @@ def test_a_column_typo_over_a_sql_source_fails_at_its_line(cli: Cli, shop: Path)
 def test_select_star_is_a_note_once_and_connect_checks_it(cli: Cli, shop: Path) -> None:
     spec = write_spec(shop, "SELECT * FROM orders WHERE region = :region", "amout")
     note = (
-        f"{spec}:9:12: sources.orders.query: note: the columns of source 'orders' are not checked: the query "
+        f"{at(spec)}:9:12: sources.orders.query: note: the columns of source 'orders' are not checked: the query "
         "selects * from orders, whose columns only the database knows; 'reportctl validate --connect' asks the database"
     )
 
@@ -76,7 +81,7 @@ def test_select_star_is_a_note_once_and_connect_checks_it(cli: Cli, shop: Path) 
     connected = cli("validate", "--connect", str(spec))
     assert connected.exit_code == 1
     assert connected.stdout.splitlines() == [
-        f"{spec}:16:14: sections[0].columns.amout: unknown column 'amout' (did you mean 'amount'?); "
+        f"{at(spec)}:16:14: sections[0].columns.amout: unknown column 'amout' (did you mean 'amount'?); "
         "'orders' has: id, region, amount, placed",
         "1 problem in 1 of 1 files",
     ]
@@ -115,7 +120,7 @@ def test_a_base_with_select_star_is_noted_once(cli: Cli, shop: Path) -> None:
 
     assert result.exit_code == 0
     assert [line for line in result.stdout.splitlines() if ": note: " in line] == [
-        f"{base}:5:56: sources.orders.query: note: the columns of source 'orders' are not checked: the query "
+        f"{at(base)}:5:56: sources.orders.query: note: the columns of source 'orders' are not checked: the query "
         "selects * from orders, whose columns only the database knows; 'reportctl validate --connect' asks the database"
     ]
     assert result.stdout.endswith("3 files valid (1 note)\n")
@@ -184,7 +189,7 @@ sections:
         spec.write_text(good.replace(right, wrong))
         result = cli("validate", str(spec))
         assert result.exit_code == 1, wrong
-        assert result.stdout.startswith(f"{spec}:{expected}"), result.stdout
+        assert result.stdout.startswith(f"{at(spec)}:{expected}"), result.stdout
         assert result.stdout.endswith("1 problem in 1 of 1 files\n"), result.stdout
 
 
@@ -199,7 +204,7 @@ def test_connect_asks_the_server(cli: Cli, project: Path, server_table: tuple[st
     connected = cli("validate", "--connect", str(spec))
     assert connected.exit_code == 1
     assert connected.stdout.splitlines()[0] == (
-        f"{spec}:16:14: sections[0].columns.amout: unknown column 'amout' (did you mean 'amount'?); "
+        f"{at(spec)}:16:14: sections[0].columns.amout: unknown column 'amout' (did you mean 'amount'?); "
         "'orders' has: id, region, amount, placed, day"
     )
     spec.write_text(spec.read_text().replace("amout", "amount"))
@@ -209,7 +214,7 @@ def test_connect_asks_the_server(cli: Cli, project: Path, server_table: tuple[st
     bad_sql = cli("validate", "--connect", str(spec))
     assert bad_sql.exit_code == 1
     [problem] = bad_sql.stdout.splitlines()[:-1]
-    assert problem.startswith(f"{spec}:9:12: sources.orders.query: source 'orders' (sql ")
+    assert problem.startswith(f"{at(spec)}:9:12: sources.orders.query: source 'orders' (sql ")
     assert "nope" in problem
 
 
@@ -222,7 +227,7 @@ def test_connect_problems_are_one_line_at_the_option(cli: Cli, shop: Path, monke
 
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        f"{spec}:8:10: sources.orders.url: source 'orders' (sql postgresql://report:***@127.0.0.1:9/x): "
+        f"{at(spec)}:8:10: sources.orders.url: source 'orders' (sql postgresql://report:***@127.0.0.1:9/x): "
         "could not connect to 127.0.0.1:9: connection refused",
         "1 problem in 1 of 1 files",
     ]
@@ -242,7 +247,7 @@ def test_connect_binds_null_for_a_parameter_without_default(cli: Cli, shop: Path
     result = cli("validate", "--connect", str(spec))
     assert result.exit_code == 1
     assert result.stdout.startswith(
-        f"{spec}:10:12: sources.orders.query: source 'orders' (sql sqlite:///shop.db): query uses :cutoff but the "
+        f"{at(spec)}:10:12: sources.orders.query: source 'orders' (sql sqlite:///shop.db): query uses :cutoff but the "
         "spec has no parameter cutoff (known: end, period_end, period_start, region, start)"
     )
 
@@ -254,7 +259,7 @@ def test_a_parameter_typo_in_a_query_fails_without_connecting(cli: Cli, shop: Pa
 
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        f"{spec}:9:12: sources.orders.query: source 'orders' (sql sqlite:///shop.db): query uses :regoin but the "
+        f"{at(spec)}:9:12: sources.orders.query: source 'orders' (sql sqlite:///shop.db): query uses :regoin but the "
         "spec has no parameter regoin (did you mean 'region'?) (known: region)",
         "1 problem in 1 of 1 files",
     ]

@@ -428,9 +428,9 @@ def test_validate_reports_a_bad_people_yaml(cli: Cli, project: Path) -> None:
 
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        f"{project}/people.yaml:2:12: people[0].email: 'ada(at)example.com' is not an email address (no '@'); "
+        "people.yaml:2:12: people[0].email: 'ada(at)example.com' is not an email address (no '@'); "
         "write user@example.com, team:NAME or list:NAME",
-        f"{project}/people.yaml:3:5: people[0].teem: unknown key 'teem' (did you mean 'teams'?)",
+        "people.yaml:3:5: people[0].teem: unknown key 'teem' (did you mean 'teams'?)",
         "2 problems in 1 of 1 files",
     ]
 

@@ -128,7 +128,7 @@ def _report(results: list[tuple[Path, list[Problem]]], output_format: Format) ->
         return
     for file, problems in results:
         for problem in problems:
-            echo(_annotation(file, problem) if output_format is Format.github else str(problem))
+            echo(_annotation(file, problem) if output_format is Format.github else str(_as_typed(problem)))
     bad = sum(1 for _, p in results if _errors(p))
     count = sum(len(_errors(p)) for _, p in results)
     notes = sum(len(p) for _, p in results) - count
@@ -138,6 +138,24 @@ def _report(results: list[tuple[Path, list[Problem]]], output_format: Format) ->
             echo(f"{count} problem{'s' if count != 1 else ''} in {bad} of {len(results)} files{noted}")
         else:
             echo(f"{len(results)} file{'s' if len(results) != 1 else ''} valid{noted}")
+
+
+def _as_typed(problem: Problem) -> Problem:
+    """``problem`` with its file relative to the working folder when it is inside it, as a person types it."""
+    import dataclasses
+
+    def shorter(path: Path) -> Path:
+        try:
+            return path.relative_to(Path.cwd())
+        except ValueError:
+            return path
+
+    position = problem.position
+    return dataclasses.replace(
+        problem,
+        file=shorter(problem.file) if problem.file else None,
+        position=dataclasses.replace(position, file=shorter(position.file)) if position else None,
+    )
 
 
 def _errors(problems: list[Problem]) -> list[Problem]:
