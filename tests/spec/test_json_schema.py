@@ -37,13 +37,6 @@ ROOT = Path(__file__).parents[2]
 CASES = sorted((Path(__file__).parent / "schema_cases").glob("*.yaml"))
 PLUGINS = Path(__file__).parent / "plugins"
 SPEC_KEYS = {field.alias or name for name, field in Spec.model_fields.items()}
-# README examples that the schema accepts but ``load_spec`` does not, by a line of the block: the problem expected
-KNOWN_README_PROBLEMS = {
-    # the slack example shows two alternatives in one list; pasted as is, the second needs its own id
-    "token: ${secret:slack_bot_token}": "a second delivery named 'slack' (also delivery[0])",
-}
-
-
 def shipped_specs() -> list[Path]:
     """The spec files of specs/ and of each example's specs/, as ``reportctl validate`` finds them."""
     folders = [ROOT / "specs", *sorted(ROOT.glob("examples/*/specs"))]
@@ -144,14 +137,7 @@ def test_every_documented_example_is_valid(
     file = init_project / "specs" / "doc-example.yaml"
     file.write_text(json.dumps(spec))  # JSON is YAML: the validator reads exactly what the schema checked
     try:
-        known = [problem for marker, problem in KNOWN_README_PROBLEMS.items() if marker in block]
-        if known:
-            # the schema cannot say that two entries of a list need different names; once README is fixed this
-            # raises nothing and the test fails, to have the entry dropped
-            with pytest.raises(SpecError, match=re.escape(known[0])):
-                load_spec(file, check=False)
-        else:
-            load_spec(file, check=False)
+        load_spec(file, check=False)
     finally:
         file.unlink()
 
