@@ -37,6 +37,8 @@ ROOT = Path(__file__).parents[2]
 CASES = sorted((Path(__file__).parent / "schema_cases").glob("*.yaml"))
 PLUGINS = Path(__file__).parent / "plugins"
 SPEC_KEYS = {field.alias or name for name, field in Spec.model_fields.items()}
+
+
 def shipped_specs() -> list[Path]:
     """The spec files of specs/ and of each example's specs/, as ``reportctl validate`` finds them."""
     folders = [ROOT / "specs", *sorted(ROOT.glob("examples/*/specs"))]

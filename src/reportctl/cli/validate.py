@@ -30,7 +30,8 @@ def validate(
     connect: Annotated[
         bool,
         typer.Option(
-            "--connect", help="Ask each SQL source's database for its result columns and types (reads no rows)."
+            "--connect",
+            help="Ask each SQL database for its result columns and types (reads no rows), and each HTTP API once.",
         ),
     ] = False,
 ) -> None:

@@ -21,6 +21,7 @@ from reportctl.spec.validation import format_path
 if TYPE_CHECKING:
     import polars as pl
 
+    from reportctl.data.sources.base import UncheckedColumns
     from reportctl.delivery.recipients import Directory
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -183,7 +184,7 @@ def _dataset_schemas(
     import polars as pl
 
     from reportctl.data.pipeline import check_datasets
-    from reportctl.data.sources.sql import SqlSource
+    from reportctl.data.sources.base import ProbedSource
     from reportctl.plugins import SOURCES, load_plugin
     from reportctl.runner import in_report_timezone, source_context
     from reportctl.spec.parameters import bind_names
@@ -197,14 +198,12 @@ def _dataset_schemas(
     for name, options in loaded.sources.items():
         try:
             source = load_plugin(SOURCES, options.kind)(name, options, context)
-            if connect and isinstance(source, SqlSource):
-                schema: pl.Schema | None = source.probe_schema()
-            else:
-                schema = source.known_schema()
+            probed = isinstance(source, ProbedSource)
+            schema: pl.Schema | None = source.probe_schema() if connect and probed else source.known_schema()
             if schema is not None:
                 schema = in_report_timezone(pl.LazyFrame(schema=schema), context.timezone).collect_schema()
-            elif isinstance(source, SqlSource):
-                problems.append(_columns_unknown_note(loaded, name, source.result_columns().unknown_because))
+            elif probed and (unchecked := source.unchecked_columns()) is not None:
+                problems.append(_columns_unknown_note(loaded, name, unchecked))
             schemas[name] = schema
         except SourceError as exc:
             problems.append(loaded.problem(("sources", name, *split_path(exc.option)), str(exc)))
@@ -217,10 +216,11 @@ def _dataset_schemas(
     return {**schemas, **result.schemas}
 
 
-def _columns_unknown_note(loaded: LoadedSpec, source: str, reason: str) -> Problem:
-    at = ("sources", source, "query")
+def _columns_unknown_note(loaded: LoadedSpec, source: str, unchecked: UncheckedColumns) -> Problem:
+    at = ("sources", source, *split_path(unchecked.option))
     message = (
-        f"the columns of source '{source}' are not checked: {reason}; 'reportctl validate --connect' asks the database"
+        f"the columns of source '{source}' are not checked: {unchecked.reason}; 'reportctl validate --connect' "
+        f"{unchecked.connect}"
     )
     return replace(loaded.problem(at, message), severity="note")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
+from conftest import CliResult
 from reportctl.data.sources.base import SourceContext
 from reportctl.data.sources.http import HttpSource
 from reportctl.errors import SourceError
@@ -119,6 +120,9 @@ def make_source(parameters: dict[str, Any] | None = None, **options: Any) -> Htt
         parameters=parameters or {},
     )
     return HttpSource("api", HttpSource.Options.model_validate({"kind": "http", **options}), context)
+
+
+Cli = Callable[..., CliResult]
 
 
 def calls_to(path: str) -> int:
@@ -235,3 +239,64 @@ def test_options_are_checked() -> None:
         HttpSource.Options.model_validate({"kind": "http", "url": "ftp://example.com/x"})
     with pytest.raises(ValidationError, match="less than or equal to 10"):
         HttpSource.Options.model_validate({"kind": "http", "url": "https://example.com", "retries": 50})
+
+
+# --- validate: an API's columns are noted as unchecked, and --connect asks the API once ---------------------
+
+
+def _spec_over_api(project: Path, url: str, column: str) -> Path:
+    spec = project / "specs" / "api.yaml"
+    spec.write_text(
+        "apiVersion: reportctl/v1\n"
+        "name: api\n"
+        "sources:\n"
+        f"  items: {{kind: http, url: '{url}'}}\n"
+        "sections:\n"
+        "  - id: items\n"
+        "    type: table\n"
+        "    dataset: items\n"
+        "    columns:\n"
+        f"      {column}: {{format: 'number:1'}}\n"
+    )
+    return spec
+
+
+def test_validate_notes_that_an_api_columns_are_unchecked(cli: Cli, project: Path, server: str) -> None:
+    spec = _spec_over_api(project, f"{server}/items", "latncy")
+
+    result = cli("validate", str(spec))
+
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout.splitlines() == [
+        "specs/api.yaml:4:28: sources.items.url: note: the columns of source 'items' are not checked: an API's records"
+        " are known only once it answers; 'reportctl validate --connect' asks the API once",
+        "1 file valid (1 note)",
+    ]
+    assert calls_to("/items") == 0  # validate alone never calls the API
+
+
+def test_validate_connect_asks_the_api_and_finds_a_column_typo(cli: Cli, project: Path, server: str) -> None:
+    spec = _spec_over_api(project, f"{server}/items", "latncy")
+
+    result = cli("validate", str(spec), "--connect")
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0] == (
+        "specs/api.yaml:10:15: sections[0].columns.latncy: unknown column 'latncy' (did you mean 'latency'?); "
+        "'items' has: id, latency, service.name, service.owner.team"
+    )
+    assert calls_to("/items") == 1
+    _spec_over_api(project, f"{server}/items", "latency")
+    assert cli("validate", str(spec), "--connect").stdout == "1 file valid\n"
+
+
+def test_validate_connect_says_when_the_api_fails(cli: Cli, project: Path, server: str) -> None:
+    spec = _spec_over_api(project, f"{server}/nothing", "latency")
+
+    result = cli("validate", str(spec), "--connect")
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0] == (
+        f"specs/api.yaml:4:10: sources.items: source 'items' (http GET {server}/nothing): HTTP 404 Not Found from "
+        f"{server}/nothing"
+    )

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from reportctl.spec.models import SourceOptions
 
@@ -99,4 +99,31 @@ class Source(Protocol):
 
     def fetch(self) -> pl.LazyFrame:
         """The data; raises ``SourceError`` naming this source and the cause."""
+        ...
+
+
+@dataclass(frozen=True)
+class UncheckedColumns:
+    """Why ``validate`` cannot know a source's columns without asking it, said once as a note."""
+
+    option: str
+    """The option the columns depend on, where the note is placed: 'query', 'url'."""
+    reason: str
+    connect: str
+    """What ``validate --connect`` does about it: 'asks the database'."""
+
+
+@runtime_checkable
+class ProbedSource(Protocol):
+    """A source whose columns ``validate --connect`` can ask of it, and whose unknown columns validate notes.
+
+    Optional beside ``Source``: a plugin without these methods is checked by ``known_schema`` alone.
+    """
+
+    def probe_schema(self) -> pl.Schema:
+        """The columns and types as the live source gives them, reading as little data as it can."""
+        ...
+
+    def unchecked_columns(self) -> UncheckedColumns | None:
+        """When ``known_schema`` is None: why, for the note; None when there is nothing to say."""
         ...

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, field_validator
 
-from reportctl.data.sources.base import SourceContext
+from reportctl.data.sources.base import SourceContext, UncheckedColumns
 from reportctl.errors import SourceError, first_line
 from reportctl.net import exception_chain
 from reportctl.secrets import SecretError, redact, resolve_secrets
@@ -84,6 +84,13 @@ class HttpSource:
 
     def known_schema(self) -> pl.Schema | None:
         return None
+
+    def probe_schema(self) -> pl.Schema:
+        """The columns of the records the API answers with now: one request (``validate --connect``)."""
+        return self.fetch().collect_schema()
+
+    def unchecked_columns(self) -> UncheckedColumns:
+        return UncheckedColumns("url", "an API's records are known only once it answers", "asks the API once")
 
     def fetch(self) -> pl.LazyFrame:
         import polars as pl

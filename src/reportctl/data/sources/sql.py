@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, Field, field_validator
 
-from reportctl.data.sources.base import ColumnType, SourceContext, apply_column_types, column_dtypes
+from reportctl.data.sources.base import ColumnType, SourceContext, UncheckedColumns, apply_column_types, column_dtypes
 from reportctl.data.sources.file import confinement_problem
 from reportctl.data.sqltext import quote_identifier
 from reportctl.data.sqltree import ResultColumns, SqlDialect, query_parameters, result_columns
@@ -130,6 +130,11 @@ class SqlSource:
             )
         declared = column_dtypes(self.options.schema_overrides)
         return pl.Schema({name: declared.get(name, pl.Null()) for name in names})
+
+    def unchecked_columns(self) -> UncheckedColumns | None:
+        """Why the query's columns cannot be read from its text (``SELECT *`` from a table), if they cannot."""
+        reason = self.result_columns().unknown_because
+        return UncheckedColumns("query", reason, "asks the database") if reason else None
 
     def result_columns(self) -> ResultColumns:
         """The query's result columns as its text names them, read in the dialect of the URL's database."""
