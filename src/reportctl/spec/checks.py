@@ -185,7 +185,7 @@ def _dataset_schemas(
     from reportctl.data.pipeline import check_datasets
     from reportctl.data.sources.sql import SqlSource
     from reportctl.plugins import SOURCES, load_plugin
-    from reportctl.runner import in_report_timezone, source_context
+    from reportctl.run_data import in_report_timezone, source_context
     from reportctl.spec.parameters import bind_names
 
     spec = loaded.spec
