@@ -22,7 +22,7 @@ import pytest
 from reportctl.config import Project, ProjectConfig
 from reportctl.delivery.base import DeliveryContext
 from reportctl.delivery.recipients import Directory, Person
-from reportctl.runner import Artifact
+from reportctl.run_record import Artifact
 
 POSTGRES_URL = os.environ.get("REPORTCTL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get("REPORTCTL_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")

@@ -30,7 +30,7 @@ _LOCATIONS = {
     "LoadedSpec": "reportctl.spec.loader",
     "Project": "reportctl.config",
     "ReportctlError": "reportctl.errors",
-    "RunResult": "reportctl.runner",
+    "RunResult": "reportctl.run_record",
     "SpecError": "reportctl.errors",
     "find_project": "reportctl.config",
     "load_spec": "reportctl.spec.loader",
@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from reportctl.config import Project, find_project
     from reportctl.document import Document
     from reportctl.errors import ExitCode, ReportctlError, SpecError
-    from reportctl.runner import RunResult, render_report
+    from reportctl.run_record import RunResult
+    from reportctl.runner import render_report
     from reportctl.spec.loader import LoadedSpec, load_spec
 
 

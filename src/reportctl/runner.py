@@ -1,4 +1,6 @@
-"""One run of a report: parameters, sources, datasets, document, writers, artifacts and manifest.
+"""One run of a report through its states: parameters resolved, data read (GENERATING), the document built and
+written (FORMATTING), delivery handed over. The data comes from ``run_data``; the record it leaves, artifacts,
+manifest and snapshot, from ``run_record``.
 
 Artifacts are written into a private folder beside their destination and renamed into ``OUT/<name>/<run-id>/``
 only when every writer succeeded and the manifest is written, so a failed run leaves nothing behind.
@@ -7,20 +9,16 @@ only when every writer succeeded and the manifest is written, so a failed run le
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from reportctl import __version__
 from reportctl.digests import file_sha256
-from reportctl.document import Period
 from reportctl.errors import (
     ParameterError,
     RenderError,
@@ -30,72 +28,27 @@ from reportctl.errors import (
     did_you_mean,
     exception_line,
 )
+from reportctl.run_data import compute_datasets
+from reportctl.run_record import (
+    Artifact,
+    DataRoute,
+    RunResult,
+    git_state,
+    jsonable_parameters,
+    lap,
+    record_provenance,
+    save_run_snapshot,
+    write_manifest,
+)
 from reportctl.spec.loader import LoadedSpec
 from reportctl.state.lifecycle import new_run_id
 
 if TYPE_CHECKING:
-    import polars as pl
-
-    from reportctl.data.sources.base import SourceContext
     from reportctl.delivery.engine import DeliveryReport
     from reportctl.document import Document
-    from reportctl.spec.revisions import GitState
-
-
-@dataclass(frozen=True)
-class Artifact:
-    format: str
-    path: Path
-    bytes: int
-    sha256: str
-
-    def as_dict(self, relative_to: Path | None = None) -> dict[str, Any]:
-        path = self.path.relative_to(relative_to) if relative_to else self.path
-        return {"format": self.format, "path": str(path), "bytes": self.bytes, "sha256": self.sha256}
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    report: str
-    status: str
-    directory: Path
-    artifacts: list[Artifact]
-    parameters: dict[str, Any]
-    timings: dict[str, float] = field(default_factory=dict)
-    git_commit: str | None = None
-    git_dirty: bool | None = None
-    """Whether the spec or a base it extends differed from ``git_commit`` (None outside git)."""
-    revision: str | None = None
-    """The revision the spec was rendered at, as asked for (``--rev``, a schedule's ``rev:``)."""
-    snapshot: Path | None = None
-    """Where this run's source data was saved (``--save-snapshot``), or read from (``--from-snapshot``)."""
-    arguments: dict[str, str] = field(default_factory=dict)
-    """The parameters as given (-p KEY=VALUE), so a replay resolves them again at the same run time."""
-    title: str = ""
-    delivery: DeliveryReport | None = None
-    """What delivering the run did, when it was delivered (``render --deliver``, scheduled runs)."""
-
-    @property
-    def manifest(self) -> Path:
-        return self.directory / "manifest.json"
 
 
 Progress = Callable[[str], None]
-SNAPSHOT_FOLDER = "snapshot"
-"""Where a run's data snapshot goes inside its folder, when the project's ``snapshots: true``."""
-
-
-@dataclass(frozen=True)
-class DataRoute:
-    """Where a run's source data comes from and goes: a snapshot to read instead of the sources, one to save."""
-
-    read: Path | None = None
-    save: Path | None = None
-
-    def keeps_snapshot(self, loaded: LoadedSpec) -> bool:
-        """Whether the run saves its data in its own folder: the project says so, and no snapshot was asked for."""
-        return self.read is None and self.save is None and loaded.project.config.snapshots
 
 
 class RunObserver(Protocol):
@@ -220,13 +173,13 @@ def _render(
     writers = _writers(loaded, formats)
     # the manifest's git commit is asked for now, so the git processes run while the report renders
     background = ThreadPoolExecutor(max_workers=1)
-    git = background.submit(_git_state, loaded)
+    git = background.submit(git_state, loaded)
     background.shutdown(wait=False)
-    timings["resolve"] = _lap(started)
+    timings["resolve"] = lap(started)
 
     stage("GENERATING")
     say("reading sources")
-    frames = _compute_datasets(loaded, values, now, timings, data.read)
+    frames = compute_datasets(loaded, values, now, timings, data.read)
 
     stage("FORMATTING")
     say("building the document")
@@ -235,7 +188,7 @@ def _render(
 
     document = assemble_document(loaded, frames, values, run_id=run_id, now=now)
     document = dataclasses.replace(document, formats=tuple(name for name, _ in writers))
-    timings["document"] = _lap(t)
+    timings["document"] = lap(t)
     document = _with_chart_images(document, writers, say, timings)
 
     destination = (output_dir or loaded.project.output_dir) / spec.name
@@ -246,17 +199,19 @@ def _render(
         if data.save is not None or data.keeps_snapshot(loaded):
             say("saving the data snapshot")
             t = time.perf_counter()
-            data = _save_snapshot(data, loaded, frames, values, parameters, now, run_id, git.result(), staging, final)
-            timings["snapshot"] = _lap(t)
+            data = save_run_snapshot(
+                data, loaded, frames, values, parameters, now, run_id, git.result(), staging, final
+            )
+            timings["snapshot"] = lap(t)
         say("writing " + ", ".join(name for name, _ in writers))
         t = time.perf_counter()
         artifacts = _write_all(document, writers, staging)
-        timings["write"] = _lap(t)
-        timings["total"] = _lap(started)
+        timings["write"] = lap(t)
+        timings["total"] = lap(started)
         result = RunResult(run_id, spec.name, "completed", final, artifacts, jsonable_parameters(values), timings)
-        _provenance(result, loaded, git.result(), data, parameters)
+        record_provenance(result, loaded, git.result(), data, parameters)
         result.title = document.info.title
-        _write_manifest(loaded, result, staging, now)
+        write_manifest(loaded, result, staging, now)
         staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -280,7 +235,7 @@ def build_document(
     now = now or default_run_time()
     _check_renderable(loaded)
     values = resolve_parameters(loaded, parameters or {}, now)
-    frames = _compute_datasets(loaded, values, now, {}, snapshot)
+    frames = compute_datasets(loaded, values, now, {}, snapshot)
     return assemble_document(loaded, frames, values, run_id=run_id, now=now)
 
 
@@ -306,12 +261,8 @@ def _with_chart_images(
     say(f"drawing {len(charts)} chart{'s' if len(charts) != 1 else ''}")
     t = time.perf_counter()
     images = export_charts(charts, formats, timezone=document.info.timezone)
-    timings["charts"] = _lap(t)
+    timings["charts"] = lap(t)
     return dataclasses.replace(document, chart_images=images)
-
-
-def _lap(since: float) -> float:
-    return round(time.perf_counter() - since, 4)
 
 
 def _writers(loaded: LoadedSpec, formats: list[str] | None) -> list[tuple[str, Any]]:
@@ -327,87 +278,6 @@ def _writers(loaded: LoadedSpec, formats: list[str] | None) -> list[tuple[str, A
         options = configured.get(name) or plugin.Options(format=name)
         writers.append((name, plugin(options)))
     return writers
-
-
-def _compute_datasets(
-    loaded: LoadedSpec,
-    values: Mapping[str, Any],
-    now: datetime,
-    timings: dict[str, float],
-    snapshot: Path | None = None,
-) -> dict[str, pl.DataFrame]:
-    """Every source and dataset, collected; the sources come first, by their names."""
-    import polars as pl
-
-    from reportctl.data.pipeline import build_datasets
-    from reportctl.spec.parameters import bind_values
-
-    spec = loaded.spec
-    bound = bind_values(spec.parameters, values)
-    t = time.perf_counter()
-    if snapshot is not None:
-        from reportctl.snapshots import read_snapshot, snapshot_inputs
-
-        inputs = snapshot_inputs(read_snapshot(snapshot), loaded)
-    else:
-        inputs = _live_inputs(loaded, now, bound)
-    timings["sources"] = _lap(t)
-    t = time.perf_counter()
-    lazy = {**inputs, **build_datasets(spec.datasets, inputs, bound)}
-    try:
-        collected = pl.collect_all(list(lazy.values()))
-    except pl.exceptions.PolarsError as exc:
-        from reportctl.data.expressions import describe_polars_error
-        from reportctl.errors import DatasetError
-
-        raise DatasetError(_failing_dataset(lazy), describe_polars_error(exc)) from None
-    timings["datasets"] = _lap(t)
-    # One chunk each: how Polars splits a result into chunks depends on its threads, and a sum or std over
-    # several chunks (the JSON summary, a template's .sum()) combines them in a different order than over one.
-    return {name: frame.rechunk() for name, frame in zip(lazy, collected, strict=True)}
-
-
-def _live_inputs(loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any]) -> dict[str, pl.LazyFrame]:
-    from reportctl.plugins import SOURCES, load_plugin
-
-    context = source_context(loaded, now, bound)
-    inputs: dict[str, pl.LazyFrame] = {}
-    for name, options in loaded.sources.items():
-        source = load_plugin(SOURCES, options.kind)(name, options, context)
-        inputs[name] = in_report_timezone(source.fetch(), context.timezone)
-    return inputs
-
-
-def source_context(loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any]) -> SourceContext:
-    """What the spec's sources are given: the project, the run time, the report's zone and the bound parameters."""
-    from reportctl.data.sources.base import SourceContext
-
-    return SourceContext(
-        project_root=loaded.project.root,
-        run_time=now,
-        timezone=loaded.spec.report_timezone(loaded.project.config.timezone),
-        parameters=bound,
-        allowed_paths=loaded.project.allowed_paths,
-    )
-
-
-def in_report_timezone(frame: pl.LazyFrame, timezone: str) -> pl.LazyFrame:
-    """Time-zone-aware columns converted to the report's zone, so days, hours and buckets are the reader's."""
-    import polars.selectors as cs
-
-    return frame.with_columns(cs.datetime(time_zone="*").dt.convert_time_zone(timezone))
-
-
-def _failing_dataset(lazy: Mapping[str, pl.LazyFrame]) -> str:
-    """Which frame fails, found by collecting one at a time (only on the error path)."""
-    import polars as pl
-
-    for name, frame in lazy.items():
-        try:
-            frame.collect()
-        except pl.exceptions.PolarsError:
-            return name
-    return next(iter(lazy), "?")
 
 
 def _write_all(document: Document, writers: list[tuple[str, Any]], directory: Path) -> list[Artifact]:
@@ -440,93 +310,3 @@ def _artifact(writer: str, path: Path) -> Artifact:
     suffix = path.suffix.removeprefix(".")
     name = suffix if suffix in plugin_names(WRITERS) else writer
     return Artifact(name, path, path.stat().st_size, file_sha256(path))
-
-
-def jsonable_parameters(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameter values as JSON: periods as {name, start, end}, dates ISO, durations in seconds."""
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, Period):
-            return {"name": value.name, "start": value.start.isoformat(), "end": value.end.isoformat()}
-        if isinstance(value, datetime | date):
-            return value.isoformat()
-        if isinstance(value, timedelta):
-            return value.total_seconds()
-        return value
-
-    return {name: convert(value) for name, value in values.items()}
-
-
-def _save_snapshot(
-    data: DataRoute,
-    loaded: LoadedSpec,
-    frames: Mapping[str, pl.DataFrame],
-    values: Mapping[str, Any],
-    parameters: Mapping[str, str] | None,
-    now: datetime,
-    run_id: str,
-    git: GitState | None,
-    staging: Path,
-    final: Path,
-) -> DataRoute:
-    """Save the run's source data where ``--save-snapshot`` says, else in the run's own folder; where it will be."""
-    from reportctl.snapshots import save_snapshot
-
-    kept = data.save is None  # the project's `snapshots: true`: inside the run folder, renamed with it
-    directory = staging / SNAPSHOT_FOLDER if data.save is None else data.save
-    save_snapshot(
-        directory,
-        loaded,
-        {name: frames[name] for name in loaded.sources},
-        parameters=jsonable_parameters(values),
-        arguments=dict(parameters or {}),
-        run_time=now,
-        run_id=run_id,
-        git_commit=git.commit if git else None,
-    )
-    return DataRoute(save=final / SNAPSHOT_FOLDER) if kept else data
-
-
-def _provenance(
-    result: RunResult, loaded: LoadedSpec, git: GitState | None, data: DataRoute, parameters: Mapping[str, str] | None
-) -> None:
-    """What a replay needs to render the run again: the commit, the revision, the snapshot, the given parameters."""
-    if git is not None:
-        result.git_commit, result.git_dirty = git.commit, git.dirty
-    result.revision = loaded.ref
-    snapshot = data.save or data.read
-    result.snapshot = snapshot.resolve() if snapshot is not None else None
-    result.arguments = dict(parameters or {})
-
-
-def _git_state(loaded: LoadedSpec) -> GitState | None:
-    from reportctl.spec.revisions import spec_git_state
-
-    return spec_git_state(loaded)
-
-
-def _write_manifest(loaded: LoadedSpec, result: RunResult, directory: Path, now: datetime) -> None:
-    manifest = {
-        "run_id": result.run_id,
-        "report": result.report,
-        "title": result.title,
-        "status": result.status,
-        "generated_at": now.astimezone(UTC).isoformat(),
-        "reportctl_version": __version__,
-        "spec": {
-            "path": str(loaded.path),
-            "hash": loaded.spec_hash,
-            "files": [str(f) for f in loaded.files],
-            "git_commit": result.git_commit,
-            "git_dirty": result.git_dirty,
-            "revision": result.revision,
-        },
-        "parameters": result.parameters,
-        "arguments": result.arguments,
-        "snapshot": str(result.snapshot) if result.snapshot else None,
-        "timings": result.timings,
-        "artifacts": [a.as_dict(relative_to=directory) for a in result.artifacts],
-    }
-    temporary = directory / ".manifest.json.tmp"
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    temporary.replace(directory / "manifest.json")

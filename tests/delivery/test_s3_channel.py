@@ -20,7 +20,7 @@ from s3_server import REGION, MotoServer, closed_port, running_moto_server
 
 from reportctl.delivery.base import ChannelCheckError, DeliveryContext, PermanentFailure, TemporaryFailure
 from reportctl.delivery.s3 import S3Channel, S3Options
-from reportctl.runner import Artifact
+from reportctl.run_record import Artifact
 
 MiB = 1024 * 1024
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

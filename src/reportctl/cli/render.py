@@ -114,7 +114,8 @@ def render(
 
 def _render_recorded(loaded: Any, options: dict[str, Any], say: Any, *, deliver: bool, dry_run: bool) -> Any:
     """Render with the run recorded in the state store (the parameters are checked before anything is recorded)."""
-    from reportctl.runner import default_run_time, jsonable_parameters, resolve_parameters
+    from reportctl.run_record import jsonable_parameters
+    from reportctl.runner import default_run_time, resolve_parameters
     from reportctl.state import open_store
     from reportctl.state.recording import render_recorded
 

@@ -21,7 +21,7 @@ from reportctl.spec.types import IDENTIFIER, PositiveDuration, StrictModel
 if TYPE_CHECKING:
     from reportctl.config import Project
     from reportctl.delivery.recipients import Directory
-    from reportctl.runner import Artifact, RunResult
+    from reportctl.run_record import Artifact, RunResult
     from reportctl.state.models import RunRecord
 
 When = Literal["success", "failure", "always"]
@@ -157,7 +157,7 @@ class DeliveryTarget:
         """A run from the state store, its artifacts read back from where it wrote them."""
         import json
 
-        from reportctl.runner import Artifact
+        from reportctl.run_record import Artifact
 
         directory = Path(record.output_dir) if record.output_dir else None
         artifacts = []

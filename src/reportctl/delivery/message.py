@@ -26,7 +26,7 @@ from reportctl.formats import format_bytes
 if TYPE_CHECKING:
     from markdown_it.token import Token
 
-    from reportctl.runner import Artifact
+    from reportctl.run_record import Artifact
 
 # Only what would change the text's look; raw HTML needs no escape, the renderer escapes it.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]])")

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import requests
 
     from reportctl.config import Project
-    from reportctl.runner import Artifact
+    from reportctl.run_record import Artifact
 
 _CHANNEL_ID = re.compile(r"^[A-Z][A-Z0-9]{5,}$")
 _SECTION_LIMIT = 3000

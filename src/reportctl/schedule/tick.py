@@ -131,7 +131,8 @@ def run_fire(
     load: Callable[[ScheduledSpec], Any] | None = None,
 ) -> TickOutcome:
     """Claim one due fire and run it: overlap skip or queue, then render with retries (shared by tick and daemon)."""
-    from reportctl.runner import jsonable_parameters, resolve_parameters
+    from reportctl.run_record import jsonable_parameters
+    from reportctl.runner import resolve_parameters
     from reportctl.spec.revisions import load_spec_at
 
     parameters = {name: str(value) for name, value in spec.parameters.items()}

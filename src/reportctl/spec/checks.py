@@ -102,19 +102,20 @@ def _check_templates(
     loaded: LoadedSpec, schemas: Mapping[str, pl.Schema | None] | None, problems: list[Problem]
 ) -> None:
     """Templates compile and, given ``schemas`` (None for an abstract base), every name in them resolves."""
-    from reportctl.spec import template_names
+    from reportctl.spec.template_names import unresolved_names
+    from reportctl.spec.template_shapes import Shape, delivery_context, report_context
     from reportctl.templating import check_template
 
     spec = loaded.spec
     columns = {name: None if s is None else list(s.names()) for name, s in (schemas or {}).items()}
-    report = template_names.report_context(spec, columns, with_title=True)
-    templates: list[tuple[tuple[Any, ...], str, Mapping[str, template_names.Shape]]] = []
+    report = report_context(spec, columns, with_title=True)
+    templates: list[tuple[tuple[Any, ...], str, Mapping[str, Shape]]] = []
     if spec.title:
-        templates.append((("title",), spec.title, template_names.report_context(spec, columns, with_title=False)))
+        templates.append((("title",), spec.title, report_context(spec, columns, with_title=False)))
     for index, section in enumerate(spec.sections):
         if isinstance(section, TextSection):
             templates.append((("sections", index, "template"), section.template, report))
-    delivery = template_names.delivery_context(spec)
+    delivery = delivery_context(spec)
     for index, entry in enumerate(loaded.deliveries):
         for key in ("subject", "body", "text", "url"):
             text = getattr(entry, key, None)
@@ -126,7 +127,7 @@ def _check_templates(
         if message:
             problems.append(loaded.problem(at, message.removeprefix(f"{where}: ")))
         elif schemas is not None and any(mark in text for mark in ("{{", "{%")):
-            for line, name in template_names.unresolved_names(text, context):
+            for line, name in unresolved_names(text, context):
                 problem = loaded.problem(at, name)
                 problems.append(replace(problem, position=_line_in_block(problem.position, text, line)))
 
@@ -186,7 +187,7 @@ def _dataset_schemas(
     from reportctl.data.pipeline import check_datasets
     from reportctl.data.sources.base import ProbedSource
     from reportctl.plugins import SOURCES, load_plugin
-    from reportctl.runner import in_report_timezone, source_context
+    from reportctl.run_data import in_report_timezone, source_context
     from reportctl.spec.parameters import bind_names
 
     spec = loaded.spec

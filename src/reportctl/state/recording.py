@@ -15,7 +15,7 @@ from reportctl.state.lifecycle import RunState
 
 if TYPE_CHECKING:
     from reportctl.config import Project
-    from reportctl.runner import RunResult
+    from reportctl.run_record import RunResult
     from reportctl.state.store import StateStore
 
 

@@ -1,21 +1,25 @@
-"""The ``sql`` source: a query on SQLite, PostgreSQL or MySQL/MariaDB, parameters bound by the driver."""
+"""The ``sql`` source: a query on SQLite, PostgreSQL or MySQL/MariaDB, parameters bound by the driver.
+
+Connecting, timeouts, the driver's messages made one line without the password, and the result as a frame;
+how values and column types cross the driver is in ``sql_types``.
+"""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import closing
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote, quote_plus, unquote
-from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, Field, field_validator
 
 from reportctl.data.sources.base import ColumnType, SourceContext, UncheckedColumns, apply_column_types, column_dtypes
 from reportctl.data.sources.file import confinement_problem
+from reportctl.data.sources.sql_types import Backend, dtype_from_description, sqlite_value
 from reportctl.data.sqltext import quote_identifier
 from reportctl.data.sqltree import ResultColumns, SqlDialect, query_parameters, result_columns
 from reportctl.errors import SourceError, did_you_mean, first_line
@@ -26,8 +30,6 @@ from reportctl.spec.types import PositiveDuration
 if TYPE_CHECKING:
     import polars as pl
     from sqlalchemy.engine import URL, Engine
-
-Backend = Literal["sqlite", "postgresql", "mysql"]
 
 _BACKENDS: dict[str, Backend] = {
     "sqlite": "sqlite",
@@ -358,7 +360,7 @@ class SqlSource:
         self._check_names(columns)
         if not rows:
             # Without rows there is nothing to infer from, so the driver's column types are the best guide.
-            return pl.DataFrame(schema={c[0]: _dtype_from_description(c, backend) for c in description})
+            return pl.DataFrame(schema={c[0]: dtype_from_description(c, backend) for c in description})
         try:
             frame = pl.DataFrame([tuple(row) for row in rows], schema=columns, orient="row", infer_schema_length=None)
         except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
@@ -382,24 +384,6 @@ def display_url(url: str) -> str:
     return redact(shown)
 
 
-def sqlite_value(value: Any, timezone: str) -> Any:
-    """Dates and datetimes as SQLite keeps them, as text (Python 3.12 deprecates sqlite3's implicit adapters).
-
-    SQLite has no time zones, so a datetime is written as wall-clock time in the report's zone, and a midnight
-    as the plain date: as text, '2026-01-01' >= '2026-01-01' and '2026-01-31 23:00:00' < '2026-02-01' both
-    hold, so a period compares correctly with date columns and datetime columns alike.
-    """
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
-        if value.time() == datetime.min.time():
-            return value.date().isoformat()
-        return value.isoformat(" ")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
 def _sqlite_database(url: str) -> str | None:
     """The file of a ``sqlite:///path`` URL, as SQLAlchemy reads it; None for another database or memory."""
     scheme, _, rest = url.partition("://")
@@ -417,62 +401,6 @@ def _driver_message(exc: Exception) -> str:
     if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
         return first_line(args[1], "unknown error")
     return first_line(str(original), "unknown error")
-
-
-def _dtype_from_description(column: Sequence[Any], backend: Backend) -> pl.DataType:
-    import polars as pl
-
-    type_code, scale = column[1], column[5] if len(column) > 5 else None
-    if backend == "postgresql":
-        import psycopg
-
-        info = psycopg.postgres.types.get(type_code) if isinstance(type_code, int) else None
-        name = info.name if info else ""
-    elif backend == "mysql":
-        name = _MYSQL_TYPES.get(type_code, "") if isinstance(type_code, int) else ""
-    else:
-        return pl.Null()
-    if name == "numeric":
-        return pl.Decimal(38, scale) if isinstance(scale, int) and 0 <= scale <= 38 else pl.Float64()
-    types: Mapping[str, pl.DataType] = {
-        "int2": pl.Int64(),
-        "int4": pl.Int64(),
-        "int8": pl.Int64(),
-        "float4": pl.Float64(),
-        "float8": pl.Float64(),
-        "text": pl.String(),
-        "varchar": pl.String(),
-        "bpchar": pl.String(),
-        "name": pl.String(),
-        "bool": pl.Boolean(),
-        "date": pl.Date(),
-        "timestamp": pl.Datetime("us"),
-        "timestamptz": pl.Datetime("us", "UTC"),
-        "interval": pl.Duration("us"),
-    }
-    return types.get(name, pl.Null())
-
-
-# pymysql FIELD_TYPE codes, named as PostgreSQL names the matching types.
-_MYSQL_TYPES = {
-    1: "int2",
-    2: "int2",
-    3: "int4",
-    8: "int8",
-    9: "int4",
-    13: "int4",
-    4: "float4",
-    5: "float8",
-    0: "numeric",
-    246: "numeric",
-    10: "date",
-    7: "timestamp",
-    12: "timestamp",
-    11: "interval",
-    15: "varchar",
-    253: "varchar",
-    254: "varchar",
-}
 
 
 def _seconds(value: timedelta) -> str:

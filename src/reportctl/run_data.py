@@ -1,0 +1,106 @@
+"""A run's data: the spec's sources read (live, or from a data snapshot) and its datasets collected.
+
+Every time-zone-aware column arrives in the report's zone, and every frame comes out in one chunk, so what the
+document is built from does not depend on the machine's zone or on Polars' threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reportctl.run_record import lap
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from reportctl.data.sources.base import SourceContext
+    from reportctl.spec.loader import LoadedSpec
+
+
+def compute_datasets(
+    loaded: LoadedSpec,
+    values: Mapping[str, Any],
+    now: datetime,
+    timings: dict[str, float],
+    snapshot: Path | None = None,
+) -> dict[str, pl.DataFrame]:
+    """Every source and dataset, collected; the sources come first, by their names.
+
+    ``timings`` gets the seconds spent on the sources and on the datasets; ``snapshot`` is a data snapshot folder
+    read instead of the live sources.
+    """
+    import polars as pl
+
+    from reportctl.data.pipeline import build_datasets
+    from reportctl.spec.parameters import bind_values
+
+    spec = loaded.spec
+    bound = bind_values(spec.parameters, values)
+    t = time.perf_counter()
+    if snapshot is not None:
+        from reportctl.snapshots import read_snapshot, snapshot_inputs
+
+        inputs = snapshot_inputs(read_snapshot(snapshot), loaded)
+    else:
+        inputs = _live_inputs(loaded, now, bound)
+    timings["sources"] = lap(t)
+    t = time.perf_counter()
+    lazy = {**inputs, **build_datasets(spec.datasets, inputs, bound)}
+    try:
+        collected = pl.collect_all(list(lazy.values()))
+    except pl.exceptions.PolarsError as exc:
+        from reportctl.data.expressions import describe_polars_error
+        from reportctl.errors import DatasetError
+
+        raise DatasetError(_failing_dataset(lazy), describe_polars_error(exc)) from None
+    timings["datasets"] = lap(t)
+    # One chunk each: how Polars splits a result into chunks depends on its threads, and a sum or std over
+    # several chunks (the JSON summary, a template's .sum()) combines them in a different order than over one.
+    return {name: frame.rechunk() for name, frame in zip(lazy, collected, strict=True)}
+
+
+def _live_inputs(loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any]) -> dict[str, pl.LazyFrame]:
+    from reportctl.plugins import SOURCES, load_plugin
+
+    context = source_context(loaded, now, bound)
+    inputs: dict[str, pl.LazyFrame] = {}
+    for name, options in loaded.sources.items():
+        source = load_plugin(SOURCES, options.kind)(name, options, context)
+        inputs[name] = in_report_timezone(source.fetch(), context.timezone)
+    return inputs
+
+
+def source_context(loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any]) -> SourceContext:
+    """What the spec's sources are given: the project, the run time, the report's zone and the bound parameters."""
+    from reportctl.data.sources.base import SourceContext
+
+    return SourceContext(
+        project_root=loaded.project.root,
+        run_time=now,
+        timezone=loaded.spec.report_timezone(loaded.project.config.timezone),
+        parameters=bound,
+        allowed_paths=loaded.project.allowed_paths,
+    )
+
+
+def in_report_timezone(frame: pl.LazyFrame, timezone: str) -> pl.LazyFrame:
+    """Time-zone-aware columns converted to the report's zone, so days, hours and buckets are the reader's."""
+    import polars.selectors as cs
+
+    return frame.with_columns(cs.datetime(time_zone="*").dt.convert_time_zone(timezone))
+
+
+def _failing_dataset(lazy: Mapping[str, pl.LazyFrame]) -> str:
+    """Which frame fails, found by collecting one at a time (only on the error path)."""
+    import polars as pl
+
+    for name, frame in lazy.items():
+        try:
+            frame.collect()
+        except pl.exceptions.PolarsError:
+            return name
+    return next(iter(lazy), "?")
