@@ -29,6 +29,15 @@ MARIADB_URL = os.environ.get("REPORTCTL_TEST_MARIADB_URL", "mysql+pymysql://root
 
 
 @pytest.fixture(autouse=True)
+def _secrets_of_this_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test redacts only the secrets it resolves: a value such as 'wrong' resolved by one test must not turn
+    into '***' in the paths and messages of the next."""
+    import reportctl.secrets
+
+    monkeypatch.setattr(reportctl.secrets, "_resolved", set())
+
+
+@pytest.fixture(autouse=True)
 def _plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "100")
