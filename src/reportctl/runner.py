@@ -170,7 +170,7 @@ def _render(
     spec = loaded.spec
     _check_renderable(loaded)
     values = resolve_parameters(loaded, parameters or {}, now)
-    writers = _writers(loaded, formats)
+    writers = chosen_writers(loaded, formats)
     # the manifest's git commit is asked for now, so the git processes run while the report renders
     background = ThreadPoolExecutor(max_workers=1)
     git = background.submit(git_state, loaded)
@@ -265,7 +265,8 @@ def _with_chart_images(
     return dataclasses.replace(document, chart_images=images)
 
 
-def _writers(loaded: LoadedSpec, formats: list[str] | None) -> list[tuple[str, Any]]:
+def chosen_writers(loaded: LoadedSpec, formats: list[str] | None) -> list[tuple[str, Any]]:
+    """The writers for ``formats`` (default: the spec's outputs); ``UsageError`` for a format no writer has."""
     from reportctl.plugins import WRITERS, load_plugin, plugin_names, unknown_plugin_message
 
     configured = {str(o.model_dump()["format"]): o for o in loaded.outputs}

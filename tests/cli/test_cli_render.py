@@ -129,6 +129,10 @@ def test_unknown_format_is_a_usage_error(cli: Cli, project: Path, spec: Path) ->
         "error: -f: unknown output format 'jsn' (did you mean 'json'?); "
         "not available, try one of: csv, html, json, md, pdf, png, svg, xlsx\n"
     )
+    # a usage error is not a run: nothing is recorded, and `runs list` has nothing to show
+    runs = cli("runs", "list", "--json")
+    assert runs.exit_code == 0, runs.stderr
+    assert json.loads(runs.stdout) == []
 
 
 def test_missing_spec_file(cli: Cli, project: Path) -> None:

@@ -113,14 +113,17 @@ def render(
 
 
 def _render_recorded(loaded: Any, options: dict[str, Any], say: Any, *, deliver: bool, dry_run: bool) -> Any:
-    """Render with the run recorded in the state store (the parameters are checked before anything is recorded)."""
+    """Render with the run recorded in the state store (parameters and formats are checked before anything is
+    recorded)."""
     from reportctl.run_record import jsonable_parameters
-    from reportctl.runner import default_run_time, resolve_parameters
+    from reportctl.runner import chosen_writers, default_run_time, resolve_parameters
     from reportctl.state import open_store
     from reportctl.state.recording import render_recorded
 
     now = default_run_time()
+    # a mistyped parameter or format is a usage problem, not a run: checked before anything is recorded
     resolved = resolve_parameters(loaded, options["parameters"], now)
+    chosen_writers(loaded, options["formats"])
     with open_store(loaded.project) as store:
         run = store.create_run(
             loaded.spec.name,
