@@ -84,13 +84,15 @@ def check_state_store(start: Path | None = None) -> Check:
 
     from reportctl.config import find_project
     from reportctl.errors import ReportctlError
-    from reportctl.state import open_store, state_url
+    from reportctl.state import NoStateStore, open_store, state_url
 
     try:
         project = find_project(start)
         shown = make_url(state_url(project)).render_as_string(hide_password=True)
-        with open_store(project) as store:
+        with open_store(project, create=False) as store:
             runs = len(store.list_runs(limit=1000))
+    except NoStateStore:
+        return Check("state", True, f"{shown} (not created yet: the first render creates it)")
     except ReportctlError as exc:
         return Check("state", False, str(exc), "check state.url in reportctl.yaml or REPORTCTL_STATE_URL")
     return Check("state", True, f"{shown} ({runs}{'+' if runs == 1000 else ''} runs recorded)")

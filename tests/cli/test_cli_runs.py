@@ -142,3 +142,23 @@ def test_show_unknown_and_ambiguous_runs(cli: Cli, runs: dict[str, str]) -> None
     assert result.exit_code == 1
     assert result.stderr.startswith("error: run '2026' is ambiguous: it matches ")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_runs_outside_any_project_read_nothing_and_create_nothing(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REPORTCTL_STATE_URL", raising=False)
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+
+    listed = cli("runs", "list")
+    shown = cli("runs", "show", "20261128T090000Z")
+
+    assert (listed.exit_code, listed.stdout) == (0, "no runs recorded\n")
+    assert cli("runs", "list", "--json").stdout == "[]\n"
+    assert shown.exit_code == 1
+    assert shown.stderr == (
+        f"error: no runs are recorded in this project yet (no state store at {folder / '.reportctl' / 'state.db'})\n"
+    )
+    assert list(folder.iterdir()) == []

@@ -9,7 +9,7 @@ import pytest
 
 from reportctl.config import ProjectConfig, find_project
 from reportctl.errors import SpecError
-from reportctl.state import StateStoreError, open_store, state_url
+from reportctl.state import NoStateStore, StateStoreError, open_store, state_url
 
 
 def test_the_default_is_a_sqlite_file_in_the_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,3 +57,19 @@ def test_a_bad_url_is_a_clear_error(tmp_path: Path) -> None:
         StateStore("not a url")
     with pytest.raises(StateStoreError, match=r"sqlite:///.*/missing/state.db: cannot connect: unable to open"):
         StateStore(f"sqlite:///{tmp_path / 'missing' / 'state.db'}")
+
+
+def test_an_explicit_sqlite_url_gets_its_folder_made(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``state: {url: sqlite:///.reportctl/state.db}`` written out works like leaving it out."""
+    monkeypatch.delenv("REPORTCTL_STATE_URL", raising=False)
+    (project / "reportctl.yaml").write_text("state:\n  url: sqlite:///.reportctl/state.db\n")
+    open_store(find_project()).close()
+    assert (project / ".reportctl" / "state.db").is_file()
+
+
+def test_reading_never_creates_a_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REPORTCTL_STATE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # no reportctl.yaml: the default store would be ./.reportctl/state.db
+    with pytest.raises(NoStateStore, match=r"^no runs are recorded in this project yet \(no state store at "):
+        open_store(find_project(), create=False)
+    assert list(tmp_path.iterdir()) == []

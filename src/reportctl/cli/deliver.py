@@ -37,7 +37,7 @@ def deliver(
     from reportctl.delivery.engine import DeliveryTarget, deliver_run
     from reportctl.state import open_store
 
-    with open_store(find_project()) as store:
+    with open_store(find_project(), create=False) as store:
         record = store.get_run(run)
         loaded = _spec_of(record)
         record = _ready_for_delivery(store, record, loaded.project.config.state.heartbeat_timeout)

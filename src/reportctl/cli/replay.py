@@ -26,7 +26,7 @@ def replay(
     from reportctl.state import open_store
 
     project = find_project()
-    with open_store(project) as store:
+    with open_store(project, create=False) as store:
         record = store.get_run(run)
     with tempfile.TemporaryDirectory(prefix="reportctl-replay-") as temporary:
         done = replay_run(record, output or Path(temporary), project)

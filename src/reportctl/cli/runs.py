@@ -21,10 +21,11 @@ ERROR_WIDTH = 48
 
 @contextmanager
 def _store() -> Iterator[StateStore]:
+    """The project's state store for reading: ``NoStateStore`` where none exists yet (none is created)."""
     from reportctl.config import find_project
     from reportctl.state import open_store
 
-    store = open_store(find_project())
+    store = open_store(find_project(), create=False)
     try:
         yield store
     finally:
@@ -44,7 +45,7 @@ def list_runs(
 ) -> None:
     """List recorded runs, newest first."""
     from reportctl.errors import UsageError
-    from reportctl.state import RunState
+    from reportctl.state import NoStateStore, RunState
 
     chosen_state = None
     if state is not None:
@@ -53,8 +54,11 @@ def list_runs(
         except ValueError as exc:
             raise UsageError(f"--state: {exc}") from None
     start = _since(since) if since is not None else None
-    with _store() as store:
-        runs = store.list_runs(report=report, state=chosen_state, since=start, limit=limit)
+    try:
+        with _store() as store:
+            runs = store.list_runs(report=report, state=chosen_state, since=start, limit=limit)
+    except NoStateStore:
+        runs = []  # nothing recorded yet: an empty list, and still no state store
     if as_json:
         print_json([run.as_dict() for run in runs])
         return

@@ -14,6 +14,7 @@ __all__ = [
     "STATE_URL_ENV",
     "TERMINAL_STATES",
     "IllegalTransition",
+    "NoStateStore",
     "RunRecord",
     "RunState",
     "StateChange",
@@ -35,6 +36,7 @@ _LOCATIONS = {
     "STATE_URL_ENV": "reportctl.state.store",
     "TERMINAL_STATES": "reportctl.state.lifecycle",
     "IllegalTransition": "reportctl.state.lifecycle",
+    "NoStateStore": "reportctl.state.store",
     "RunRecord": "reportctl.state.models",
     "RunState": "reportctl.state.lifecycle",
     "StateChange": "reportctl.state.models",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     from reportctl.state.models import RunRecord, StateChange
     from reportctl.state.store import (
         STATE_URL_ENV,
+        NoStateStore,
         StateStore,
         StateStoreError,
         fire_key,

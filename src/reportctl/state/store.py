@@ -37,6 +37,7 @@ from reportctl.state.migrations import (
     create_state_engine,
     database_url,
     describe_failure,
+    sqlite_file,
     state_url,
     upgrade_to_head,
     write_options,
@@ -46,7 +47,16 @@ from reportctl.state.models import AuditEntry, Delivery, Run, RunRecord, RunStat
 if TYPE_CHECKING:
     from reportctl.config import Project
 
-__all__ = ["STATE_URL_ENV", "StateStore", "StateStoreError", "fire_key", "open_store", "state_url", "worker_name"]
+__all__ = [
+    "STATE_URL_ENV",
+    "NoStateStore",
+    "StateStore",
+    "StateStoreError",
+    "fire_key",
+    "open_store",
+    "state_url",
+    "worker_name",
+]
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
 
@@ -55,9 +65,24 @@ class StateStoreError(ReportctlError):
     """The state store cannot be reached or refused a statement; the message names the URL without password."""
 
 
-def open_store(project: Project) -> StateStore:
-    """The project's state store, migrated to the newest schema."""
-    return StateStore(state_url(project))
+class NoStateStore(StateStoreError):
+    """A command that only reads found no state store: nothing has been recorded in this project yet."""
+
+
+def open_store(project: Project, *, create: bool = True) -> StateStore:
+    """The project's state store, migrated to the newest schema.
+
+    A SQLite store's folder is made when the store is first created. Commands that only read (``runs``,
+    ``replay``, ``deliver``) pass ``create=False``: where no store exists yet they get ``NoStateStore`` instead of
+    leaving an empty database behind.
+    """
+    url = state_url(project)
+    file = sqlite_file(url)
+    if file is not None and not file.exists():
+        if not create:
+            raise NoStateStore(f"no runs are recorded in this project yet (no state store at {file})")
+        file.parent.mkdir(parents=True, exist_ok=True)
+    return StateStore(url)
 
 
 def fire_key(report: str, scheduled_for: datetime) -> str:

@@ -34,9 +34,7 @@ def state_url(project: Project) -> str:
 
     configured = os.environ.get(STATE_URL_ENV) or project.config.state.url
     if not configured:
-        folder = project.root / ".reportctl"
-        folder.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{folder / 'state.db'}"
+        return f"sqlite:///{project.root / '.reportctl' / 'state.db'}"
     url = resolve_secrets(configured)
     prefix = "sqlite:///"
     path = url.removeprefix(prefix)
@@ -44,6 +42,15 @@ def state_url(project: Project) -> str:
     if url.startswith(prefix) and path and not path.startswith(("/", ":memory:")) and "://" not in path:
         return prefix + str(project.root / path)
     return url
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite state store URL; None for another database or an in-memory one."""
+    parsed = make_url(url)
+    database = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not database or database == ":memory:":
+        return None
+    return Path(database)
 
 
 def database_url(url: str) -> URL:
