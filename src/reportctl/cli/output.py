@@ -56,7 +56,10 @@ def _color() -> bool:
 def error(message: str) -> None:
     """Each line of ``message`` as an error line on stderr."""
     for line in message.splitlines() or [""]:
-        typer.secho(f"error: {line}", err=True, fg="red" if _color() else None)
+        if _color():
+            typer.secho(f"error: {line}", err=True, fg="red")
+        else:
+            typer.echo(f"error: {line}", err=True)  # secho adds a reset code even without a colour
 
 
 def echo(message: str = "") -> None:
