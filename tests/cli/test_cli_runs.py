@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -75,9 +76,38 @@ def test_list_table(cli: Cli, runs: dict[str, str]) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["RUN", "REPORT", "TRIGGER", "STATE", "STARTED", "DURATION", "ERROR"]
     assert runs["failed"] in lines[1] and "schedule" in lines[1] and "FAILED" in lines[1]
-    assert lines[1].endswith("  source 'metr...") and max(len(line) for line in lines) <= 100
-    started = (T0 + timedelta(seconds=1)).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    assert lines[2].split()[:7] == [runs["done"], "weekly", "manual", "COMPLETED", *started.split(), "5s"]
+    assert lines[1].endswith("  source 'met...") and max(len(line) for line in lines) <= 100
+    # times in the project's zone (UTC in the test project), with its abbreviation; to the minute in the list
+    started = (T0 + timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M")
+    assert lines[2].split()[:8] == [runs["done"], "weekly", "manual", "COMPLETED", *started.split(), "UTC", "5s"]
+
+
+def test_list_shows_a_spec_error_message_first(
+    cli: Cli, store: StateStore, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spec problem is recorded as 'FILE:LINE:COL: field: message'; the list leads with the message."""
+    monkeypatch.setenv("COLUMNS", "160")
+    run = store.create_run("weekly", run_id="20261128T090000Z-cccccc", now=T0)
+    error = f"{project}/specs/weekly.yaml:3:8: title: unknown variable 'perod' (did you mean 'period'?)"
+    store.transition(run.id, RunState.FAILED, error=error, now=T0 + timedelta(seconds=1))
+
+    line = cli("runs", "list").stdout.splitlines()[1]
+
+    assert line.endswith("  title: unknown variable 'perod' (did you mean 'period'?) (specs/weekly.yaml:3)")
+
+
+def test_show_a_period_as_its_days_in_the_project_zone(
+    cli: Cli, store: StateStore, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "reportctl.yaml").write_text("timezone: Europe/Berlin\n")
+    period = {"name": "last_7_days", "start": "2026-11-09T00:00:00+01:00", "end": "2026-11-16T00:00:00+01:00"}
+    store.create_run("weekly", run_id="20261116T080000Z-dddddd", parameters={"period": period}, now=T0)
+
+    shown = cli("runs", "show", "20261116T080000Z").stdout
+
+    assert "  period = last_7_days (2026-11-09 to 2026-11-15)" in shown
+    started = T0.astimezone(ZoneInfo("Europe/Berlin")).strftime("%Y-%m-%d %H:%M:%S %Z")
+    assert f"  SCHEDULED    {started}" in shown
 
 
 def test_list_bad_options_are_usage_errors(cli: Cli, runs: dict[str, str]) -> None:

@@ -106,7 +106,7 @@ def describe_delivery(report: DeliveryReport) -> Iterator[str]:
         yield f"  {entry.status:<8} {entry.channel:<10} {entry.recipient}  {entry.response or ''}".rstrip()
 
 
-def describe_ledger(entries: list[LedgerEntry]) -> Iterator[str]:
+def describe_ledger(entries: list[LedgerEntry], timezone: str | None = None) -> Iterator[str]:
     """``runs show``: per delivery its counts, then every recipient with status, attempts and the last response."""
     from reportctl.cli.runs import local_time, truncate
     from reportctl.state.ledger import status_counts
@@ -121,8 +121,9 @@ def describe_ledger(entries: list[LedgerEntry]) -> Iterator[str]:
         yield f"  {name} ({rows[0].kind}): " + ", ".join(f"{n} {status}" for status, n in counts.items())
         for row in rows:
             attempts = f"{row.attempts} attempt{'s' * (row.attempts != 1)}"
+            at = local_time(row.last_attempt_at, timezone)
             yield (
-                f"    {row.status:<8} {row.recipient:<{width}}  {local_time(row.last_attempt_at):<19}  {attempts:<10}"
+                f"    {row.status:<8} {row.recipient:<{width}}  {at:<23}  {attempts:<10}"
                 f"  {truncate(row.response, RESPONSE_WIDTH)}"
             ).rstrip()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -12,6 +14,7 @@ import typer
 from reportctl.cli.output import echo, print_json
 
 if TYPE_CHECKING:
+    from reportctl.config import Project
     from reportctl.state import RunRecord, StateChange, StateStore
 
 app = typer.Typer(help="Recorded runs: what ran, when, how it went, and what it produced.", no_args_is_help=True)
@@ -20,12 +23,11 @@ ERROR_WIDTH = 48
 
 
 @contextmanager
-def _store() -> Iterator[StateStore]:
+def _store(project: Project) -> Iterator[StateStore]:
     """The project's state store for reading: ``NoStateStore`` where none exists yet (none is created)."""
-    from reportctl.config import find_project
     from reportctl.state import open_store
 
-    store = open_store(find_project(), create=False)
+    store = open_store(project, create=False)
     try:
         yield store
     finally:
@@ -44,6 +46,7 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List recorded runs, newest first."""
+    from reportctl.config import find_project
     from reportctl.errors import UsageError
     from reportctl.state import NoStateStore, RunState
 
@@ -54,8 +57,9 @@ def list_runs(
         except ValueError as exc:
             raise UsageError(f"--state: {exc}") from None
     start = _since(since) if since is not None else None
+    project = find_project()
     try:
-        with _store() as store:
+        with _store(project) as store:
             runs = store.list_runs(report=report, state=chosen_state, since=start, limit=limit)
     except NoStateStore:
         runs = []  # nothing recorded yet: an empty list, and still no state store
@@ -71,9 +75,9 @@ def list_runs(
             run.report,
             run.trigger,
             run.state.value,
-            local_time(run.started_at),
+            local_time(run.started_at, project.config.timezone, seconds=False),
             _duration(run.duration_seconds),
-            truncate(run.error),
+            error_summary(run.error, project.root) or "",  # shortened to the room the terminal leaves
         )
         for run in runs
     ]
@@ -87,9 +91,11 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show one run: times, timeline of states, parameters, artifacts, error and each recipient's delivery."""
+    from reportctl.config import find_project
     from reportctl.state.ledger import DeliveryLedger, counts_by_delivery
 
-    with _store() as store:
+    project = find_project()
+    with _store(project) as store:
         record = store.get_run(run)
         timeline = store.timeline(record.id)
         deliveries = DeliveryLedger(store).entries(record.id)
@@ -107,14 +113,14 @@ def show(
             }
         )
         return
-    for line in _describe(record, timeline):
+    for line in _describe(record, timeline, project.config.timezone):
         echo(line)
     if deliveries:
         from reportctl.cli.deliver import describe_ledger
 
         echo()
         echo("deliveries")
-        for line in describe_ledger(deliveries):
+        for line in describe_ledger(deliveries, project.config.timezone):
             echo(line)
 
 
@@ -124,6 +130,7 @@ def aligned_columns(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -
 
     widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
     room = max(shutil.get_terminal_size().columns - sum(widths[:-1]) - 2 * (len(headers) - 1), 12)
+    widths[-1] = min(widths[-1], room)
     for row in [headers, *rows]:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
         yield "  ".join([*cells, truncate(row[-1], room)]).rstrip()
@@ -149,8 +156,46 @@ def _since(text: str) -> datetime:
     return moment if moment.tzinfo else moment.astimezone()
 
 
-def local_time(moment: datetime | None) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+def local_time(moment: datetime | None, timezone: str | None = None, *, seconds: bool = True) -> str:
+    """``moment`` in ``timezone`` (the project's; default this machine's) with the zone's abbreviation."""
+    if moment is None:
+        return "-"
+    from zoneinfo import ZoneInfo
+
+    shown = "%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z"
+    return moment.astimezone(ZoneInfo(timezone) if timezone else None).strftime(shown)
+
+
+_LOCATED = re.compile(r"^(?P<file>/[^:\n]+):(?P<line>\d+):(?P<column>\d+): (?P<message>.*)$", re.DOTALL)
+
+
+def error_summary(error: str | None, root: Path) -> str | None:
+    """A recorded error as a list shows it: the message first, then where (a spec problem recorded as
+    '/abs/path/spec.yaml:12:3: field: message' reads 'field: message (specs/spec.yaml:12)')."""
+    located = _LOCATED.match(error or "")
+    if located is None:
+        return error
+    file = Path(located["file"])
+    shown = file.relative_to(root) if file.is_relative_to(root) else file
+    return f"{located['message']} ({shown}:{located['line']})"
+
+
+def parameter_text(value: Any, timezone: str) -> str:
+    """A recorded parameter as a person reads it: a period as its name and days, not a JSON object."""
+    if not (isinstance(value, dict) and {"name", "start", "end"} <= value.keys()):
+        return str(value)
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    try:
+        start, end = datetime.fromisoformat(str(value["start"])), datetime.fromisoformat(str(value["end"]))
+    except ValueError:
+        return str(value)
+    zone = ZoneInfo(timezone)
+    first = start.astimezone(zone).date()
+    last = (end.astimezone(zone) - timedelta(microseconds=1)).date()  # the end is exclusive
+    days = str(first) if first == last else f"{first} to {last}"
+    return f"{value['name']} ({days})"
 
 
 def _duration(seconds: float | None) -> str:
@@ -186,9 +231,7 @@ def _timeline_json(timeline: list[StateChange], record: RunRecord) -> list[dict[
     ]
 
 
-def _describe(record: RunRecord, timeline: list[StateChange]) -> Iterator[str]:
-    from pathlib import Path
-
+def _describe(record: RunRecord, timeline: list[StateChange], timezone: str) -> Iterator[str]:
     from reportctl.formats import format_bytes
 
     yield f"run        {record.id}"
@@ -196,11 +239,11 @@ def _describe(record: RunRecord, timeline: list[StateChange]) -> Iterator[str]:
     yield f"state      {record.state.value}"
     yield f"trigger    {record.trigger}" + (f" (attempt {record.attempt})" if record.attempt > 1 else "")
     if record.scheduled_for:
-        yield f"scheduled  {local_time(record.scheduled_for)}"
+        yield f"scheduled  {local_time(record.scheduled_for, timezone)}"
     if record.planned_at:
-        yield f"planned    {local_time(record.planned_at)}"
-    yield f"started    {local_time(record.started_at)}"
-    yield f"finished   {local_time(record.finished_at)}"
+        yield f"planned    {local_time(record.planned_at, timezone)}"
+    yield f"started    {local_time(record.started_at, timezone)}"
+    yield f"finished   {local_time(record.finished_at, timezone)}"
     yield f"duration   {_duration(record.duration_seconds)}"
     if record.spec_path:
         commit = f", commit {record.git_commit[:12]}" if record.git_commit else ""
@@ -218,16 +261,18 @@ def _describe(record: RunRecord, timeline: list[StateChange]) -> Iterator[str]:
     for change, seconds in zip(timeline, _spent(timeline, record), strict=True):
         took = "" if seconds is None else _duration(seconds)
         detail = f"  {truncate(change.detail, 80)}" if change.detail else ""
-        yield f"  {change.state.value:<13}{local_time(change.at)}  {took:>8}{detail}".rstrip()
+        yield f"  {change.state.value:<13}{local_time(change.at, timezone)}  {took:>8}{detail}".rstrip()
     if record.parameters:
         yield ""
         yield "parameters"
         for name, value in record.parameters.items():
-            yield f"  {name} = {value}"
+            yield f"  {name} = {parameter_text(value, timezone)}"
     if record.artifacts or record.artifacts_note:
         yield ""
         yield "artifacts" + (
-            f" ({record.artifacts_note} on {local_time(record.artifacts_deleted_at)})" if record.artifacts_note else ""
+            f" ({record.artifacts_note} on {local_time(record.artifacts_deleted_at, timezone)})"
+            if record.artifacts_note
+            else ""
         )
         for artifact in record.artifacts:
             path = Path(str(artifact.get("path", "")))
