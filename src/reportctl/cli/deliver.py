@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reportctl.cli.output import echo, print_json, progress
+from reportctl.cli.output import echo, local_time, print_json, progress, truncate
 
 if TYPE_CHECKING:
     from reportctl.delivery.engine import DeliveryReport
@@ -108,7 +108,6 @@ def describe_delivery(report: DeliveryReport) -> Iterator[str]:
 
 def describe_ledger(entries: list[LedgerEntry], timezone: str | None = None) -> Iterator[str]:
     """``runs show``: per delivery its counts, then every recipient with status, attempts and the last response."""
-    from reportctl.cli.runs import local_time, truncate
     from reportctl.state.ledger import status_counts
 
     yield f"  {ledger_summary(entries)}"

@@ -15,7 +15,7 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the commits that changed SPEC or any base it extends (as of HEAD), newest first."""
-    from reportctl.cli.runs import aligned_columns
+    from reportctl.cli.output import aligned_columns
     from reportctl.spec.history import spec_history
     from reportctl.spec.revisions import UNSHALLOW_HINT
 

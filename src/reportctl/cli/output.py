@@ -1,4 +1,5 @@
-"""Printing for the command line: one red line per error, JSON for machines, progress only on a terminal."""
+"""Printing for the command line: one red line per error, JSON for machines, progress only on a terminal, and
+text shaped for a terminal (times in a zone, shortened lines, aligned columns) that every command shares."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -121,3 +123,36 @@ def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
         _print_error_object(redact(message), int(ExitCode.FAILED), [])
         return int(ExitCode.FAILED)
     return code if isinstance(code, int) else 0
+
+
+# Text shaped for a terminal: a time in a zone, a line shortened to fit, columns aligned.
+
+SHORT_WIDTH = 48
+
+
+def local_time(moment: datetime | None, timezone: str | None = None, *, seconds: bool = True) -> str:
+    """``moment`` in ``timezone`` (the project's; default this machine's) with the zone's abbreviation."""
+    if moment is None:
+        return "-"
+    from zoneinfo import ZoneInfo
+
+    shown = "%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z"
+    return moment.astimezone(ZoneInfo(timezone) if timezone else None).strftime(shown)
+
+
+def truncate(text: str | None, width: int = SHORT_WIDTH) -> str:
+    """The first line of ``text``, shortened to ``width`` with '...' where it is longer."""
+    line = (text or "").strip().splitlines()[0] if text and text.strip() else ""
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def aligned_columns(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
+    """Aligned columns; the last one (an error, a message) is shortened to the terminal width rather than wrapped."""
+    import shutil
+
+    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
+    room = max(shutil.get_terminal_size().columns - sum(widths[:-1]) - 2 * (len(headers) - 1), 12)
+    widths[-1] = min(widths[-1], room)
+    for row in [headers, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
+        yield "  ".join([*cells, truncate(row[-1], room)]).rstrip()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reportctl.cli.output import echo, print_json
+from reportctl.cli.output import aligned_columns, echo, local_time, print_json, truncate
 
 if TYPE_CHECKING:
     from reportctl.config import Project
     from reportctl.state import RunRecord, StateChange, StateStore
 
 app = typer.Typer(help="Recorded runs: what ran, when, how it went, and what it produced.", no_args_is_help=True)
-
-ERROR_WIDTH = 48
 
 
 @contextmanager
@@ -124,18 +122,6 @@ def show(
             echo(line)
 
 
-def aligned_columns(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
-    """Aligned columns; the last one (the error) is shortened to the terminal width rather than wrapped."""
-    import shutil
-
-    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
-    room = max(shutil.get_terminal_size().columns - sum(widths[:-1]) - 2 * (len(headers) - 1), 12)
-    widths[-1] = min(widths[-1], room)
-    for row in [headers, *rows]:
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
-        yield "  ".join([*cells, truncate(row[-1], room)]).rstrip()
-
-
 def _since(text: str) -> datetime:
     """An ISO time (local when it has no offset) or a duration meaning 'that long ago'."""
     from datetime import UTC
@@ -154,16 +140,6 @@ def _since(text: str) -> datetime:
             f"--since: expected an ISO time such as 2026-11-28T09:00 or a duration such as 24h, got '{text}'"
         ) from None
     return moment if moment.tzinfo else moment.astimezone()
-
-
-def local_time(moment: datetime | None, timezone: str | None = None, *, seconds: bool = True) -> str:
-    """``moment`` in ``timezone`` (the project's; default this machine's) with the zone's abbreviation."""
-    if moment is None:
-        return "-"
-    from zoneinfo import ZoneInfo
-
-    shown = "%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z"
-    return moment.astimezone(ZoneInfo(timezone) if timezone else None).strftime(shown)
 
 
 _LOCATED = re.compile(r"^(?P<file>/[^:\n]+):(?P<line>\d+):(?P<column>\d+): (?P<message>.*)$", re.DOTALL)
@@ -202,11 +178,6 @@ def _duration(seconds: float | None) -> str:
     from reportctl.formats import format_duration
 
     return "-" if seconds is None else format_duration(seconds)
-
-
-def truncate(text: str | None, width: int = ERROR_WIDTH) -> str:
-    line = (text or "").strip().splitlines()[0] if text and text.strip() else ""
-    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 def _spent(timeline: list[StateChange], record: RunRecord) -> list[float | None]:
