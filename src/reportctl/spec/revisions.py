@@ -41,6 +41,11 @@ class SpecNotAtRevision(ReportctlError):
 
 def run_git(folder: Path, *args: str) -> str:
     """git's standard output for ``git -C folder ARGS``; ``RevisionError`` with git's own words when it fails."""
+    return git_bytes(folder, *args).decode("utf-8", "replace")
+
+
+def git_bytes(folder: Path, *args: str) -> bytes:
+    """``run_git`` as the bytes git wrote, for file contents."""
     try:
         done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, timeout=GIT_TIMEOUT, check=False)
     except FileNotFoundError:
@@ -50,7 +55,7 @@ def run_git(folder: Path, *args: str) -> str:
     if done.returncode != 0:
         error = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise RevisionError(f"git {' '.join(args)}: {error[-1] if error else f'exit {done.returncode}'}")
-    return done.stdout.decode("utf-8", "replace")
+    return done.stdout
 
 
 def repository_root(path: Path) -> Path:
@@ -124,16 +129,11 @@ class GitTree:
         if relative is None or not self.is_file(path):
             raise SpecError([Problem(f"file not found{self.where()}", file=path)])
         try:
-            done = subprocess.run(
-                ["git", "-C", str(self.root), "cat-file", "blob", f"{self.commit}:{relative}"],
-                capture_output=True,
-                timeout=GIT_TIMEOUT,
-                check=True,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
+            content = git_bytes(self.root, "cat-file", "blob", f"{self.commit}:{relative}")
+        except RevisionError as exc:
             raise SpecError([Problem(f"cannot read{self.where()}: {exc}", file=path)]) from None
-        self._read[path] = done.stdout
-        return done.stdout
+        self._read[path] = content
+        return content
 
     def label(self, path: Path) -> Path:
         return Path(f"{path}@{self.commit[:12]}")
