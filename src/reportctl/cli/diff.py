@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reportctl.cli.output import echo, error, error_object, errors_as_json
+from reportctl.cli.output import as_typed, echo, error, error_object, errors_as_json
 from reportctl.cli.render import parse_assignments
 from reportctl.errors import ExitCode, ReportctlError, UsageError
 
@@ -72,14 +72,14 @@ def diff(
     reports, failures = [], []
     for spec in specs:
         try:
-            shown = _shown(spec)
+            shown = as_typed(spec)
             reports.append(
                 diff_revisions(shown, base, head, parameters=parameters, snapshot=data_snapshot, max_cells=max_cells)
             )
         except ReportctlError as exc:
             if single:
                 raise
-            failures.append((_shown(spec), exc))
+            failures.append((as_typed(spec), exc))
     color = output_format == Format.text and "NO_COLOR" not in os.environ and sys.stdout.isatty()
     if single:
         echo(render_diff(reports[0], output_format.value, color=color))
@@ -143,11 +143,3 @@ def _several(
         target = head or "the working tree"
         return f"No spec changed between {base} and {target}."
     return "\n\n".join(parts)
-
-
-def _shown(path: Path) -> Path:
-    """``path`` relative to the working folder where it is inside it, as a reader would type it."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return path

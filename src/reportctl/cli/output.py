@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -156,3 +157,11 @@ def aligned_columns(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -
     for row in [headers, *rows]:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
         yield "  ".join([*cells, truncate(row[-1], room)]).rstrip()
+
+
+def as_typed(path: Path) -> Path:
+    """``path`` relative to the working folder when it is inside it, as a person would type it; else as it is."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from reportctl.cli.deliver import show_delivery
-from reportctl.cli.output import echo, errors_as_json, print_json, progress
+from reportctl.cli.output import as_typed, echo, errors_as_json, print_json, progress
 from reportctl.errors import UsageError
 
 
@@ -102,11 +102,11 @@ def render(
             show_delivery(result.delivery, as_json=True, payload=payload)
         return
     for artifact in result.artifacts:
-        echo(f"wrote {_shown(artifact.path)} ({format_bytes(artifact.bytes)})")
+        echo(f"wrote {as_typed(artifact.path)} ({format_bytes(artifact.bytes)})")
     count = len(result.artifacts)
     echo(
         f"rendered {result.report} in {result.timings.get('total', 0):.2f} s: "
-        f"{count} file{'s' if count != 1 else ''} in {_shown(result.directory)}"
+        f"{count} file{'s' if count != 1 else ''} in {as_typed(result.directory)}"
     )
     if result.delivery is not None:
         show_delivery(result.delivery)
@@ -144,10 +144,3 @@ def _render_recorded(loaded: Any, options: dict[str, Any], say: Any, *, deliver:
             progress=say,
             **options,
         )
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reportctl.cli.output import echo, errors_as_json, print_json
+from reportctl.cli.output import as_typed, echo, errors_as_json, print_json
 from reportctl.errors import ExitCode, Problem, SpecError
 from reportctl.spec.files import find_yaml
 
@@ -145,17 +145,11 @@ def _as_typed(problem: Problem) -> Problem:
     """``problem`` with its file relative to the working folder when it is inside it, as a person types it."""
     import dataclasses
 
-    def shorter(path: Path) -> Path:
-        try:
-            return path.relative_to(Path.cwd())
-        except ValueError:
-            return path
-
     position = problem.position
     return dataclasses.replace(
         problem,
-        file=shorter(problem.file) if problem.file else None,
-        position=dataclasses.replace(position, file=shorter(position.file)) if position else None,
+        file=as_typed(problem.file) if problem.file else None,
+        position=dataclasses.replace(position, file=as_typed(position.file)) if position else None,
     )
 
 
