@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reportctl.errors import ReportctlError
-from reportctl.spec.files import find_yaml
+from reportctl.spec.files import find_yaml, is_spec_file
 from reportctl.spec.reading import WORKING_TREE, SpecReader
 
 _NOT_SPECS = ("reportctl.yaml",)
@@ -65,20 +65,17 @@ def _under(path: Path, folders: list[Path]) -> bool:
 
 
 def _tree_specs(reader: SpecReader, root: Path, folders: list[Path]) -> set[Path]:
-    """The YAML files under ``folders`` in the commit ``reader`` reads."""
-    from reportctl.spec.files import PROJECT_FILES, SKIPPED_FOLDERS
+    """The spec files under ``folders`` in the commit ``reader`` reads, found as ``find_yaml`` finds them on disk."""
     from reportctl.spec.revisions import run_git
 
     listing = run_git(root, "ls-tree", "-r", "-z", "--name-only", str(reader.revision))
-    found = set()
-    for name in filter(None, listing.split("\0")):
-        path = (root / name).resolve()
-        parts = path.relative_to(root).parts[:-1]
-        if any(p.startswith(".") or p in SKIPPED_FOLDERS for p in parts) or path.name in PROJECT_FILES:
-            continue
-        if path.suffix in (".yaml", ".yml") and _under(path, folders):
-            found.add(path)
-    return found
+    paths = [(root / name).resolve() for name in listing.split("\0") if name]
+    return {
+        path
+        for path in paths
+        for folder in folders
+        if (path == folder or folder in path.parents) and is_spec_file(path.relative_to(folder))
+    }
 
 
 def _spec_files(path: Path, reader: SpecReader) -> list[Path] | None:

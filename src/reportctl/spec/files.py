@@ -18,10 +18,14 @@ def find_yaml(paths: list[Path]) -> list[Path]:
         if not path.is_dir():
             found.append(path)
             continue
-        for candidate in sorted(path.rglob("*")):
-            folders = candidate.relative_to(path).parts[:-1]
-            if any(p.startswith(".") or p in SKIPPED_FOLDERS for p in folders):
-                continue
-            if candidate.suffix in (".yaml", ".yml") and candidate.is_file() and candidate.name not in PROJECT_FILES:
-                found.append(candidate)
+        found.extend(c for c in sorted(path.rglob("*")) if is_spec_file(c.relative_to(path)) and c.is_file())
     return found
+
+
+def is_spec_file(relative: Path) -> bool:
+    """Whether a file at ``relative`` (from a folder searched for specs) counts as a spec: YAML, outside hidden and
+    output folders, not a people or policy file."""
+    folders = relative.parts[:-1]
+    if any(p.startswith(".") or p in SKIPPED_FOLDERS for p in folders):
+        return False
+    return relative.suffix in (".yaml", ".yml") and relative.name not in PROJECT_FILES
