@@ -15,6 +15,7 @@ from reportctl.document import (
     KpiValue,
     ParameterValue,
     ReportInfo,
+    Style,
     TableBlock,
     TableColumn,
     TextBlock,
@@ -148,7 +149,17 @@ def assemble_document(
         ParameterValue(name, parameter.label or column_label(name), parameter.type, values.get(name))
         for name, parameter in spec.parameters.items()
     )
-    return Document(info, parameters, tuple(blocks))
+    return Document(info, parameters, tuple(blocks), style=report_style(loaded))
+
+
+def report_style(loaded: LoadedSpec) -> Style:
+    """The spec's locale and theme over the project's, key by key, with files resolved in the project folder."""
+    config, spec = loaded.project.config, loaded.spec
+    theme = config.theme.model_dump(exclude_none=True)
+    if spec.theme is not None:
+        theme.update(spec.theme.model_dump(exclude_none=True))
+    files = {key: loaded.project.root / theme[key] for key in ("logo", "font", "font_bold") if key in theme}
+    return Style(locale=spec.locale or config.locale, accent=theme.get("accent", Style.accent), **files)
 
 
 def _table(section: TableSection, frames: Mapping[str, pl.DataFrame], bound: Mapping[str, Any]) -> TableBlock:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from reportctl.spec.types import PositiveDuration, StrictModel, TimeZoneName
+from reportctl.spec.types import LocaleName, PositiveDuration, StrictModel, Theme, TimeZoneName
 
 CONFIG_NAME = "reportctl.yaml"
 
@@ -54,6 +54,10 @@ class ProjectConfig(StrictModel):
     """Settings shared by every spec of a reports project."""
 
     timezone: TimeZoneName = Field(default="UTC", description="Report time zone when a spec names none.")
+    locale: LocaleName = Field(
+        default="en_US", description="How numbers, currencies and dates read when a spec names no locale."
+    )
+    theme: Theme = Field(default_factory=Theme, description="Logo, accent colour and font of every report.")
     specs: list[str] = Field(default_factory=lambda: ["specs"], description="Folders that hold specs.")
     output_dir: str = Field(default="out", description="Where artifacts go: OUT/<name>/<run-id>/.")
     outputs: list[str] = Field(default_factory=lambda: ["csv", "json"], description="Default output formats.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -132,6 +133,17 @@ class ChartImage:
 
 
 @dataclass(frozen=True)
+class Style:
+    """The resolved look of a report: the spec's locale and theme keys over the project's, paths made absolute."""
+
+    locale: str = "en_US"
+    accent: str = "#0072b2"
+    logo: Path | None = None
+    font: Path | None = None
+    font_bold: Path | None = None
+
+
+@dataclass(frozen=True)
 class Document:
     info: ReportInfo
     parameters: tuple[ParameterValue, ...]
@@ -140,6 +152,8 @@ class Document:
     """Exported charts by chart id, present when a writer of this run asked for them (``CHART_IMAGES``)."""
     formats: tuple[str, ...] = ()
     """The output formats of this run, so a writer can point readers to the complete data elsewhere."""
+    style: Style = field(default_factory=Style)
+    """Locale and theme: how numbers read and what the report looks like."""
 
     def tables(self) -> list[TableBlock]:
         return [b for b in self.blocks if isinstance(b, TableBlock)]

@@ -41,6 +41,7 @@ def check_spec(loaded: LoadedSpec, *, connect: bool = False) -> list[Problem]:
     now = datetime.now(UTC)
     values = _check_parameters(loaded, now, problems)
     _check_formats(loaded, problems)
+    _check_theme(loaded, problems)
     if loaded.spec.abstract:
         # a base may name datasets, columns and parameters that the specs extending it define: compile only
         _check_templates(loaded, None, problems)
@@ -172,6 +173,35 @@ def _check_formats(loaded: LoadedSpec, problems: list[Problem]) -> None:
             parse_format(text)
         except ReportctlError as exc:
             problems.append(loaded.problem(at, str(exc)))
+
+
+_THEME_FILES = {"logo": (".png", ".svg"), "font": (".ttf", ".otf"), "font_bold": (".ttf", ".otf")}
+
+
+def _check_theme(loaded: LoadedSpec, problems: list[Problem]) -> None:
+    """Theme files exist inside the project and are of a kind every writer can use."""
+    project = loaded.project
+    themes: list[tuple[Any, Any]] = [(None, project.config.theme)]
+    if loaded.spec.theme is not None:
+        themes.append((("theme",), loaded.spec.theme))
+    for at, theme in themes:
+        for key, suffixes in _THEME_FILES.items():
+            name = getattr(theme, key)
+            if name is None:
+                continue
+            path = (project.root / name).resolve()
+            if not path.is_relative_to(project.root.resolve()):
+                message = f"'{name}' is outside the project folder; keep theme files in the project"
+            elif not path.is_file():
+                message = f"file '{name}' not found; theme paths are relative to the project folder"
+            elif path.suffix.lower() not in suffixes:
+                message = f"'{name}' is not a {' or '.join(s[1:].upper() for s in suffixes)} file"
+            else:
+                continue
+            if at is None:
+                problems.append(Problem(f"theme.{key}: {message}", file=project.config_file))
+            else:
+                problems.append(loaded.problem((*at, key), message))
 
 
 def _dataset_schemas(

@@ -13,7 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from reportctl.plugins import CHANNELS, SOURCES, WRITERS
 from reportctl.spec.delivery import DeliveryEntry
-from reportctl.spec.types import IDENTIFIER, NAME, ByPlugin, Duration, StrictModel, TimeZoneName
+from reportctl.spec.types import (
+    IDENTIFIER,
+    NAME,
+    ByPlugin,
+    Duration,
+    LocaleName,
+    StrictModel,
+    Theme,
+    TimeZoneName,
+)
 
 API_VERSION = "reportctl/v1"
 
@@ -245,6 +254,11 @@ class Spec(StrictModel):
     abstract: bool = False
     extends: str | None = None
     timezone: TimeZoneName | None = Field(default=None, description="Defaults to the schedule's, then the project's.")
+    locale: LocaleName | None = Field(
+        default=None,
+        description="How numbers, currencies and dates read (de_DE: 1.234,56 €); defaults to the project's.",
+    )
+    theme: Theme | None = Field(default=None, description="Logo, accent colour and font; defaults to the project's.")
     parameters: dict[Annotated[str, Field(pattern=IDENTIFIER)], Parameter] = Field(default_factory=dict)
     sources: dict[Annotated[str, Field(pattern=IDENTIFIER)], Annotated[SourceOptions, ByPlugin(SOURCES, "kind")]] = (
         Field(default_factory=dict)

@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     GetJsonSchemaHandler,
     PlainSerializer,
     WithJsonSchema,
@@ -105,6 +106,26 @@ def check_timezone(value: Any) -> str:
 
 TimeZoneName = Annotated[str, BeforeValidator(check_timezone), WithJsonSchema({"type": "string"})]
 
+
+def check_locale(value: Any) -> str:
+    """A locale such as de_DE or fr-CH, as Babel knows it; returned in Babel's spelling (de_DE)."""
+    from babel import Locale, UnknownLocaleError
+
+    if not isinstance(value, str):
+        raise ValueError(f"expected a locale such as en_US or de_DE, got {value!r}")
+    try:
+        return str(Locale.parse(value.replace("-", "_")))
+    except (UnknownLocaleError, ValueError):
+        raise ValueError(
+            f"unknown locale '{value}'; use a language and territory such as en_US, de_DE or ja_JP"
+        ) from None
+
+
+LocaleName = Annotated[
+    str, BeforeValidator(check_locale), WithJsonSchema({"type": "string", "examples": ["en_US", "de_DE", "ja_JP"]})
+]
+HexColour = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
+
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NAME = r"^[a-z0-9][a-z0-9-]*$"
 
@@ -144,3 +165,22 @@ class ByPlugin:
             )
         entry = {"type": "object", "properties": {self.tag: {"enum": names}}, "required": [self.tag], "allOf": branches}
         return {"anyOf": [{"enum": names}, entry]} if self.name_alone else entry
+
+
+class Theme(StrictModel):
+    """How a report looks in PDF, HTML, Excel and email; a spec's keys override the project's one by one."""
+
+    logo: str | None = Field(
+        default=None, description="A PNG or SVG file, relative to the project folder, shown at the top of the report."
+    )
+    accent: HexColour | None = Field(
+        default=None, description="The colour (#RRGGBB) of headings, rules, table headers and the first chart series."
+    )
+    font: str | None = Field(
+        default=None,
+        description="A TrueType or OpenType file, relative to the project folder, for the report's text; HTML and "
+        "email embed or name its family.",
+    )
+    font_bold: str | None = Field(
+        default=None, description="The bold face of 'font' (a file); without it bold text uses 'font'."
+    )
