@@ -73,8 +73,8 @@ class ColumnFormat:
     currency: str | None = None
     pattern: str | None = None
 
-    def format(self, value: Any, tz: str | None = None) -> str:
-        """The text a reader sees for ``value``; "" for None and NaN."""
+    def format(self, value: Any, tz: str | None = None, locale: str = "en_US") -> str:
+        """The text a reader sees for ``value`` in ``locale`` (a Babel name such as de_DE); "" for None and NaN."""
         if is_missing(value):
             return ""
         kind, decimals = self.kind, self.decimals or 0
