@@ -6,6 +6,7 @@ import os
 import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def test_series_splits_rows_into_traces_in_order_of_appearance() -> None:
 
 def test_several_y_columns_are_traces_named_by_humanised_column() -> None:
     figure = build_figure(chart("line", y=("p95_latency", "revenue"), format=None), BERLIN)
-    assert [trace.name for trace in figure.data] == ["p95 latency", "revenue"]
+    assert [trace.name for trace in figure.data] == ["P95 latency", "Revenue"]
     assert figure.layout.yaxis.title.text in ("", None)
 
 
@@ -133,10 +134,35 @@ def test_heatmap_without_series_needs_two_y_columns() -> None:
 
 def test_axis_titles_from_labels_else_humanised_columns_with_the_zone() -> None:
     plain = build_figure(chart("line"), BERLIN)
-    assert plain.layout.xaxis.title.text == "ts (Europe/Berlin)"
-    assert plain.layout.yaxis.title.text == "p95 latency"
+    assert plain.layout.xaxis.title.text == "Ts (Europe/Berlin)"
+    assert plain.layout.yaxis.title.text == "P95 latency"
     labelled = build_figure(chart("line", x_label="Hour", y_label="Latency"), BERLIN)
     assert (labelled.layout.xaxis.title.text, labelled.layout.yaxis.title.text) == ("Hour", "Latency")
+
+
+def test_axis_titles_and_trace_names_use_the_labels_tables_give_the_columns() -> None:
+    labels = {"ts": "Time", "p95_latency": "p95 latency (ms)", "revenue": "Revenue (EUR)"}
+    single = build_figure(replace(chart("line"), labels=labels), BERLIN)
+    assert (single.layout.xaxis.title.text, single.layout.yaxis.title.text) == ("Time", "p95 latency (ms)")
+    several = build_figure(replace(chart("line", y=("p95_latency", "revenue")), series=None, labels=labels), BERLIN)
+    assert [trace.name for trace in several.data] == ["p95 latency (ms)", "Revenue (EUR)"]
+
+
+def test_a_point_between_gaps_is_drawn_as_a_marker() -> None:
+    frame = pl.DataFrame({"day": [1, 2, 3, 4, 5, 6], "value": [1.0, 2.0, None, 4.0, None, 6.0]})
+    block = ChartBlock("gaps", None, "line", frame, "day", ("value",))
+    trace = build_figure(block, "UTC").data[0]
+    assert trace.mode == "lines+markers"
+    assert list(trace.marker.size) == [0, 0, 0, 6, 0, 6]
+    joined = build_figure(replace(block, frame=frame.fill_null(0.0)), "UTC").data[0]
+    assert joined.mode == "lines"
+
+
+def test_the_locale_sets_the_separators_and_the_currency_symbol() -> None:
+    figure = build_figure(chart("line", format="currency:EUR"), BERLIN, "de_DE")
+    assert figure.layout.separators == ",."
+    assert (figure.layout.yaxis.tickprefix, figure.layout.yaxis.ticksuffix) == ("", " €")
+    assert build_figure(chart("line"), BERLIN).layout.separators == ".,"
 
 
 @pytest.mark.parametrize(
@@ -259,7 +285,7 @@ def test_svg_parses_and_has_the_css_size(
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     assert (root.get("width"), root.get("height")) == ("400", "300")
     text = "".join(root.itertext())
-    assert "p95 latency" in text  # axis titles are drawn; the chart title is left to the writers
+    assert "P95 latency" in text  # axis titles are drawn; the chart title is left to the writers
 
 
 def test_export_is_byte_stable(

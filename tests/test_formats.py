@@ -14,6 +14,7 @@ import pytest
 from reportctl.document import Period
 from reportctl.errors import ReportctlError
 from reportctl.formats import (
+    AUTO,
     FORMAT_NAMES,
     ColumnFormat,
     FormatError,
@@ -238,3 +239,77 @@ def test_export_frame_shapes_values_for_csv_and_json() -> None:
     assert json["tags"].to_list() == [["x", "y"], None]
     assert json["amount"].to_list() == [1.5, None]
     assert math.isclose(json["took"][0], 1.5)
+
+
+# -- locales, rounding edges and defaults (issue 10) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "locale", "expected"),
+    [
+        ("currency:EUR", 1234.56, "de_DE", "1.234,56 €"),
+        ("currency:EUR", -1234.5, "de_DE", "-1.234,50 €"),
+        ("currency:EUR", 1234.56, "en_US", "€1,234.56"),
+        ("currency:CHF", 1234.5, "fr_CH", "1'234,50 CHF"),
+        ("currency:JPY", 1234.5, "ja_JP", "￥1,235"),
+        ("currency:SEK", 1021349, "sv_SE", "1\xa0021\xa0349,00 kr"),
+        ("currency:SEK", 1021349, "en_US", "SEK 1,021,349.00"),
+        ("currency:INR", 1234567, "en_IN", "₹12,34,567.00"),
+        ("currency:KWD", 1.2345, "en_US", "KWD 1.235"),
+        ("number:2", 1234567.891, "de_DE", "1.234.567,89"),
+        ("number:1 ms", 1234.56, "de_DE", "1.234,6 ms"),
+        ("percent", 0.853, "de_DE", "85,3 %"),
+        ("percent", 0.853, "fr_FR", "85,3 %"),
+        ("bytes", 1536, "de_DE", "1,5 KiB"),
+        ("date:%d %B %Y", date(2026, 12, 3), "de_DE", "03 Dezember 2026"),
+        ("date:%a %d %b", date(2026, 12, 3), "fr_FR", "jeu. 03 déc."),
+        ("date:medium", date(2026, 12, 3), "de_DE", "03.12.2026"),
+        ("date:long", date(2026, 12, 3), "en_US", "December 3, 2026"),
+        ("date:%d %B %Y", date(2026, 12, 3), "en_GB", "03 December 2026"),
+    ],
+)
+def test_locales_through_babel(spec: str, value: Any, locale: str, expected: str) -> None:
+    assert parse_format(spec).format(value, locale=locale) == expected
+
+
+def test_the_locale_sign_is_used_and_there_is_never_a_negative_zero() -> None:
+    assert parse_format("number:1").format(-1234.5, locale="sv_SE") == "\u22121\xa0234,5"
+    assert parse_format("number:1").format(-0.04, locale="de_DE") == "0,0"
+    assert parse_format("currency:EUR").format(-0.001, locale="de_DE") == "0,00 €"
+
+
+def test_every_iso_currency_is_known_and_an_unknown_one_is_refused_at_parse() -> None:
+    assert parse_format("currency:BHD") == ColumnFormat("currency", decimals=3, currency="BHD")
+    with pytest.raises(FormatError, match="unknown currency 'EUX'"):
+        parse_format("currency:EUX")
+
+
+@pytest.mark.parametrize(
+    ("value", "decimals", "expected"),
+    [
+        (162.04999999999995, 1, "162.1"),  # a linear p95 of 162.05 as stored; Excel and LibreOffice show 162.1
+        (2.675, 2, "2.68"),
+        (1.005, 2, "1.01"),
+        (0.1 + 0.2, 12, "0.300000000000"),
+        (-0.0, 2, "0.00"),
+        (1e15 + 0.3, 0, "1,000,000,000,000,000"),
+    ],
+)
+def test_floats_round_at_15_significant_digits_then_half_up(value: float, decimals: int, expected: str) -> None:
+    assert format_number(value, decimals) == expected
+
+
+def test_floats_without_a_format_show_significant_digits_never_a_false_zero() -> None:
+    column = pl.Series([0.0012, 12.5, 1234.5678, None, 0.0])
+    fmt = default_format_for(column.dtype, column)
+    assert [fmt.format(v) for v in column.to_list()] == ["0.0012", "12.50", "1,234.5678", "", "0.00"]
+    plain = default_format_for(pl.Float64, pl.Series([0.5, 12.345]))
+    assert [plain.format(v) for v in (0.5, 12.345)] == ["0.50", "12.35"]
+    assert AUTO.format(0.0012) == "0.0012"
+    assert AUTO.format(1e-7) == "0.0000001"
+    assert AUTO.format(3.14159) == "3.14"
+
+
+def test_booleans_read_yes_and_no() -> None:
+    assert [AUTO.format(True), AUTO.format(False), parse_format("text").format(True)] == ["Yes", "No", "Yes"]
+    assert default_format_for(pl.Boolean).format(False) == "No"

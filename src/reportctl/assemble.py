@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -100,6 +100,7 @@ def assemble_document(
     context["title"] = title
 
     blocks: list[Block] = []
+    labels = _column_labels(spec.sections)
     for index, section in enumerate(spec.sections):
         if isinstance(section, TextSection):
             markdown = render(section.template, ("sections", index, "template"))
@@ -129,6 +130,7 @@ def assemble_document(
                     x_label=section.x_label,
                     y_label=section.y_label,
                     format=section.format,
+                    labels=labels.get(section.dataset, {}),
                 )
             )
 
@@ -158,8 +160,22 @@ def report_style(loaded: LoadedSpec) -> Style:
     theme = config.theme.model_dump(exclude_none=True)
     if spec.theme is not None:
         theme.update(spec.theme.model_dump(exclude_none=True))
-    files = {key: loaded.project.root / theme[key] for key in ("logo", "font", "font_bold") if key in theme}
-    return Style(locale=spec.locale or config.locale, accent=theme.get("accent", Style.accent), **files)
+    files = {
+        key: loaded.project.root / theme[key] for key in ("logo", "font", "font_bold", "html_template") if key in theme
+    }
+    return Style(locale=spec.locale or config.locale, accent=theme.get("accent"), **files)
+
+
+def _column_labels(sections: Sequence[Any]) -> dict[str, dict[str, str]]:
+    """The labels tables give their columns, by dataset, so a chart's axes name a column as its table does."""
+    labels: dict[str, dict[str, str]] = {}
+    for section in sections:
+        if isinstance(section, TableSection):
+            known = labels.setdefault(section.dataset, {})
+            for name, column in section.columns.items():
+                if column.label and name not in known:
+                    known[name] = column.label
+    return labels
 
 
 def _table(section: TableSection, frames: Mapping[str, pl.DataFrame], bound: Mapping[str, Any]) -> TableBlock:

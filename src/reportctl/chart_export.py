@@ -23,6 +23,7 @@ from typing import Any
 from reportctl.charts import ChartError, build_figure, figure_json
 from reportctl.document import ChartBlock, ChartImage
 from reportctl.errors import exception_line
+from reportctl.formats import DEFAULT_LOCALE
 
 BROWSER_ENV = "REPORTCTL_BROWSER"
 BROWSER_NAMES = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -95,6 +96,7 @@ def export_charts(
     formats: Collection[str],
     *,
     timezone: str,
+    locale: str = DEFAULT_LOCALE,
     width: int = 900,
     height: int = 450,
     scale: int = 2,
@@ -120,7 +122,7 @@ def export_charts(
     for block in blocks:
         try:
             # every writer that embeds the picture puts the section's title above it, so the picture has none
-            key = figure_json(build_figure(dataclasses.replace(block, title=None), timezone))
+            key = figure_json(build_figure(dataclasses.replace(block, title=None), timezone, locale))
         except ChartError:
             raise
         except Exception as exc:

@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from reportctl.document import ChartBlock
 from reportctl.errors import RenderError
-from reportctl.formats import ColumnFormat, default_format_for, parse_format
+from reportctl.formats import (
+    DEFAULT_LOCALE,
+    ColumnFormat,
+    currency_affixes,
+    default_format_for,
+    number_symbols,
+    parse_format,
+)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -49,8 +56,9 @@ class ChartError(RenderError):
 # -- figures -------------------------------------------------------------------------------------------------
 
 
-def build_figure(block: ChartBlock, timezone: str) -> go.Figure:
-    """The block as a themed Plotly figure; datetimes in ``timezone``, values formatted as the block says."""
+def build_figure(block: ChartBlock, timezone: str, locale: str = DEFAULT_LOCALE) -> go.Figure:
+    """The block as a themed Plotly figure; datetimes in ``timezone``, values formatted as the block says, with
+    the decimal and group separators of ``locale``."""
     import plotly.graph_objects as go
 
     frame = _plain_frame(block.frame, timezone)
@@ -59,14 +67,16 @@ def build_figure(block: ChartBlock, timezone: str) -> go.Figure:
         raise ChartError(f"chart '{block.id}': no column {', '.join(map(repr, missing))} in its dataset")
     value_format = _value_format(block, frame)
     layout = _theme(block.title)
+    symbols = number_symbols(locale)
+    layout["separators"] = symbols.decimal + symbols.group
     if block.chart in ("pie", "donut"):
-        traces = _pie(block, frame, value_format)
+        traces = _pie(block, frame, value_format, locale)
     elif block.chart == "heatmap":
-        traces = _heatmap(block, frame, value_format, layout, timezone)
+        traces = _heatmap(block, frame, value_format, layout, timezone, locale)
     else:
-        traces = _xy_traces(block, frame, value_format, layout)
+        traces = _xy_traces(block, frame, value_format, layout, locale)
         layout["xaxis"] |= {"title": {"text": _x_title(block, timezone)}, **_temporal_axis(frame, block.x)}
-        axis = _axis_format(value_format, _values(frame, block))
+        axis = _axis_format(value_format, _values(frame, block), locale)
         if not block.format and "tickformat" in axis:  # by type: plain ticks, as many decimals as they need
             axis |= {"tickformat": ",", "ticksuffix": "", "tickprefix": ""}
         layout["yaxis"] |= {"title": {"text": _y_title(block)}, **axis}
@@ -137,21 +147,23 @@ def _groups(frame: pl.DataFrame, series: str | None) -> list[tuple[str | None, p
 
 
 def _xy_traces(
-    block: ChartBlock, frame: pl.DataFrame, value_format: ColumnFormat, layout: dict[str, Any]
+    block: ChartBlock, frame: pl.DataFrame, value_format: ColumnFormat, layout: dict[str, Any], locale: str
 ) -> list[dict[str, Any]]:
     stack = block.chart == "area" and (len(block.y) > 1 or block.series is not None)
     stack = stack or (block.stacked and block.chart == "line")
     if block.chart == "bar":
         layout["barmode"] = "relative" if block.stacked else "group"
-    hover = _hover_template(value_format)
+    hover = _hover_template(value_format, locale=locale)
     traces: list[dict[str, Any]] = []
     for key, rows in _groups(frame, block.series):
         for column in block.y:
-            name = key if len(block.y) == 1 else (f"{key} · {humanise(column)}" if key else humanise(column))
+            label = _label(block, column)
+            name = key if len(block.y) == 1 else (f"{key} · {label}" if key else label)
+            values = _column(rows, column)
             trace: dict[str, Any] = {
                 "x": _column(rows, block.x),
-                "y": _column(rows, column),
-                "name": name or humanise(column),
+                "y": values,
+                "name": name or label,
                 "hovertemplate": f"%{{x}}<br>{hover}<extra>%{{fullData.name}}</extra>",
             }
             color = PALETTE[len(traces) % len(PALETTE)]
@@ -161,6 +173,10 @@ def _xy_traces(
                 trace |= {"type": "scatter", "mode": "markers", "marker": {"color": color, "size": 7}}
             else:
                 trace |= {"type": "scatter", "mode": "lines", "line": {"color": color, "width": 2}}
+                alone = _isolated(values)
+                if any(alone):  # a line needs two points: a value between gaps is drawn as a dot
+                    sizes = [6 if single else 0 for single in alone]
+                    trace |= {"mode": "lines+markers", "marker": {"color": color, "size": sizes}}
                 if block.chart == "area":
                     trace["fill"] = "tonexty" if stack else "tozeroy"
                     trace["fillcolor"] = _translucent(color)
@@ -173,7 +189,7 @@ def _xy_traces(
     return traces
 
 
-def _pie(block: ChartBlock, frame: pl.DataFrame, value_format: ColumnFormat) -> list[dict[str, Any]]:
+def _pie(block: ChartBlock, frame: pl.DataFrame, value_format: ColumnFormat, locale: str) -> list[dict[str, Any]]:
     labels = [str(v) for v in _column(frame, block.x)]
     return [
         {
@@ -185,13 +201,18 @@ def _pie(block: ChartBlock, frame: pl.DataFrame, value_format: ColumnFormat) -> 
             "direction": "clockwise",
             "texttemplate": "%{percent:.1%}",  # one decimal on every slice, as percent formats default to
             "marker": {"colors": [PALETTE[i % len(PALETTE)] for i in range(len(labels))]},
-            "hovertemplate": f"%{{label}}: {_hover_template(value_format, '%{value')}<extra></extra>",
+            "hovertemplate": f"%{{label}}: {_hover_template(value_format, '%{value', locale)}<extra></extra>",
         }
     ]
 
 
 def _heatmap(
-    block: ChartBlock, frame: pl.DataFrame, value_format: ColumnFormat, layout: dict[str, Any], timezone: str
+    block: ChartBlock,
+    frame: pl.DataFrame,
+    value_format: ColumnFormat,
+    layout: dict[str, Any],
+    timezone: str,
+    locale: str,
 ) -> list[dict[str, Any]]:
     if block.series is not None:
         row_column, value_column = block.series, block.y[0]
@@ -211,13 +232,14 @@ def _heatmap(
     ):
         if z[which[row]][where[x]] is None:
             z[which[row]][where[x]] = value
-    axis = _axis_format(value_format, [float(v) for r in z for v in r if isinstance(v, int | float)])
+    axis = _axis_format(value_format, [float(v) for r in z for v in r if isinstance(v, int | float)], locale)
     layout["xaxis"] |= {
         "title": {"text": _x_title(block, timezone)},
         "showgrid": False,
         **_temporal_axis(frame, block.x),
     }
-    layout["yaxis"] |= {"title": {"text": block.y_label or humanise(row_column)}, "showgrid": False, "type": "category"}
+    title = block.y_label or _label(block, row_column)
+    layout["yaxis"] |= {"title": {"text": title}, "showgrid": False, "type": "category"}
     colorbar = {key: value for key, value in axis.items() if key.startswith("tick")}
     return [
         {
@@ -227,7 +249,7 @@ def _heatmap(
             "z": z,
             "colorscale": [list(stop) for stop in HEATMAP_SCALE],
             "colorbar": {"outlinewidth": 0, "thickness": 12, **colorbar},
-            "hovertemplate": f"%{{x}}, %{{y}}: {_hover_template(value_format, '%{z')}<extra></extra>",
+            "hovertemplate": f"%{{x}}, %{{y}}: {_hover_template(value_format, '%{z', locale)}<extra></extra>",
         }
     ]
 
@@ -265,8 +287,23 @@ def _theme(title: str | None) -> dict[str, Any]:
 
 
 def humanise(column: str) -> str:
-    """A column name as words: "p95_latency" -> "p95 latency"."""
-    return re.sub(r"[_\-\s]+", " ", column).strip() or column
+    """A column name as words for readers: "p95_latency" -> "P95 latency"."""
+    text = re.sub(r"[_\-\s]+", " ", column).strip() or column
+    return text[:1].upper() + text[1:]
+
+
+def _label(block: ChartBlock, column: str) -> str:
+    """A column's name for readers: the label its table gives it, else its name as words."""
+    return block.labels.get(column) or humanise(column)
+
+
+def _isolated(values: list[Any]) -> list[bool]:
+    """Which values have no neighbouring value on either side, so a line through them draws nothing."""
+    present = [v is not None and not (isinstance(v, float) and math.isnan(v)) for v in values]
+    last = len(values) - 1
+    return [
+        here and (i == 0 or not present[i - 1]) and (i == last or not present[i + 1]) for i, here in enumerate(present)
+    ]
 
 
 def _x_title(block: ChartBlock, timezone: str) -> str:
@@ -275,13 +312,14 @@ def _x_title(block: ChartBlock, timezone: str) -> str:
         return block.x_label
     dtype = block.frame.schema.get(block.x)
     zone = getattr(dtype, "time_zone", None)
-    return f"{humanise(block.x)} ({timezone})" if zone else humanise(block.x)
+    label = _label(block, block.x)
+    return f"{label} ({timezone})" if zone and block.x not in block.labels else label
 
 
 def _y_title(block: ChartBlock) -> str:
     if block.y_label:
         return block.y_label
-    return humanise(block.y[0]) if len(block.y) == 1 else ""
+    return _label(block, block.y[0]) if len(block.y) == 1 else ""
 
 
 def _temporal_axis(frame: pl.DataFrame, column: str) -> dict[str, Any]:
@@ -304,42 +342,40 @@ def _value_format(block: ChartBlock, frame: pl.DataFrame) -> ColumnFormat:
     if block.format:
         return parse_format(block.format)
     if block.y[0] in block.frame.columns:
-        return default_format_for(block.frame.schema[block.y[0]])
-    return default_format_for(frame.schema[block.y[0]])
+        return default_format_for(block.frame.schema[block.y[0]], block.frame.get_column(block.y[0]))
+    return default_format_for(frame.schema[block.y[0]], frame.get_column(block.y[0]))
 
 
-def d3_format(fmt: ColumnFormat) -> tuple[str, str, str] | None:
+def d3_format(fmt: ColumnFormat, locale: str = DEFAULT_LOCALE) -> tuple[str, str, str] | None:
     """(tickformat, prefix, suffix) spelling ``fmt`` in d3, or None when d3 cannot (bytes, durations, dates)."""
     decimals = fmt.decimals if fmt.decimals is not None else 0
     suffix = f" {fmt.unit}" if fmt.unit else ""
     if fmt.kind == "number":
-        return f",.{decimals}f", "", suffix
+        return f",.{max(decimals, fmt.most_decimals or 0)}f", "", suffix
     if fmt.kind == "integer":
         return ",.0f", "", suffix
     if fmt.kind == "percent":
-        return f",.{decimals}%", "", ""
+        return f",.{decimals}%", "", ""  # d3 multiplies by 100 only with its own "%", written without a space
     if fmt.kind == "currency":
-        from reportctl.formats import currency_symbol
-
-        code = fmt.currency or "USD"
-        return f",.{decimals}f", currency_symbol(code), ""
+        prefix, suffix = currency_affixes(fmt.currency or "USD", locale)
+        return f",.{decimals}f", prefix, suffix
     return None
 
 
-def _axis_format(fmt: ColumnFormat, values: list[float]) -> dict[str, Any]:
-    spelled = d3_format(fmt)
+def _axis_format(fmt: ColumnFormat, values: list[float], locale: str = DEFAULT_LOCALE) -> dict[str, Any]:
+    spelled = d3_format(fmt, locale)
     if spelled is not None:
         tickformat, prefix, suffix = spelled
         return {"tickformat": tickformat, "tickprefix": prefix, "ticksuffix": suffix, "hoverformat": tickformat}
     if fmt.kind in ("bytes", "duration") and values:
         steps = _BYTE_STEPS if fmt.kind == "bytes" else _DURATION_STEPS
         ticks = _ticks(min(0.0, *values), max(0.0, *values), steps)
-        return {"tickmode": "array", "tickvals": ticks, "ticktext": [fmt.format(v) for v in ticks]}
+        return {"tickmode": "array", "tickvals": ticks, "ticktext": [fmt.format(v, locale=locale) for v in ticks]}
     return {"tickformat": ","}
 
 
-def _hover_template(fmt: ColumnFormat, field: str = "%{y") -> str:
-    spelled = d3_format(fmt)
+def _hover_template(fmt: ColumnFormat, field: str = "%{y", locale: str = DEFAULT_LOCALE) -> str:
+    spelled = d3_format(fmt, locale)
     if spelled is None:
         return field + "}"
     tickformat, prefix, suffix = spelled

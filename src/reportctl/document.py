@@ -115,6 +115,8 @@ class ChartBlock:
     x_label: str | None = None
     y_label: str | None = None
     format: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """Readers' names of the chart's columns: the labels tables over the same dataset give them."""
     kind: Literal["chart"] = "chart"
 
 
@@ -137,10 +139,12 @@ class Style:
     """The resolved look of a report: the spec's locale and theme keys over the project's, paths made absolute."""
 
     locale: str = "en_US"
-    accent: str = "#0072b2"
+    accent: str | None = None
+    """The theme's accent colour as #rrggbb; None keeps each writer's own."""
     logo: Path | None = None
     font: Path | None = None
     font_bold: Path | None = None
+    html_template: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -260,7 +260,7 @@ def _with_chart_images(
 
     say(f"drawing {len(charts)} chart{'s' if len(charts) != 1 else ''}")
     t = time.perf_counter()
-    images = export_charts(charts, formats, timezone=document.info.timezone)
+    images = export_charts(charts, formats, timezone=document.info.timezone, locale=document.style.locale)
     timings["charts"] = lap(t)
     return dataclasses.replace(document, chart_images=images)
 

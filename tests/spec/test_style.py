@@ -54,7 +54,7 @@ def test_the_spec_overrides_the_projects_theme_key_by_key(project: Path) -> None
 def test_without_a_theme_the_defaults_apply(project: Path) -> None:
     path = _write(project, "timezone: UTC\n")
     style = report_style(load_spec(path, find_project(path)))
-    assert (style.locale, style.accent, style.logo) == ("en_US", "#0072b2", None)
+    assert (style.locale, style.accent, style.logo) == ("en_US", None, None)
 
 
 def test_an_unknown_locale_names_the_key_and_examples(project: Path) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import re
+import subprocess
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -20,7 +24,8 @@ from writer_documents import REGION, WINDOW, key_figures, last_7_days, report_in
 from reportctl.document import ChartBlock, Document, TableBlock, TableColumn, TextBlock
 from reportctl.errors import RenderError
 from reportctl.formats import parse_format
-from reportctl.writers.html import HtmlWriter, _plotly_js
+from reportctl.chart_export import find_browser
+from reportctl.writers.html import HtmlWriter, _plotly_js, check_html_template
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MARKDOWN = """**3** services breached *1%* errors.
@@ -105,7 +110,7 @@ def test_valid_html5_document(tmp_path: Path) -> None:
     assert path == tmp_path / "server-health.html"
     assert text.startswith("<!DOCTYPE html>\n")
     tree = parse(text)
-    assert tree.get("lang") == "en"
+    assert tree.get("lang") == "en-US"
     metas = {m.get("name") or "charset": m.get("content") or m.get("charset") for m in tree.iter("meta")}
     assert metas["charset"] == "utf-8"
     assert metas["viewport"] == "width=device-width, initial-scale=1"
@@ -216,15 +221,18 @@ def test_charts_are_interactive_with_plotly_inlined_once(tmp_path: Path) -> None
     document = make_document(chart_block("trend"), TextBlock("t", None, "between"), chart_block("again", None))
     text = write(document, tmp_path)[1]
     bundle = _plotly_js()
-    assert text.count(bundle) == 1
     # What html5lib is spared in ``parse``: nothing in the bundle may end its element or break the document.
     assert "</script" not in bundle.lower() and "<!--" not in bundle
     assert not re.search("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]", bundle)
     tree = parse(text)
+    inlined = [s for s in tree.iter("script") if s.get("type") == "application/gzip;base64"]
+    assert len(inlined) == 1  # once, however many charts
+    assert gzip.decompress(base64.b64decode(text_of(inlined[0]))).decode() == bundle
+    assert len(text) < len(bundle) / 2  # compressed: 1.9 MB instead of 4.8 MB
     code = [s for s in tree.iter("script") if s.get("type") is None]
-    assert len(code) == 2
-    assert "Plotly.newPlot" in text_of(code[1])
-    assert "responsive: true" in text_of(code[1]) and "displaylogo: false" in text_of(code[1])
+    assert len(code) == 1
+    assert "DecompressionStream" in text_of(code[0]) and "Plotly.newPlot" in text_of(code[0])
+    assert "responsive: true" in text_of(code[0]) and "displaylogo: false" in text_of(code[0])
     specs = [s for s in tree.iter("script") if s.get("type") == "application/json"]
     assert [s.get("data-chart") for s in specs] == ["chart-trend", "chart-again"]
     assert [d.get("id") for d in by_class(tree, "div", "chart")] == ["chart-trend", "chart-again"]
@@ -246,6 +254,55 @@ def test_no_external_urls(tmp_path: Path) -> None:
                 assert not re.match(r"\s*(https?:)?//", value), (element.tag, attribute, value)
     style = text_of(tree.find("head/style"))  # type: ignore[arg-type]
     assert "url(" not in style and "@import" not in style
+
+
+def test_plotly_file_writes_the_script_once_beside_the_page(tmp_path: Path) -> None:
+    document = make_document(chart_block("trend"), chart_block("again", None))
+    paths = HtmlWriter({"plotly": "file"}).write(document, tmp_path)
+    assert [p.name for p in paths] == ["server-health.html", "plotly.min.js"]
+    assert (tmp_path / "plotly.min.js").read_text() == _plotly_js()
+    tree = parse(paths[0].read_text())
+    assert [s.get("src") for s in tree.iter("script") if s.get("src")] == ["plotly.min.js"]
+    assert paths[0].stat().st_size < 100_000
+    without_charts = tmp_path / "without-charts"
+    without_charts.mkdir()
+    assert [p.name for p in HtmlWriter({"plotly": "file"}).write(make_document(), without_charts)] == [
+        "server-health.html"
+    ]
+
+
+@pytest.mark.skipif(find_browser() is None, reason="no Chromium to open the page in")
+def test_a_browser_inflates_plotly_and_draws_every_chart(tmp_path: Path) -> None:
+    document = make_document(chart_block("trend"), chart_block("again", None))
+    path = write(document, tmp_path)[0]
+    dom = subprocess.run(
+        [str(find_browser()), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000",
+         "--dump-dom", path.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert dom.count('class="main-svg"') >= 2 * 2  # plotly draws two svg layers per chart
+    assert "chart chart-unavailable" not in dom
+
+
+def test_a_theme_template_overrides_blocks_and_values_stay_escaped(tmp_path: Path) -> None:
+    theme = tmp_path / "brand.html"
+    theme.write_text(
+        '{% extends "report.html" %}{% block footer %}<footer class="brand">© ACME · {{ info.title }}</footer>'
+        "{% endblock %}"
+    )
+    document = make_document()
+    document = replace(document, style=replace(document.style, html_template=theme, accent="#c0392b"))
+    text = write(document, tmp_path)[1]
+    tree = parse(text)
+    assert [text_of(f) for f in by_class(tree, "footer", "brand")] == ["© ACME · Server health <weekly>"]
+    assert "&lt;weekly&gt;" in text
+    assert ":root { --accent: #c0392b; }" in text_of(tree.find("head/style"))  # type: ignore[arg-type]
+    broken = tmp_path / "broken.html"
+    broken.write_text("{% block footer %}unclosed")
+    assert (
+        check_html_template(broken)
+        == "'broken.html' line 1: Unexpected end of template. Jinja was looking for the following tags: 'endblock'. The innermost block that needs to be closed is 'block'."
+    )
 
 
 def test_second_write_is_byte_identical(tmp_path: Path) -> None:

@@ -88,5 +88,5 @@ def test_writers_save_every_chart(tmp_path: Path) -> None:
     assert [p.name for p in svgs] == ["server-health.requests.svg", "server-health.share.svg"]
     assert all(png_size(p.read_bytes()) == (600, 400) for p in pngs)
     texts = ["".join(ET.parse(p).getroot().itertext()) for p in svgs]
-    assert "requests" in texts[0]  # the axis title; chart titles are left to the writers that embed pictures
+    assert "Requests" in texts[0]  # the axis title; chart titles are left to the writers that embed pictures
     assert "api" in texts[1]

@@ -111,6 +111,7 @@ def test_report_and_parameters(tmp_path: Path) -> None:
         "labels": {"area": "ops", "tier": "gold"},
         "generated_at": "2026-11-28T09:00:01+01:00",
         "timezone": "Europe/Berlin",
+        "locale": "en_US",
         "spec_path": "specs/server-health.yaml",
         "spec_hash": "sha256:0123",
     }
@@ -155,7 +156,7 @@ def test_text_kpi_and_chart_sections(tmp_path: Path) -> None:
             "format": None,
             "description": None,
         },
-        {"label": "Missing", "value": None, "display": "", "format": "number:1", "description": None},
+        {"label": "Missing", "value": None, "display": "—", "format": "number:1", "description": None},
     ]
     assert table["type"] == "table"
     assert {k: chart[k] for k in chart if k != "rows"} == {

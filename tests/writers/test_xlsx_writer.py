@@ -121,7 +121,7 @@ def test_table_sheet_header_formats_and_filter(tmp_path: Path) -> None:
         "yyyy-mm-dd hh:mm",
         '#,##0.0" ms"',
         "#,##0",
-        "0.0%",
+        "#,##0.0%",
         '"€"#,##0.00',
         "[h]:mm:ss",
         "#,##0.0",
@@ -220,7 +220,7 @@ def test_native_charts(tmp_path: Path, kind: str, series: str | None, stacked: b
     assert f"<{element}>" in xml and extra in xml
     assert "<a:t>Requests</a:t>" in xml
     sheet = openpyxl.load_workbook(path)["Requests"]
-    expected_header = ["Day", "api", "web"] if series else ["Day", "requests", "errors"]
+    expected_header = ["Day", "api", "web"] if series else ["Day", "Requests", "Errors"]
     assert [c.value for c in sheet[1]][:3] == expected_header
     assert sheet["A2"].value == datetime(2026, 11, 26)
     if series:

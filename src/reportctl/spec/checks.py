@@ -175,11 +175,18 @@ def _check_formats(loaded: LoadedSpec, problems: list[Problem]) -> None:
             problems.append(loaded.problem(at, str(exc)))
 
 
-_THEME_FILES = {"logo": (".png", ".svg"), "font": (".ttf", ".otf"), "font_bold": (".ttf", ".otf")}
+_THEME_FILES = {
+    "logo": (".png", ".svg"),
+    "font": (".ttf", ".otf"),
+    "font_bold": (".ttf", ".otf"),
+    "html_template": (".html", ".j2", ".jinja"),
+}
 
 
 def _check_theme(loaded: LoadedSpec, problems: list[Problem]) -> None:
-    """Theme files exist inside the project and are of a kind every writer can use."""
+    """Theme files exist inside the project and are of a kind every writer can use; an HTML template compiles."""
+    from reportctl.writers.html import check_html_template
+
     project = loaded.project
     themes: list[tuple[Any, Any]] = [(None, project.config.theme)]
     if loaded.spec.theme is not None:
@@ -196,6 +203,8 @@ def _check_theme(loaded: LoadedSpec, problems: list[Problem]) -> None:
                 message = f"file '{name}' not found; theme paths are relative to the project folder"
             elif path.suffix.lower() not in suffixes:
                 message = f"'{name}' is not a {' or '.join(s[1:].upper() for s in suffixes)} file"
+            elif key == "html_template" and (error := check_html_template(path)):
+                message = error
             else:
                 continue
             if at is None:

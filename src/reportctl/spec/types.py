@@ -184,3 +184,8 @@ class Theme(StrictModel):
     font_bold: str | None = Field(
         default=None, description="The bold face of 'font' (a file); without it bold text uses 'font'."
     )
+    html_template: str | None = Field(
+        default=None,
+        description='A Jinja template file for the HTML output that extends "report.html" and overrides its '
+        "blocks (header, logo, title, parameters, section, kpis, table, footer, style, scripts).",
+    )

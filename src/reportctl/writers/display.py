@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from reportctl.document import Document, ParameterValue, Period, TableBlock
+from reportctl.document import Document, KpiValue, ParameterValue, Period, TableBlock
 from reportctl.formats import (
+    DEFAULT_LOCALE,
     ColumnFormat,
     default_format_for,
     format_date,
@@ -19,8 +21,13 @@ from reportctl.formats import (
     parse_format,
 )
 
+if TYPE_CHECKING:
+    import polars as pl
+
 NUMERIC_KINDS = frozenset({"number", "integer", "percent", "currency", "bytes", "duration"})
 _AUTO = parse_format(None)
+MISSING = "\N{EM DASH}"
+"""What a KPI without a value shows in every writer (JSON keeps ``null`` as the value and this as the display)."""
 _FULL_DATA = {"xlsx": "Excel", "csv": "CSV", "json": "JSON"}
 
 
@@ -39,23 +46,28 @@ class DisplayColumn:
 
 def display_columns(table: TableBlock) -> list[DisplayColumn]:
     """The columns to show, with their format (the column's own, else the default for its type)."""
-    schema = table.frame.schema
+    frame = table.frame
     if not table.columns:
-        return [DisplayColumn(name, name, default_format_for(dtype)) for name, dtype in schema.items()]
-    return [
-        DisplayColumn(
-            c.name,
-            c.label,
-            parse_format(c.format) if c.format else default_format_for(schema[c.name]),
-        )
-        for c in table.columns
-    ]
+        return [DisplayColumn(name, name, column_display_format(None, frame, name)) for name in frame.columns]
+    return [DisplayColumn(c.name, c.label, column_display_format(c.format, frame, c.name)) for c in table.columns]
 
 
-def display_cells(table: TableBlock, columns: list[DisplayColumn], limit: int, timezone: str) -> list[list[str]]:
+def column_display_format(spec: str | None, frame: pl.DataFrame, name: str) -> ColumnFormat:
+    """A column's own format, else the default for its type (for floats, from all its values, so every writer
+    and every page shows the column with the same decimals)."""
+    if spec:
+        return parse_format(spec)
+    return default_format_for(frame.schema[name], frame.get_column(name))
+
+
+def display_cells(
+    table: TableBlock, columns: list[DisplayColumn], limit: int, timezone: str, locale: str = DEFAULT_LOCALE
+) -> list[list[str]]:
     """The first ``limit`` rows as display text, one list per row."""
     frame = table.frame.head(limit)
-    texts = [[column.format.format(value, timezone) for value in frame[column.name].to_list()] for column in columns]
+    texts = [
+        [column.format.format(value, timezone, locale) for value in frame[column.name].to_list()] for column in columns
+    ]
     return [list(row) for row in zip(*texts, strict=True)] if texts else [[] for _ in range(frame.height)]
 
 
@@ -72,18 +84,24 @@ def rows_note(shown: int, total: int, formats: Collection[str] = ()) -> str | No
     return note + "."
 
 
-def parameter_text(parameter: ParameterValue, timezone: str) -> str:
-    """A parameter value for readers; a period as its first and last day joined by an en dash."""
+def parameter_text(parameter: ParameterValue, timezone: str, locale: str = DEFAULT_LOCALE) -> str:
+    """A parameter value for readers; a period as its first and last day joined by an en dash, or its one day."""
     value = parameter.value
     if isinstance(value, Period):
-        return f"{format_date(value.start, tz=timezone)} \N{EN DASH} {format_date(value.last_day)}"
+        first, last = format_date(value.start, tz=timezone), format_date(value.last_day)
+        return first if first == last else f"{first} \N{EN DASH} {last}"
     if isinstance(value, list | tuple | set | frozenset):
         items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
-        return ", ".join(_AUTO.format(item, timezone) for item in items)
+        return ", ".join(_AUTO.format(item, timezone, locale) for item in items)
     if isinstance(value, float):
         # as the reader gave it: a column's two decimals would show an objective of 0.995 as 1.00
-        return f"{value:,.12g}"
-    return _AUTO.format(value, timezone)
+        return format_number(value, 0, locale=locale, most_decimals=12)
+    return _AUTO.format(value, timezone, locale)
+
+
+def kpi_text(item: KpiValue, timezone: str, locale: str = DEFAULT_LOCALE) -> str:
+    """A key figure's value as readers see it, in its format; an em dash when it has none (a null or NaN)."""
+    return parse_format(item.format).format(item.value, timezone, locale) or MISSING
 
 
 def generated_text(document: Document) -> str:

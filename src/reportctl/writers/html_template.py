@@ -32,6 +32,7 @@ body {
   box-shadow: 0 1px 2px rgba(16, 24, 40, 0.06);
 }
 .report-header h1 { margin: 0 0 4px; font-size: 1.75rem; line-height: 1.25; font-weight: 650; }
+.report-header .logo { float: right; max-height: 48px; max-width: 180px; margin: 0 0 8px 16px; }
 .description { margin: 0 0 12px; color: var(--muted); max-width: 75ch; }
 .parameters {
   display: flex;
@@ -85,7 +86,7 @@ body {
   padding: 12px 16px;
   min-width: 0;
 }
-.kpi-label { font-size: 0.8125rem; color: var(--muted); }
+.kpi-label { font-size: 0.8125rem; color: var(--muted); overflow-wrap: break-word; }
 .kpi-value {
   font-size: 1.625rem;
   font-weight: 650;
@@ -126,12 +127,14 @@ table.data tbody tr:hover td { background: #e3f0f8; }
 .note, .empty { margin: 10px 0 0; font-size: 0.8125rem; color: var(--muted); }
 .empty { margin: 0; padding: 16px; border: 1px dashed var(--line); border-radius: 4px; text-align: center; }
 .chart { width: 100%; height: 450px; }
+.chart-unavailable { display: flex; align-items: center; justify-content: center; color: var(--muted); }
 .report-footer { font-size: 0.75rem; color: var(--muted); text-align: center; overflow-wrap: anywhere; }
 @media (max-width: 640px) {
   html { font-size: 14px; }
   .report { padding: 12px 8px 32px; }
   .report-header, .block { padding: 16px; margin-bottom: 12px; }
   .report-header h1 { font-size: 1.375rem; }
+  .report-header .logo { max-height: 32px; max-width: 120px; }
   .kpi-grid { grid-template-columns: repeat(auto-fill, minmax(min(100%, 150px), 1fr)); gap: 10px; }
   .kpi { padding: 10px 12px; }
   .kpi-value { font-size: 1.25rem; }
@@ -161,7 +164,42 @@ CHART_SCRIPT = """
   var specs = document.querySelectorAll("script.chart-spec");
   for (var i = 0; i < specs.length; i++) {
     var figure = JSON.parse(specs[i].textContent);
+    // the mode bar sits in a top margin of its own, above the plot and the legend, never over them
+    var margin = figure.layout.margin || {};
+    figure.layout.margin = Object.assign({}, margin, {t: Math.max(margin.t || 0, 44)});
     Plotly.newPlot(specs[i].getAttribute("data-chart"), figure.data, figure.layout, config);
   }
 })();
 """
+
+LOADER_SCRIPT = (
+    """
+(function () {
+  var holder = document.getElementById("plotly-js");
+  var charts = document.querySelectorAll("div.chart");
+  function unavailable(message) {
+    for (var i = 0; i < charts.length; i++) {
+      charts[i].className += " chart-unavailable";
+      charts[i].textContent = message;
+    }
+  }
+  if (typeof DecompressionStream === "undefined") {
+    unavailable("This browser cannot show the charts; open the report in a current browser.");
+    return;
+  }
+  var text = atob(holder.textContent);
+  var bytes = new Uint8Array(text.length);
+  for (var i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  new Response(stream).text().then(function (code) {
+    var script = document.createElement("script");
+    script.textContent = code;
+    document.head.appendChild(script);
+"""
+    + CHART_SCRIPT
+    + """
+  }).catch(function () { unavailable("The charts could not be loaded."); });
+})();
+"""
+)
+"""Inflates the inlined, gzipped plotly.js with the browser's DecompressionStream, then draws the charts."""

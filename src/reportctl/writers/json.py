@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from reportctl.document import Block, ChartBlock, Document, KpiBlock, TableBlock, TextBlock
-from reportctl.formats import export_frame, machine_value, parse_format
+from reportctl.formats import export_frame, machine_value
 from reportctl.writers.base import WriterOptions, writing
+from reportctl.writers.display import kpi_text
 
 if TYPE_CHECKING:
     import polars as pl
@@ -71,15 +72,16 @@ def _skeleton(document: Document) -> dict[str, Any]:
             "labels": dict(sorted(info.labels.items())),
             "generated_at": info.generated_at.isoformat(),
             "timezone": info.timezone,
+            "locale": document.style.locale,
             "spec_path": info.spec_path,
             "spec_hash": info.spec_hash,
         },
         "parameters": {p.name: machine_value(p.value) for p in document.parameters},
-        "sections": [_section(block, info.timezone) for block in document.blocks],
+        "sections": [_section(block, info.timezone, document.style.locale) for block in document.blocks],
     }
 
 
-def _section(block: Block, timezone: str) -> dict[str, Any]:
+def _section(block: Block, timezone: str, locale: str) -> dict[str, Any]:
     head: dict[str, Any] = {"id": block.id, "type": block.kind, "title": block.title}
     if isinstance(block, TextBlock):
         return {**head, "markdown": block.markdown}
@@ -88,7 +90,7 @@ def _section(block: Block, timezone: str) -> dict[str, Any]:
             {
                 "label": item.label,
                 "value": machine_value(item.value),
-                "display": parse_format(item.format).format(item.value, timezone),
+                "display": kpi_text(item, timezone, locale),
                 "format": item.format,
                 "description": item.description,
             }

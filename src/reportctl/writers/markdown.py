@@ -16,9 +16,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from reportctl.document import ChartBlock, Document, KpiBlock, TableBlock, TextBlock
-from reportctl.formats import parse_format
 from reportctl.writers.base import WriterOptions, writing
-from reportctl.writers.display import display_cells, display_columns, generated_text, parameter_text, rows_note
+from reportctl.writers.display import (
+    display_cells,
+    display_columns,
+    generated_text,
+    kpi_text,
+    parameter_text,
+    rows_note,
+)
 
 # Characters that could start Markdown or HTML syntax inside running text.
 _INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>|&~])")
@@ -64,8 +70,9 @@ def _chunks(document: Document, max_rows: int) -> list[str]:
     chunks = [f"# {_inline(info.title)}"]
     if info.description:
         chunks.append(_plain_paragraph(info.description))
+    locale = document.style.locale
     parameters = " · ".join(
-        f"**{_inline(p.label)}:** {_inline(parameter_text(p, info.timezone))}" for p in document.parameters
+        f"**{_inline(p.label)}:** {_inline(parameter_text(p, info.timezone, locale))}" for p in document.parameters
     )
     generated = f"_Generated {_inline(generated_text(document))}_"
     chunks.append(f"{parameters}  \n{generated}" if parameters else generated)
@@ -76,37 +83,38 @@ def _chunks(document: Document, max_rows: int) -> list[str]:
             if block.markdown.strip():
                 chunks.append(block.markdown.strip("\n"))
         elif isinstance(block, KpiBlock):
-            chunks.append(_kpis(block, info.timezone))
+            chunks.append(_kpis(block, info.timezone, document.style.locale))
         elif isinstance(block, TableBlock):
-            chunks.extend(_table(block, info.timezone, block.max_rows or max_rows, document.formats))
+            chunks.extend(_table(block, document, block.max_rows or max_rows))
         else:
             alt = _inline(block.title or block.id)
             chunks.append(f"![{alt}]({_link_target(chart_image_name(document, block))})")
     return chunks
 
 
-def _kpis(block: KpiBlock, timezone: str) -> str:
+def _kpis(block: KpiBlock, timezone: str, locale: str) -> str:
     described = any(item.description for item in block.items)
     lines = [
         "| KPI | Value | Note |" if described else "| KPI | Value |",
         "| --- | ---: | --- |" if described else "| --- | ---: |",
     ]
     for item in block.items:
-        value = parse_format(item.format).format(item.value, timezone)
-        cells = [_cell(item.label), _cell(value) or "—"]
+        cells = [_cell(item.label), _cell(kpi_text(item, timezone, locale))]
         if described:
             cells.append(_cell(item.description or ""))
         lines.append(_row(cells))
     return "\n".join(lines)
 
 
-def _table(block: TableBlock, timezone: str, limit: int, formats: tuple[str, ...]) -> list[str]:
+def _table(block: TableBlock, document: Document, limit: int) -> list[str]:
+    timezone, locale, formats = document.info.timezone, document.style.locale, document.formats
     total = block.frame.height
     if not total:
         return [f"_{_inline(block.empty_message)}_"]
     columns = display_columns(block)
     lines = [_row([_cell(c.label) for c in columns]), _row(["---:" if c.numeric else "---" for c in columns])]
-    lines.extend(_row([_cell(value) for value in row]) for row in display_cells(block, columns, limit, timezone))
+    cells = display_cells(block, columns, limit, timezone, locale)
+    lines.extend(_row([_cell(value) for value in row]) for row in cells)
     note = rows_note(min(limit, total), total, formats)
     return ["\n".join(lines), f"_{_inline(note)}_"] if note else ["\n".join(lines)]
 

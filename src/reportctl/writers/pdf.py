@@ -8,6 +8,7 @@ document gives byte-identical bytes: the creation date and file ID derive from `
 
 from __future__ import annotations
 
+import warnings
 from io import BytesIO
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -16,11 +17,9 @@ from pydantic import Field
 
 from reportctl.document import ChartBlock, Document, KpiBlock, TableBlock, TextBlock
 from reportctl.errors import RenderError
-from reportctl.formats import parse_format
 from reportctl.writers.base import WriterOptions, writing
-from reportctl.writers.display import parameter_text, rows_note
+from reportctl.writers.display import MISSING, kpi_text, parameter_text, rows_note
 from reportctl.writers.pdf_canvas import (
-    ACCENT,
     CARD_FILL,
     INK,
     MUTED,
@@ -79,7 +78,7 @@ def render_pdf(document: Document, options: PdfOptions) -> bytes:
     generated = shown_time(info.generated_at, info.timezone)
     furniture = Furniture(info.title.replace("\n", " "), generated, info.name)
     base: Orientation = "L" if options.orientation == "landscape" else "P"
-    canvas = Canvas(options.page_size, base, furniture, info.generated_at)
+    canvas = Canvas(options.page_size, base, furniture, info.generated_at, document.style)
     pdf = canvas.pdf
     pdf.set_title(info.title.replace("\n", " "))
     pdf.set_creator("reportctl")
@@ -93,9 +92,9 @@ def render_pdf(document: Document, options: PdfOptions) -> bytes:
         if isinstance(block, TextBlock):
             _text(canvas, block)
         elif isinstance(block, KpiBlock):
-            _kpis(canvas, block, info.timezone)
+            _kpis(canvas, block, info.timezone, document.style.locale)
         elif isinstance(block, TableBlock):
-            _table(canvas, block, options, info.timezone, document.formats)
+            _table(canvas, block, options, document)
         elif isinstance(block, ChartBlock):
             _chart(canvas, block, document)
     return canvas.output()
@@ -104,17 +103,20 @@ def render_pdf(document: Document, options: PdfOptions) -> bytes:
 def _title_block(canvas: Canvas, document: Document, generated: str) -> None:
     info, pdf = document.info, canvas.pdf
     pdf.set_y(pdf.t_margin + 4)
+    title_width = canvas.width
+    if canvas.logo is not None:
+        title_width -= _logo(canvas) + 6
     canvas.font("B", 22, INK)
-    pdf.multi_cell(canvas.width, 9.5, info.title, new_x="LMARGIN", new_y="NEXT", align="L")
+    pdf.multi_cell(title_width, 9.5, info.title, new_x="LMARGIN", new_y="NEXT", align="L")
     if info.description:
         pdf.ln(1.5)
         canvas.font("", 10.5, MUTED)
         pdf.multi_cell(canvas.width, 5.2, info.description, new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.ln(4)
-    pdf.set_fill_color(*ACCENT)
+    pdf.set_fill_color(*canvas.accent)
     pdf.rect(canvas.left, canvas.y, 18, 1.1, style="F")
     pdf.ln(5)
-    facts = [(p.label, parameter_text(p, info.timezone)) for p in document.parameters]
+    facts = [(p.label, parameter_text(p, info.timezone, document.style.locale)) for p in document.parameters]
     facts.append(("Generated", generated))
     if info.owner:
         facts.append(("Owner", info.owner))
@@ -150,7 +152,7 @@ def _text(canvas: Canvas, block: TextBlock) -> None:
             indent = 5.5
             canvas.need(5)
             y = canvas.y
-            pdf.set_text_color(*ACCENT)
+            pdf.set_text_color(*canvas.accent)
             canvas.draw_text(canvas.left + 1, y + 3.6, line.marker, "", 9.5)
             pdf.set_text_color(*INK)
             pdf.set_xy(canvas.left + indent, y)
@@ -164,49 +166,80 @@ def _text(canvas: Canvas, block: TextBlock) -> None:
     pdf.ln(2)
 
 
-def _kpis(canvas: Canvas, block: KpiBlock, timezone: str) -> None:
+def _logo(canvas: Canvas) -> float:
+    """The theme's logo at the top right of the first page, at most 14 mm high and 45 mm wide; its width."""
+    pdf, logo = canvas.pdf, canvas.logo
+    assert logo is not None
+    from fpdf.image_parsing import preload_image
+
+    with warnings.catch_warnings():  # fpdf2 warns of an SVG without a viewBox, which its width and height settle
+        warnings.simplefilter("ignore", UserWarning)
+        info = preload_image(pdf.image_cache, str(logo))[2]
+        aspect = float(info.width) / float(info.height) if info.height else 1.0
+        width = min(14.0 * aspect, 45.0)
+        pdf.image(str(logo), x=canvas.left + canvas.width - width, y=pdf.t_margin + 2, w=width, h=width / aspect)
+    return width
+
+
+def _kpis(canvas: Canvas, block: KpiBlock, timezone: str, locale: str) -> None:
+    """Cards of four to a row; labels and notes wrap onto up to three lines, and a row's cards grow to its
+    tallest, so nothing a reader needs is cut."""
     pdf, metrics = canvas.pdf, canvas.metrics
     per_row = min(4, max(1, len(block.items)))
     gap = 4.0
     width = (canvas.width - gap * (per_row - 1)) / per_row
-    has_notes = any(item.description for item in block.items)
-    height = 24.0 if has_notes else 19.0
-    canvas.need((10.5 + 3 if block.title else 0) + height + 4)
-    if block.title:
-        canvas.heading(block.title)
-    for start in range(0, len(block.items), per_row):
-        canvas.need(height + 4)
+    room = width - 8
+    cards = [
+        (
+            metrics.wrap(item.label.upper(), "", 7.5, room, 3),
+            kpi_text(item, timezone, locale),
+            metrics.wrap(item.description, "", 7, room, 3) if item.description else [],
+        )
+        for item in block.items
+    ]
+    first = True
+    for start in range(0, len(cards), per_row):
+        row = cards[start : start + per_row]
+        label_lines = max(len(label) for label, _, _ in row)
+        note_lines = max(len(note) for _, _, note in row)
+        height = 13.0 + label_lines * _KPI_LABEL_LEADING + note_lines * _KPI_NOTE_LEADING + (1.5 if note_lines else 0)
+        canvas.need((10.5 + 3 if block.title and first else 0) + height + 4)
+        if block.title and first:
+            canvas.heading(block.title)
+        first = False
         y = canvas.y
-        for index, item in enumerate(block.items[start : start + per_row]):
+        for index, (label, value, note) in enumerate(row):
             x = canvas.left + index * (width + gap)
             pdf.set_fill_color(*CARD_FILL)
             pdf.rect(x, y, width, height, style="F")
-            pdf.set_fill_color(*ACCENT)
+            pdf.set_fill_color(*canvas.accent)
             pdf.rect(x, y, 1.1, height, style="F")
-            room = width - 8
             canvas.font("", 7.5, MUTED)
-            label = metrics.fit(item.label.upper(), "", 7.5, room)[0]
-            canvas.draw_text(x + 5, y + 6, label, "", 7.5)
-            value = parse_format(item.format).format(item.value, timezone)
+            for number, line in enumerate(label):
+                canvas.draw_text(x + 5, y + 6 + number * _KPI_LABEL_LEADING, line, "", 7.5)
+            baseline = y + 6 + (label_lines - 1) * _KPI_LABEL_LEADING + 8.5
             size = 17.0
             while size > 9 and metrics.width(value, "B", size) > room:
                 size -= 1
-            canvas.font("B", size, INK)
-            canvas.draw_text(x + 5, y + 14.5, metrics.fit(value, "B", size, room)[0], "B", size)
-            if item.description:
-                canvas.font("", 7, MUTED)
-                note = metrics.fit(item.description, "", 7, room)[0]
-                canvas.draw_text(x + 5, y + 20.5, note, "", 7)
+            canvas.font("B", size, INK if value != MISSING else MUTED)
+            canvas.draw_text(x + 5, baseline, metrics.fit(value, "B", size, room)[0], "B", size)
+            canvas.font("", 7, MUTED)
+            for number, line in enumerate(note):
+                canvas.draw_text(x + 5, baseline + 6 + number * _KPI_NOTE_LEADING, line, "", 7)
         pdf.set_y(y + height + 4)
     pdf.ln(2)
 
 
-def _table(canvas: Canvas, block: TableBlock, options: PdfOptions, timezone: str, formats: tuple[str, ...]) -> None:
+_KPI_LABEL_LEADING = 3.4
+_KPI_NOTE_LEADING = 3.2
+
+
+def _table(canvas: Canvas, block: TableBlock, options: PdfOptions, document: Document) -> None:
     from reportctl.writers import pdf_table
 
-    pdf = canvas.pdf
+    pdf, formats = canvas.pdf, document.formats
     limit = block.max_rows if block.max_rows is not None else options.max_rows
-    text = pdf_table.table_text(block, limit, timezone)
+    text = pdf_table.table_text(block, limit, document.info.timezone, document.style.locale)
     title_height = 13.5 if block.title else 0
     if text.shown_rows == 0 or not text.columns:
         canvas.need(title_height + 8)

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from reportctl import fonts
+from reportctl.document import Style
 from reportctl.formats import format_datetime
 
 Orientation = Literal["P", "L"]
@@ -87,6 +88,21 @@ class FontMetrics:
         short = text[:cut].rstrip() + ELLIPSIS
         return short, self.width(short, style, size)
 
+    def wrap(self, text: str, style: str, size: float, room: float, most: int) -> list[str]:
+        """``text`` broken at spaces into at most ``most`` lines of ``room`` mm; a word longer than a line, or
+        text beyond the last line, is cut with an ellipsis."""
+        lines: list[str] = []
+        words = text.split()
+        while words and len(lines) < most:
+            line = words.pop(0)
+            while words and self.width(f"{line} {words[0]}", style, size) <= room:
+                line = f"{line} {words.pop(0)}"
+            if words and len(lines) == most - 1:
+                line = f"{line} {' '.join(words)}"
+                words = []
+            lines.append(self.fit(line, style, size, room)[0])
+        return lines
+
     def runs(self, text: str) -> list[tuple[str, str]]:
         """``text`` split into (family, text) runs: the text font, or the fallback where it lacks a glyph."""
         result: list[tuple[str, str]] = []
@@ -102,21 +118,35 @@ class FontMetrics:
 class Canvas:
     """One PDF being drawn: page geometry, fonts and the drawing helpers every block uses."""
 
-    def __init__(self, page_size: str, orientation: Orientation, furniture: Furniture, created: datetime) -> None:
+    def __init__(
+        self,
+        page_size: str,
+        orientation: Orientation,
+        furniture: Furniture,
+        created: datetime,
+        style: Style | None = None,
+    ) -> None:
         from fpdf import FPDF
 
+        style = style or Style()
         pdf: Any = FPDF(orientation=orientation, unit="mm", format=page_size)
-        pdf.add_font(FAMILY, "", str(fonts.REGULAR))
-        pdf.add_font(FAMILY, "B", str(fonts.BOLD))
-        pdf.add_font(FAMILY, "I", str(fonts.ITALIC))
-        pdf.add_font(FAMILY, "BI", str(fonts.BOLD_ITALIC))
+        # A theme's font takes the text family's place (its bold for bold, the regular face for italics), so the
+        # metrics and the fallback for missing glyphs work for it as for DejaVu.
+        regular = style.font or fonts.REGULAR
+        bold = style.font_bold or (style.font if style.font else fonts.BOLD)
+        pdf.add_font(FAMILY, "", str(regular))
+        pdf.add_font(FAMILY, "B", str(bold))
+        pdf.add_font(FAMILY, "I", str(style.font or fonts.ITALIC))
+        pdf.add_font(FAMILY, "BI", str(bold if style.font else fonts.BOLD_ITALIC))
         pdf.add_font(FALLBACK, "", str(fonts.CJK_FALLBACK))
         pdf.set_fallback_fonts([FALLBACK], exact_match=False)
         pdf.set_margins(MARGIN_X, MARGIN_TOP, MARGIN_X)
         pdf.set_auto_page_break(True, margin=MARGIN_BOTTOM)
         pdf.set_creation_date(created)
         pdf.alias_nb_pages("{nb}")
-        pdf.MARKDOWN_LINK_COLOR = ACCENT
+        self.accent = hex_colour(style.accent) if style.accent else ACCENT
+        self.logo = style.logo
+        pdf.MARKDOWN_LINK_COLOR = self.accent
         pdf.c_margin = 0  # text blocks start exactly at the margin, aligned with headings and rules
         pdf.header = self._header
         pdf.footer = self._footer
@@ -186,7 +216,7 @@ class Canvas:
     def heading(self, title: str) -> None:
         """A section heading: accent-coloured, with a hairline rule below."""
         self.pdf.ln(3)
-        self.font("B", 12.5, ACCENT)
+        self.font("B", 12.5, self.accent)
         y = self.y
         self.draw_text(self.left, y + 5.2, self.metrics.fit(title, "B", 12.5, self.width)[0], "B", 12.5)
         self.rule(y + 7.6)
@@ -197,7 +227,7 @@ class Canvas:
         size = 7.5
         generated = f"Generated {furniture.generated}"
         room = self.width - self.metrics.width(generated, "", size) - 8
-        self.font("B", size, ACCENT)
+        self.font("B", size, self.accent)
         self.draw_text(self.left, 12, self.metrics.fit(furniture.title, "B", size, room)[0], "B", size)
         self.font("", size, MUTED)
         self.pdf.text(pdf.w - MARGIN_X - self.metrics.width(generated, "", size), 12, generated)
@@ -216,6 +246,12 @@ class Canvas:
 
     def output(self) -> bytes:
         return bytes(self.pdf.output())
+
+
+def hex_colour(text: str) -> tuple[int, int, int]:
+    """#rrggbb as an (r, g, b) tuple."""
+    red, green, blue = (int(text[i : i + 2], 16) for i in (1, 3, 5))
+    return red, green, blue
 
 
 def shown_time(moment: datetime, timezone: str) -> str:

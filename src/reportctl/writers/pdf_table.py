@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reportctl.document import TableBlock
-from reportctl.formats import ColumnFormat, default_format_for, parse_format
+from reportctl.formats import DEFAULT_LOCALE, ColumnFormat
+from reportctl.writers.display import column_display_format
 from reportctl.writers.pdf_canvas import (
     HEADER_FILL,
     INK,
@@ -52,7 +53,7 @@ class TableText:
         return len(self.columns[0]) if self.columns else 0
 
 
-def table_text(table: TableBlock, max_rows: int | None, timezone: str) -> TableText:
+def table_text(table: TableBlock, max_rows: int | None, timezone: str, locale: str = DEFAULT_LOCALE) -> TableText:
     """Every shown cell formatted once with its column's format (distinct values formatted once)."""
     import polars as pl
 
@@ -67,24 +68,24 @@ def table_text(table: TableBlock, max_rows: int | None, timezone: str) -> TableT
     for name in names:
         series = shown.get_column(name)
         spec = formats.get(name)
-        fmt = parse_format(spec) if spec else default_format_for(series.dtype)
-        columns.append(_formatted(series, fmt, timezone))
+        fmt = column_display_format(spec, frame, name)
+        columns.append(_formatted(series, fmt, timezone, locale))
         right.append(series.dtype.is_numeric() or fmt.kind in _RIGHT_KINDS)
         rigid.append(right[-1] or series.dtype.is_temporal() or series.dtype == pl.Boolean)
     return TableText(labels, columns, right, rigid, frame.height)
 
 
-def _formatted(series: pl.Series, fmt: ColumnFormat, timezone: str) -> list[str]:
+def _formatted(series: pl.Series, fmt: ColumnFormat, timezone: str, locale: str) -> list[str]:
     seen: dict[object, str] = {}
     result = []
     for value in series.to_list():
         try:
             text = seen.get(value)
         except TypeError:  # unhashable (lists, dicts): formatted every time
-            text = fmt.format(value, timezone)
+            text = fmt.format(value, timezone, locale)
         else:
             if text is None:
-                text = seen[value] = fmt.format(value, timezone)
+                text = seen[value] = fmt.format(value, timezone, locale)
         result.append(text.replace("\n", " "))
     return result
 

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from reportctl.document import ChartBlock, Document, KpiBlock, Period, TableBlock, TextBlock
+from reportctl.document import ChartBlock, Document, KpiBlock, Period, Style, TableBlock, TextBlock
 from reportctl.errors import RenderError
-from reportctl.formats import parse_format
+from reportctl.formats import float_format, parse_format
 from reportctl.writers.base import WriterOptions, writing
+from reportctl.writers.display import MISSING
 from reportctl.writers.xlsx_cells import (
+    BOOLEAN_FORMAT,
     SheetNames,
     column_format,
     column_values,
@@ -71,21 +73,50 @@ class XlsxWriter:
 
 
 class _Formats:
-    """Workbook cell formats, one per number format code, created on first use."""
+    """Workbook cell formats, one per number format code, created on first use, in the theme's font and with
+    its accent colour on table headers."""
 
-    def __init__(self, workbook: Any) -> None:
+    def __init__(self, workbook: Any, style: Style) -> None:
         self.workbook = workbook
         self.cache: dict[str, Any] = {}
+        self.font = {"font_name": font_family(style.font)} if style.font else {}
+        self.header = dict(_HEADER)
+        if style.accent:
+            self.header |= {"bg_color": style.accent, "font_color": readable_on(style.accent)}
+        self.heading = {"font_color": style.accent} if style.accent else {}
 
     def __call__(self, code: str) -> Any:
         if code not in self.cache:
             if code == "header":
-                self.cache[code] = self.workbook.add_format(_HEADER)
+                properties: dict[str, Any] = self.header
             elif code in ("title", "heading"):
-                self.cache[code] = self.workbook.add_format({"bold": True, "font_size": 16 if code == "title" else 12})
+                properties = {"bold": True, "font_size": 16 if code == "title" else 12, **self.heading}
+            elif code == "missing":
+                properties = {"align": "right", "font_color": "#6c757d"}
             else:
-                self.cache[code] = self.workbook.add_format({"num_format": code})
+                properties = {"num_format": code}
+            self.cache[code] = self.workbook.add_format({**self.font, **properties})
         return self.cache[code]
+
+
+def font_family(path: Path) -> str:
+    """The family name a font file declares (what Excel needs to find the font), else its file name."""
+    try:
+        from fontTools.ttLib import TTFont
+
+        with TTFont(str(path), lazy=True) as font:
+            name = font["name"].getBestFamilyName()
+    except Exception:  # an unreadable name table: the file name is the best guess
+        name = None
+    return str(name or path.stem)
+
+
+def readable_on(background: str) -> str:
+    """Black or white, whichever reads better on the #rrggbb ``background`` (WCAG relative luminance)."""
+    channels = [int(background[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "#000000" if luminance > 0.179 else "#FFFFFF"
 
 
 def _write_workbook(document: Document, path: Path, constant_memory: bool) -> None:
@@ -114,7 +145,7 @@ def _write_workbook(document: Document, path: Path, constant_memory: bool) -> No
             "created": utc_naive(info.generated_at),
         }
     )
-    formats = _Formats(workbook)
+    formats = _Formats(workbook, document.style)
     names = SheetNames()
     _write_summary(workbook.add_worksheet(names.claim("Summary", "Summary")), document, formats)
     from reportctl.writers.xlsx_charts import write_chart_sheet
@@ -125,7 +156,7 @@ def _write_workbook(document: Document, path: Path, constant_memory: bool) -> No
             _write_table(sheet, block, document, formats)
         elif isinstance(block, ChartBlock):
             name = names.claim(block.title or block.id, block.id)
-            write_chart_sheet(workbook, name, block, info.timezone, formats)
+            write_chart_sheet(workbook, name, block, info.timezone, formats, document.style.locale)
     workbook.close()
 
 
@@ -151,8 +182,14 @@ def _summary_rows(document: Document) -> Iterator[tuple[str, Any, str | None, st
             yield block.title or "Key figures", None, None, "heading"
             for item in block.items:
                 value, code = scalar_cell(item.value, tz)
-                if item.format and isinstance(value, int | float) and not isinstance(value, bool):
-                    code = number_format(parse_format(item.format))
+                if value is None:
+                    value, code = MISSING, "missing"
+                elif isinstance(value, bool):
+                    value, code = int(value), BOOLEAN_FORMAT
+                elif item.format and isinstance(value, int | float):
+                    code = number_format(parse_format(item.format), None, document.style.locale)
+                elif isinstance(value, float):
+                    code = number_format(float_format(value))
                 yield item.label, value, code, None
         elif isinstance(block, TextBlock):
             yield "", None, None, None
@@ -194,10 +231,10 @@ def _write_table(sheet: Any, table: TableBlock, document: Document, formats: _Fo
     """Header, then rows in order (constant-memory mode needs that), plain cells by write_row per run."""
     from xlsxwriter.utility import xl_col_to_name
 
-    tz = document.info.timezone
+    tz, locale = document.info.timezone, document.style.locale
     columns = table.columns or tuple(_plain_columns(table))
     frame = table.frame
-    specs = [column_format(parse_format(c.format), frame.schema[c.name]) for c in columns]
+    specs = [column_format(parse_format(c.format), frame.get_column(c.name)) for c in columns]
     temporal = {"date", "datetime", "duration"}
     letters: dict[str, str | None] = {
         c.name: None if spec.kind in temporal or frame.schema[c.name].is_temporal() else xl_col_to_name(i)
@@ -211,8 +248,8 @@ def _write_table(sheet: Any, table: TableBlock, document: Document, formats: _Fo
     for index, (column, spec) in enumerate(zip(columns, specs, strict=True)):
         series = frame.get_column(column.name)
         dtype = series.dtype
-        code = number_format(spec, dtype)
-        sheet.set_column(index, index, _width(column.label, series, spec, tz), formats(code))
+        code = number_format(spec, dtype, locale)
+        sheet.set_column(index, index, _width(column.label, series, spec, tz, locale), formats(code))
         values.append(column_values(series, spec, tz))
         if column.formula is None:
             continue
@@ -263,13 +300,13 @@ def _write_rows(sheet: Any, values: list[list[Any]], formulas: list[_FormulaColu
             write_formula(row, col, excel_row.join(parts), None, cells[k])
 
 
-def _width(label: str, series: Any, spec: Any, tz: str) -> float:
+def _width(label: str, series: Any, spec: Any, tz: str, locale: str) -> float:
     """Characters for the header (plus the filter button) and the widest formatted value of a sample."""
     from reportctl.formats import FormatError
 
     sample = series.head(_WIDTH_SAMPLE_ROWS).to_list()
     try:
-        widest = max((len(spec.format(v, tz)) for v in sample), default=0)
+        widest = max((len(spec.format(v, tz, locale)) for v in sample), default=0)
     except FormatError:  # a value its format cannot show, e.g. text in a number column: Excel shows it as is
         widest = max((len(str(v)) for v in sample), default=0)
     return float(min(max(len(label) + 4, widest + 2, 8), _MAX_WIDTH))

@@ -6,23 +6,36 @@ datetimes are moved to the report's time zone first and written as wall-clock ti
 
 Number formats from column formats (``N`` decimals)::
 
-    number:N UNIT   #,##0.00" UNIT"        integer UNIT   #,##0" UNIT"        percent:N   0.0%
+    number:N UNIT   #,##0.00" UNIT"        integer UNIT   #,##0" UNIT"        percent:N   #,##0.0%
     currency:EUR    "€"#,##0.00            currency:CHF   "CHF "#,##0.00       bytes       #,##0" B"
     date            yyyy-mm-dd             datetime       yyyy-mm-dd hh:mm     duration    [h]:mm:ss
     date:%d %b %Y   dd mmm yyyy            text           @                    (time col)  hh:mm:ss
+    (float column)  #,##0.00## (as many optional places as its smallest value needs)
+    (bool column)   "Yes";"Yes";"No" over 1 and 0
 
-Currency symbols come from ``reportctl.formats`` as quoted literals, which every spreadsheet reads the same way.
+Excel's codes are locale-neutral: "," and "." in them show as the viewer's group and decimal separators. The
+report's locale decides where the currency symbol and the percent sign go (de_DE: ``#,##0.00" €"``); symbols
+come from ``reportctl.formats`` (CLDR) as quoted literals, which every spreadsheet reads the same way.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from reportctl.document import Period
-from reportctl.formats import AUTO, ColumnFormat, default_format_for, format_currency, is_missing
+from reportctl.formats import (
+    AUTO,
+    DEFAULT_LOCALE,
+    ColumnFormat,
+    currency_affixes,
+    currency_digits,
+    default_format_for,
+    is_missing,
+    number_symbols,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -47,33 +60,50 @@ _STRFTIME_TO_EXCEL = {
     "%p": "AM/PM",
 }
 _LITERAL_SAFE = re.compile(r"[ \-/:.,]")
+_DATE_STYLES: dict[str | None, Literal["full", "long", "medium", "short"]] = {
+    "full": "full",
+    "long": "long",
+    "medium": "medium",
+    "short": "short",
+}
 
 
-def column_format(spec: ColumnFormat, dtype: pl.DataType) -> ColumnFormat:
-    """The format a column is shown with: its own, or the default for its type when it has none."""
-    return default_format_for(dtype) if spec == AUTO else spec
+BOOLEAN_FORMAT = '"Yes";"Yes";"No"'
+"""Booleans are written as 1 and 0 shown as Yes and No, as every other writer shows them."""
 
 
-def number_format(spec: ColumnFormat, dtype: pl.DataType | None = None) -> str:
-    """The Excel number format code for a column format (``dtype`` settles "auto" and time-of-day columns)."""
+def column_format(spec: ColumnFormat, series: pl.Series) -> ColumnFormat:
+    """The format a column is shown with: its own, or the default for its type (and values) when it has none."""
+    return default_format_for(series.dtype, series) if spec == AUTO else spec
+
+
+def number_format(spec: ColumnFormat, dtype: pl.DataType | None = None, locale: str = DEFAULT_LOCALE) -> str:
+    """The Excel number format code for a column format in ``locale`` (``dtype`` settles "auto", booleans and
+    time-of-day columns)."""
     import polars as pl
 
     if dtype is not None and dtype == pl.Time:
         return "hh:mm:ss"
+    if dtype is not None and dtype == pl.Boolean and spec.kind in ("auto", "text"):
+        return BOOLEAN_FORMAT
     if spec.kind == "auto":
         spec = default_format_for(dtype) if dtype is not None else ColumnFormat("number", decimals=2)
     kind, decimals = spec.kind, spec.decimals or 0
-    fraction = "." + "0" * decimals if decimals else ""
+    optional = "#" * max(0, (spec.most_decimals or 0) - decimals) if kind == "number" else ""
+    fraction = "." + "0" * decimals + optional if decimals or optional else ""
     if kind in ("number", "integer"):
         code = "#,##0" + (fraction if kind == "number" else "")
         return code + (_quoted(" " + spec.unit) if spec.unit else "")
     if kind == "percent":
-        return f"0{fraction}%"
+        prefix, suffix = number_symbols(locale).percent
+        return _quoted(prefix) + f"#,##0{fraction}" + _quoted(suffix.replace("%", "")) + "%"
     if kind == "currency":
         code = spec.currency or "USD"
-        symbol = format_currency(0, code, 0)[:-1]
-        places = spec.decimals if spec.decimals is not None else len(format_currency(0, code).partition(".")[2])
-        return _quoted(symbol) + "#,##0" + ("." + "0" * places if places else "")
+        prefix, suffix = currency_affixes(code, locale)
+        places = spec.decimals if spec.decimals is not None else currency_digits(code)
+        return _quoted(prefix) + "#,##0" + ("." + "0" * places if places else "") + _quoted(suffix)
+    if kind == "date" and spec.pattern in _DATE_STYLES:
+        return _excel_date_style(_DATE_STYLES[spec.pattern], locale) or "yyyy-mm-dd"
     if kind == "bytes":
         return '#,##0" B"'
     if kind == "date":
@@ -86,7 +116,32 @@ def number_format(spec: ColumnFormat, dtype: pl.DataType | None = None) -> str:
 
 
 def _quoted(text: str) -> str:
-    return '"' + text.replace('"', "") + '"'
+    return '"' + text.replace('"', "") + '"' if text else ""
+
+
+_LDML_TO_EXCEL = {
+    "y": "yyyy", "yy": "yy", "yyyy": "yyyy", "M": "m", "MM": "mm", "MMM": "mmm", "MMMM": "mmmm",
+    "L": "m", "LL": "mm", "LLL": "mmm", "LLLL": "mmmm", "d": "d", "dd": "dd",
+    "E": "ddd", "EE": "ddd", "EEE": "ddd", "EEEE": "dddd",
+}  # fmt: skip
+
+
+def _excel_date_style(style: Literal["full", "long", "medium", "short"], locale: str) -> str | None:
+    """The locale's date style (CLDR) as an Excel date code, or None when it uses a field Excel cannot show."""
+    from babel.dates import get_date_format
+
+    pattern = str(get_date_format(style, locale=locale).pattern)
+    parts: list[str] = []
+    for token in re.finditer(r"'(?P<quoted>[^']*)'|(?P<field>([A-Za-z])\3*)|(?P<other>.)", pattern):
+        if token.group("field"):
+            code = _LDML_TO_EXCEL.get(token.group("field"))
+            if code is None:
+                return None
+            parts.append(code)
+        else:
+            text = token.group("quoted") if token.group("quoted") is not None else token.group("other")
+            parts.append("".join(ch if _LITERAL_SAFE.fullmatch(ch) else "\\" + ch for ch in text))
+    return "".join(parts)
 
 
 def _excel_pattern(pattern: str) -> str | None:
@@ -112,7 +167,9 @@ def column_values(column: pl.Series, spec: ColumnFormat, timezone: str) -> list[
     c = pl.col("v")
     if dtype.is_float() or dtype.is_decimal():
         expr: pl.Expr = pl.when(c.cast(pl.Float64).is_finite()).then(c.cast(pl.Float64))
-    elif dtype.is_numeric() or dtype in (pl.Boolean, pl.String):
+    elif dtype == pl.Boolean:
+        return [None if v is None else int(v) for v in column.to_list()]
+    elif dtype.is_numeric() or dtype == pl.String:
         if spec.kind == "duration" and dtype.is_numeric():
             return frame.select(c / 86_400).to_series().to_list()
         return column.to_list()

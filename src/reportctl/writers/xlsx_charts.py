@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from reportctl.charts import humanise
 from reportctl.document import ChartBlock
-from reportctl.formats import parse_format
+from reportctl.formats import DEFAULT_LOCALE, parse_format
 from reportctl.writers.xlsx_cells import column_format, column_values, number_format
 
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 _CHART_TYPES = {"line": "line", "bar": "column", "area": "area", "scatter": "scatter", "pie": "pie"}
 _CHART_TYPES["donut"] = "doughnut"
+_WIDTH_SAMPLE_ROWS = 200
+_MAX_WIDTH = 60
 
 
 def chart_grid(block: ChartBlock) -> pl.DataFrame:
@@ -31,23 +34,37 @@ def chart_grid(block: ChartBlock) -> pl.DataFrame:
     return frame.pivot(on=block.series, index=block.x, values=values, aggregate_function="first", maintain_order=True)
 
 
+def _label(block: ChartBlock, column: str) -> str:
+    """A value column's label as the chart's legend shows it; a series value (after pivoting) as it is."""
+    if column in block.y or column == block.x:
+        return block.labels.get(column) or humanise(column)
+    return column
+
+
 def write_chart_sheet(
-    workbook: Any, sheet_name: str, block: ChartBlock, timezone: str, cell_format: Callable[[str], Any]
+    workbook: Any,
+    sheet_name: str,
+    block: ChartBlock,
+    timezone: str,
+    cell_format: Callable[[str], Any],
+    locale: str = DEFAULT_LOCALE,
 ) -> None:
     """Add a sheet with the block's data and its native chart (or, for a heatmap, a colour scale)."""
     grid = chart_grid(block)
     sheet = workbook.add_worksheet(sheet_name)
     header = cell_format("header")
-    names = [block.x_label or block.x, *(str(name) for name in grid.columns[1:])]
+    names = [block.x_label or _label(block, block.x), *(_label(block, str(name)) for name in grid.columns[1:])]
     sheet.write_row(0, 0, names, header)
-    value_code = number_format(parse_format(block.format)) if block.format else None
+    value_spec = parse_format(block.format) if block.format else None
     columns = []
     for index, name in enumerate(grid.columns):
         series = grid.get_column(name)
-        spec = column_format(parse_format(None), series.dtype)
-        code = number_format(spec, series.dtype) if index == 0 or value_code is None else value_code
+        spec = column_format(parse_format(None), series) if index == 0 or value_spec is None else value_spec
         columns.append(column_values(series, spec, timezone))
-        sheet.set_column(index, index, 14 if index else 18, cell_format(code))
+        sample = series.head(_WIDTH_SAMPLE_ROWS).to_list()
+        widest = max((len(spec.format(v, timezone, locale)) for v in sample), default=0)
+        width = min(max(len(names[index]) + 4, widest + 2, 8), _MAX_WIDTH)
+        sheet.set_column(index, index, width, cell_format(number_format(spec, series.dtype, locale)))
     for row, values in enumerate(zip(*columns, strict=True), start=1):
         sheet.write_row(row, 0, values)
     last = grid.height
@@ -59,6 +76,7 @@ def write_chart_sheet(
         note = "Excel has no heatmap chart: the values are coloured with a colour scale."
         sheet.write(last + 2, 0, note)
         return
+    value_code = number_format(value_spec, None, locale) if value_spec else None
     sheet.insert_chart(1, grid.width + 1, _chart(workbook, sheet_name, block, grid, value_code))
 
 
