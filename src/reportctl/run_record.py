@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reportctl import __version__
-from reportctl.document import Period
+from reportctl.document import Document, Period, TableBlock, TableColumn
 
 if TYPE_CHECKING:
     import polars as pl
@@ -149,14 +149,20 @@ def git_state(loaded: LoadedSpec) -> GitState | None:
     return spec_git_state(loaded)
 
 
-def write_manifest(loaded: LoadedSpec, result: RunResult, directory: Path, now: datetime) -> None:
-    """``directory/manifest.json``: the run's record, its artifacts' paths relative to ``directory``."""
+def write_manifest(
+    loaded: LoadedSpec, result: RunResult, directory: Path, now: datetime, document: Document | None = None
+) -> None:
+    """``directory/manifest.json``: the run's record, its artifacts' paths relative to ``directory``, and what
+    the data files do not say themselves (a plain CSV has only a header): the time zone their times are in, the
+    locale, and each table's title, row count, and columns' labels and formats."""
     manifest = {
         "run_id": result.run_id,
         "report": result.report,
         "title": result.title,
         "status": result.status,
         "generated_at": now.astimezone(UTC).isoformat(),
+        "timezone": document.info.timezone if document else None,
+        "locale": document.style.locale if document else None,
         "reportctl_version": __version__,
         "spec": {
             "path": str(loaded.path),
@@ -171,7 +177,18 @@ def write_manifest(loaded: LoadedSpec, result: RunResult, directory: Path, now: 
         "snapshot": str(result.snapshot) if result.snapshot else None,
         "timings": result.timings,
         "artifacts": [a.as_dict(relative_to=directory) for a in result.artifacts],
+        "tables": [_table_entry(table) for table in document.tables()] if document else [],
     }
     temporary = directory / ".manifest.json.tmp"
     temporary.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     temporary.replace(directory / "manifest.json")
+
+
+def _table_entry(table: TableBlock) -> dict[str, Any]:
+    columns = table.columns or tuple(TableColumn(name, name) for name in table.frame.columns)
+    return {
+        "id": table.id,
+        "title": table.title,
+        "rows": table.frame.height,
+        "columns": [{"name": c.name, "label": c.label, "format": c.format} for c in columns],
+    }

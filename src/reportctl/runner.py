@@ -211,7 +211,7 @@ def _render(
         result = RunResult(run_id, spec.name, "completed", final, artifacts, jsonable_parameters(values), timings)
         record_provenance(result, loaded, git.result(), data, parameters)
         result.title = document.info.title
-        write_manifest(loaded, result, staging, now)
+        write_manifest(loaded, result, staging, now, document)
         staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

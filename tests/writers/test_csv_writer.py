@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -76,6 +77,19 @@ def test_single_table_round_trips(tmp_path: Path) -> None:
     assert back["ts"].dt.convert_time_zone(BERLIN).to_list() == frame["ts"].to_list()
 
 
+def test_plain_rfc_4180_by_default_that_default_readers_open(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"service": ["api", "web, edge", 'db "primary"'], "requests": [10, None, 30]})
+    [path] = CsvWriter().write(make_document(table(frame)), tmp_path)
+    raw = path.read_bytes()
+    assert raw.startswith(b"service,requests\r\n")  # the header first, records ending in CRLF
+    assert raw.count(b"\r\n") == frame.height + 1 and b"#" not in raw.split(b"\r\n")[0]
+    with path.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == ["service", "requests"] and len(rows) == frame.height + 1
+    assert pl.read_csv(path).columns == ["service", "requests"]  # no comment_prefix needed
+    assert_frame_equal(pl.read_csv(path), frame)
+
+
 def test_header_has_names_and_datetimes_have_offsets(tmp_path: Path) -> None:
     frame = metrics_frame().select("ts", "requests", "service")
     [path] = CsvWriter().write(make_document(table(frame)), tmp_path)
@@ -89,13 +103,13 @@ def test_header_has_names_and_datetimes_have_offsets(tmp_path: Path) -> None:
 
 def test_text_that_looks_like_a_comment_is_quoted(tmp_path: Path) -> None:
     frame = pl.DataFrame({"#tag": ["#1", "two"], "n": [1, 2]})
-    [path] = CsvWriter().write(make_document(table(frame)), tmp_path)
+    [path] = CsvWriter({"metadata": "header"}).write(make_document(table(frame)), tmp_path)
     assert path.read_text().splitlines()[-3:] == ['"#tag","n"', '"#1",1', '"two",2']
     assert_frame_equal(read_back(path), frame)
 
 
 def test_metadata_comments(tmp_path: Path) -> None:
-    [path] = CsvWriter().write(make_document(table(metrics_frame())), tmp_path)
+    [path] = CsvWriter({"metadata": "header"}).write(make_document(table(metrics_frame())), tmp_path)
     meta = comments(path)
     assert meta == {
         "report": "server-health",
@@ -118,7 +132,7 @@ def test_metadata_comments(tmp_path: Path) -> None:
 def test_several_tables_get_one_file_each(tmp_path: Path) -> None:
     first, second = metrics_frame(), pl.DataFrame({"n": [1, 2]})
     document = make_document(table(first, "by_service"), table(second, "totals", None))
-    paths = CsvWriter().write(document, tmp_path)
+    paths = CsvWriter({"metadata": True}).write(document, tmp_path)
     assert paths == [tmp_path / "server-health.by_service.csv", tmp_path / "server-health.totals.csv"]
     assert_frame_equal(read_back(paths[1]), second)
     assert comments(paths[1])["table"] == "totals"
@@ -185,7 +199,7 @@ def test_large_table_round_trips(tmp_path: Path) -> None:
             "service": pl.Series(rng.integers(0, 50, rows)).cast(pl.String),
         }
     )
-    [path] = CsvWriter().write(make_document(table(frame)), tmp_path)
+    [path] = CsvWriter({"metadata": "header"}).write(make_document(table(frame)), tmp_path)
     back = read_back(path).with_columns(pl.col("ts").dt.convert_time_zone(BERLIN), pl.col("service").cast(pl.String))
     assert_frame_equal(back, frame)
     assert comments(path)["rows"] == str(rows)

@@ -21,10 +21,10 @@ import pytest
 from pydantic import ValidationError
 from writer_documents import REGION, WINDOW, key_figures, last_7_days, report_info
 
+from reportctl.chart_export import find_browser
 from reportctl.document import ChartBlock, Document, TableBlock, TableColumn, TextBlock
 from reportctl.errors import RenderError
 from reportctl.formats import parse_format
-from reportctl.chart_export import find_browser
 from reportctl.writers.html import HtmlWriter, _plotly_js, check_html_template
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -299,10 +299,8 @@ def test_a_theme_template_overrides_blocks_and_values_stay_escaped(tmp_path: Pat
     assert ":root { --accent: #c0392b; }" in text_of(tree.find("head/style"))  # type: ignore[arg-type]
     broken = tmp_path / "broken.html"
     broken.write_text("{% block footer %}unclosed")
-    assert (
-        check_html_template(broken)
-        == "'broken.html' line 1: Unexpected end of template. Jinja was looking for the following tags: 'endblock'. The innermost block that needs to be closed is 'block'."
-    )
+    message = check_html_template(broken) or ""
+    assert message.startswith("'broken.html' line 1: Unexpected end of template") and "'endblock'" in message
 
 
 def test_second_write_is_byte_identical(tmp_path: Path) -> None:

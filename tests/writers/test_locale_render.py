@@ -102,7 +102,10 @@ def test_booleans_read_yes_and_no_and_excel_agrees(project: Path) -> None:
 @pytest.fixture
 def branded(project: Path) -> Path:
     (project / "brand").mkdir()
-    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="40"><rect width="120" height="40" fill="#c0392b"/></svg>'
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="40">'
+        '<rect width="120" height="40" fill="#c0392b"/></svg>'
+    )
     (project / "brand" / "logo.svg").write_text(svg)
     from reportctl import fonts
 
@@ -117,7 +120,9 @@ def test_the_theme_reaches_pdf_html_and_excel(branded: Path) -> None:
     out = _render(branded)
     with pdfplumber.open(out / "umsatz.pdf") as pdf:
         first = pdf.pages[0]
-        colours = {tuple(round(c * 255) for c in r["non_stroking_color"]) for r in first.rects if r["non_stroking_color"]}
+        colours = {
+            tuple(round(c * 255) for c in r["non_stroking_color"]) for r in first.rects if r["non_stroking_color"]
+        }
         assert (192, 57, 43) in colours  # the accent bar and the KPI cards' edge
         assert first.images or first.curves or first.rects  # the logo is drawn as vector paths
     page = (out / "umsatz.html").read_text()

@@ -1,8 +1,11 @@
-"""The CSV writer: one file per table with raw values, preceded by the run's metadata as ``#`` comment lines.
+"""The CSV writer: one RFC 4180 file per table with raw values, which any reader opens with its defaults.
 
-Files round-trip: ``polars.read_csv(path, comment_prefix="#")`` gives back the table. The header holds column
-names (not labels); datetimes are ISO-8601 (with offset when aware, in the report's time zone) and durations
-are seconds, since CSV has no type for either.
+The first line is the header of column names (not labels); records end in CRLF; fields are quoted when they
+hold the separator, a quote or a line break. Datetimes are ISO-8601 (with offset when aware, in the report's time
+zone) and durations are seconds, since CSV has no type for either. What a CSV cannot say (title, parameters,
+time zone, labels, row counts) is in the run's ``manifest.json``; ``metadata: header`` writes it before the
+header as ``# key: value`` lines instead, for readers that skip comments (``polars.read_csv(path,
+comment_prefix="#")``).
 """
 
 from __future__ import annotations
@@ -22,11 +25,18 @@ if TYPE_CHECKING:
 
 
 class CsvOptions(WriterOptions):
-    """Options of the ``csv`` output: the field separator and whether to write the metadata comments."""
+    """Options of the ``csv`` output: the field separator, and ``metadata: header`` for ``#`` comment lines with
+    the run's metadata before the header (the default, ``none``, keeps the file plain RFC 4180)."""
 
     format: Literal["csv"] = "csv"
     separator: str = ","
-    metadata: bool = True
+    metadata: Literal["none", "header"] = "none"
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _yes_is_header(cls, value: Any) -> Any:
+        """``true``/``false``, as earlier versions took them, mean ``header``/``none``."""
+        return {True: "header", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
     @field_validator("separator")
     @classmethod
@@ -63,12 +73,14 @@ class CsvWriter:
             frame = table.frame.select([c.name for c in table.columns]) if table.columns else table.frame
             frame = export_frame(frame, document.info.timezone, "csv")
             with path.open("wb") as file:
-                if self.options.metadata:
+                header = self.options.metadata == "header"
+                if header:
                     file.write(_metadata(document, table, frame.height).encode())
                     file.flush()
                 frame.write_csv(
                     file,
                     separator=self.options.separator,
+                    line_terminator="\r\n",
                     quote_style=_quote_style(frame),
                     datetime_format=ISO_DATETIME_OFFSET,
                 )
