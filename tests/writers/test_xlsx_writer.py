@@ -147,8 +147,8 @@ def test_formula_columns_are_formulas_with_cached_values(tmp_path: Path) -> None
     table = services_table()
     path = write(tmp_path, make_document(table))
     formulas = openpyxl.load_workbook(path)["Latency by service"]
-    assert formulas["I2"].value == "=D2-250"
-    assert formulas["J4"].value == "=G4/E4"
+    assert formulas["I2"].value == '=IF(ISBLANK(D2),"",D2-250)'
+    assert formulas["J4"].value == '=IF(OR(ISBLANK(E4),ISBLANK(G4)),"",G4/E4)'
     cached = openpyxl.load_workbook(path, data_only=True)["Latency by service"]
     expected = table.frame.get_column("per_request").to_list()
     assert [cached.cell(r, 10).value for r in (2, 3)] == pytest.approx(expected[:2])
@@ -276,7 +276,7 @@ def test_constant_memory_round_trip(tmp_path: Path) -> None:
         last_row = next(formulas["Big"].iter_rows(min_row=rows + 1, values_only=True))
     finally:
         formulas.close()
-    assert last_row[4] == f"=C{rows + 1}*2"
+    assert last_row[4] == f'=IF(ISBLANK(C{rows + 1}),"",C{rows + 1}*2)'
 
 
 def test_empty_table_keeps_header_and_message(tmp_path: Path) -> None:
@@ -289,14 +289,14 @@ def test_empty_table_keeps_header_and_message(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("formula", "expected"),
     [
-        ("p95_latency - 250", "=B5-250"),
-        ("revenue / orders", "=C5/D5"),
-        ("CASE WHEN p95_latency > 0 THEN p95_latency ELSE 0 END", "=IF(B5>0,B5,0)"),
-        ("(revenue - orders) * 2 % 3", "=((C5-D5)*2-3*TRUNC((C5-D5)*2/3))"),
-        ("revenue - (orders - 1)", "=C5-(D5-1)"),
-        ("revenue > 1 AND NOT orders <> 2 OR orders IS NULL", "=OR(AND(C5>1,NOT(D5<>2)),ISBLANK(D5))"),
-        ("name || '-' || upper(\"name\")", '=A5&"-"&UPPER(A5)'),
-        ("round(revenue / orders, 2) + :bonus", "=ROUND(C5/D5,2)+1.5"),
+        ("p95_latency - 250", '=IF(ISBLANK(B5),"",B5-250)'),
+        ("revenue / orders", '=IF(OR(ISBLANK(C5),ISBLANK(D5)),"",C5/D5)'),
+        ("CASE WHEN p95_latency > 0 THEN p95_latency ELSE 0 END", "=IF(IF(ISBLANK(B5),FALSE,B5>0),B5,0)"),
+        ("(revenue - orders) * 2 % 3", '=IF(OR(ISBLANK(C5),ISBLANK(D5)),"",((C5-D5)*2-3*TRUNC((C5-D5)*2/3)))'),
+        ("revenue - (orders - 1)", '=IF(OR(ISBLANK(C5),ISBLANK(D5)),"",C5-(D5-1))'),
+        ("revenue > 1 AND NOT orders <> 2 OR orders IS NULL", "=OR(AND(IF(ISBLANK(C5),FALSE,C5>1),IF(ISBLANK(D5),FALSE,NOT(D5<>2))),ISBLANK(D5))"),
+        ("name || '-' || upper(\"name\")", '=IF(ISBLANK(A5),"",A5&"-"&UPPER(A5))'),
+        ("round(revenue / orders, 2) + :bonus", '=IF(OR(ISBLANK(C5),ISBLANK(D5)),"",ROUND(C5/D5,2)+1.5)'),
         ("coalesce(orders, 0)", "=IF(ISBLANK(D5),0,D5)"),
     ],
 )
@@ -311,3 +311,23 @@ def test_formula_translation(formula: str, expected: str) -> None:
 def test_untranslatable_formulas(formula: str) -> None:
     with pytest.raises(UntranslatableFormula):
         translate_formula(formula, {"revenue": "C", "orders": "D", "at": None}, {})
+
+
+def test_a_formula_over_blank_inputs_is_blank_as_in_every_other_writer(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"budget": [100.0, None, 50.0], "spent": [58.1, 41.9, None]})
+    columns = (
+        TableColumn("budget", "Budget"),
+        TableColumn("spent", "Spent"),
+        TableColumn("left", "Left", "number:1", formula="budget - spent"),
+        TableColumn("flag", "Flag", formula="CASE WHEN spent > budget THEN 'over' ELSE 'ok' END"),
+    )
+    from reportctl.data.expressions import formula_columns
+
+    computed = formula_columns(frame, {"left": "budget - spent", "flag": columns[3].formula or ""}, {})
+    assert computed["left"].to_list()[1:] == [None, None]  # reportctl's own value: NULL
+    path = write(tmp_path, make_document(TableBlock("t", "Budget", columns, computed)))
+    sheet = openpyxl.load_workbook(path)["Budget"]
+    assert sheet["C3"].value == '=IF(OR(ISBLANK(A3),ISBLANK(B3)),"",A3-B3)'
+    cached = openpyxl.load_workbook(path, data_only=True)["Budget"]
+    assert [cached[f"C{row}"].value for row in (2, 3, 4)] == [pytest.approx(41.9), None, None]  # cached blank
+    assert sheet["D3"].value == '=IF(IF(OR(ISBLANK(A3),ISBLANK(B3)),FALSE,B3>A3),"over","ok")'

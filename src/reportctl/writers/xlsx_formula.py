@@ -7,7 +7,14 @@ gives ""); abs, sqrt, ln, log10, power, round, floor (INT), ceil (-INT(-x)), gre
 coalesce/ifnull on columns, lower, upper, length (LEN), concat, substr (MID), replace (SUBSTITUTE); numeric,
 boolean and text ``:parameters`` as literals. Anything else, and any formula reading a date, time or duration
 column (Excel counts those in days), raises ``UntranslatableFormula``: the writer then writes the values and
-says why in a comment. Known differences: Excel compares text case-insensitively and reads blanks as 0.
+says why in a comment.
+
+Blanks: in SQL an operation on NULL is NULL, while Excel reads a blank cell as 0 (``=G2-F2`` over empty cells
+is 0 or -41.9). So each formula is guarded by the cells whose blankness makes it NULL: ``=IF(OR(ISBLANK(F2),
+ISBLANK(G2)),"",G2-F2)`` is blank where reportctl's value is, in every writer. Inside CASE, a condition over a
+blank is false and a result over a blank is ""; an AND or OR operand over a blank counts as false. IS NULL,
+coalesce/ifnull, concat(), greatest and least handle blanks themselves. Known differences: Excel compares text
+case-insensitively, and NULL AND/OR NULL is FALSE in Excel, NULL in SQL.
 """
 
 from __future__ import annotations
@@ -58,6 +65,22 @@ class _Node:
     text: str
     precedence: int
     is_cell: bool = False
+    blanks: frozenset[str] = frozenset()
+    """The cells (as ``F\x00``) whose being blank makes this node NULL in SQL."""
+
+
+def _blanks(*nodes: _Node) -> frozenset[str]:
+    return frozenset().union(*(n.blanks for n in nodes))
+
+
+def _guarded(node: _Node, otherwise: str, known: frozenset[str] = frozenset()) -> str:
+    """``node``'s text, or ``otherwise`` when any cell that makes it NULL is blank (``known`` cells are not)."""
+    cells = node.blanks - known
+    if not cells:
+        return node.text
+    tests = [f"ISBLANK({cell})" for cell in sorted(cells)]
+    test = tests[0] if len(tests) == 1 else f"OR({','.join(tests)})"
+    return f"IF({test},{otherwise},{node.text})"
 
 
 def translate_formula(text: str, cells: Mapping[str, str | None], params: Mapping[str, Any]) -> ExcelFormula:
@@ -68,7 +91,7 @@ def translate_formula(text: str, cells: Mapping[str, str | None], params: Mappin
     node = parser.expression()
     if parser.current is not None:
         raise UntranslatableFormula(f"'{parser.current.text}' is not understood here")
-    return ExcelFormula(tuple(("=" + node.text).split(_ROW)))
+    return ExcelFormula(tuple(("=" + _guarded(node, '""')).split(_ROW)))
 
 
 def _merge_pairs(tokens: list[Token]) -> list[Token]:
@@ -130,11 +153,13 @@ class _Parser:
             items.append(operand())
         if len(items) == 1:
             return items[0]
-        return _Node(f"{function}({','.join(i.text for i in items)})", _ATOM)
+        # SQL's three-valued logic: TRUE OR NULL is TRUE; an operand over a blank counts as false here
+        return _Node(f"{function}({','.join(_guarded(i, 'FALSE') for i in items)})", _ATOM)
 
     def _not(self) -> _Node:
         if self._take("not"):
-            return _Node(f"NOT({self._not().text})", _ATOM)
+            operand = self._not()
+            return _Node(f"NOT({operand.text})", _ATOM, blanks=operand.blanks)
         return self._comparison()
 
     def _comparison(self) -> _Node:
@@ -151,7 +176,7 @@ class _Parser:
             return left
         self.index += 1
         right = self._binary(_CONCAT)
-        return _Node(_join(left, operator, right, _COMPARE), _COMPARE)
+        return _Node(_join(left, operator, right, _COMPARE), _COMPARE, blanks=_blanks(left, right))
 
     def _binary(self, level: int) -> _Node:
         if level > _MUL:
@@ -164,9 +189,11 @@ class _Parser:
             right = self._binary(level + 1)
             if operator == "%":
                 b = _wrap(right, _UNARY)
-                left = _Node(f"({_wrap(left, _ADD)}-{b}*TRUNC({_wrap(left, _MUL)}/{b}))", _ATOM)
+                text = f"({_wrap(left, _ADD)}-{b}*TRUNC({_wrap(left, _MUL)}/{b}))"
+                left = _Node(text, _ATOM, blanks=_blanks(left, right))
             else:
-                left = _Node(_join(left, "&" if operator == "||" else operator, right, level), level)
+                text = _join(left, "&" if operator == "||" else operator, right, level)
+                left = _Node(text, level, blanks=_blanks(left, right))
         return left
 
     def _unary(self) -> _Node:
@@ -174,7 +201,7 @@ class _Parser:
             sign = self.current.text
             self.index += 1
             operand = self._unary()
-            return _Node(sign + _wrap(operand, _UNARY), _UNARY)
+            return _Node(sign + _wrap(operand, _UNARY), _UNARY, blanks=operand.blanks)
         return self._primary()
 
     def _primary(self) -> _Node:
@@ -194,7 +221,7 @@ class _Parser:
         if token.text == "(":
             inner = self.expression()
             self._expect(")")
-            return _Node(f"({inner.text})", _ATOM)
+            return _Node(f"({inner.text})", _ATOM, blanks=inner.blanks)
         word = token.text.lower() if token.kind == "name" else ""
         if word in ("true", "false"):
             return _Node(word.upper(), _ATOM)
@@ -212,7 +239,7 @@ class _Parser:
         letter = self.cells[name]
         if letter is None:
             raise UntranslatableFormula(f"it reads '{name}', a date, time or duration column")
-        return _Node(letter + _ROW, _ATOM, is_cell=True)
+        return _Node(letter + _ROW, _ATOM, is_cell=True, blanks=frozenset({letter + _ROW}))
 
     def _parameter(self, name: str) -> _Node:
         value = self.params.get(name)
@@ -230,12 +257,13 @@ class _Parser:
         while self._take("when"):
             test = self.expression()
             if subject is not None:
-                test = _Node(_join(subject, "=", test, _COMPARE), _COMPARE)
+                test = _Node(_join(subject, "=", test, _COMPARE), _COMPARE, blanks=_blanks(subject, test))
             self._expect("then")
-            branches.append((test.text, self.expression().text))
+            # a branch is taken only when its test's cells hold values, so its result needs no guard for those
+            branches.append((_guarded(test, "FALSE"), _guarded(self.expression(), '""', known=test.blanks)))
         if not branches:
             raise UntranslatableFormula("CASE without WHEN")
-        otherwise = self.expression().text if self._take("else") else '""'
+        otherwise = _guarded(self.expression(), '""') if self._take("else") else '""'
         self._expect("end")
         for condition, value in reversed(branches):
             otherwise = f"IF({condition},{value},{otherwise})"
@@ -249,21 +277,21 @@ class _Parser:
             while self._take(","):
                 args.append(self.expression())
             self._expect(")")
-        texts = [a.text for a in args]
+        texts, strict = [a.text for a in args], _blanks(*args)
         if name in _PLAIN_FUNCTIONS and len(args) == _PLAIN_FUNCTIONS[name][1]:
-            return _Node(f"{_PLAIN_FUNCTIONS[name][0]}({','.join(texts)})", _ATOM)
+            return _Node(f"{_PLAIN_FUNCTIONS[name][0]}({','.join(texts)})", _ATOM, blanks=strict)
         if name == "round" and len(args) in (1, 2):
-            return _Node(f"ROUND({texts[0]},{texts[1] if len(args) == 2 else 0})", _ATOM)
+            return _Node(f"ROUND({texts[0]},{texts[1] if len(args) == 2 else 0})", _ATOM, blanks=strict)
         if name == "floor" and len(args) == 1:
-            return _Node(f"INT({texts[0]})", _ATOM)
+            return _Node(f"INT({texts[0]})", _ATOM, blanks=strict)
         if name in ("ceil", "ceiling") and len(args) == 1:
-            return _Node(f"-INT(-({texts[0]}))", _UNARY)
+            return _Node(f"-INT(-({texts[0]}))", _UNARY, blanks=strict)
         if name in ("greatest", "least") and args:
             return _Node(f"{'MAX' if name == 'greatest' else 'MIN'}({','.join(texts)})", _ATOM)
         if name == "concat" and args:
             return _Node("(" + "&".join(_wrap(a, _CONCAT + 1) for a in args) + ")", _ATOM)
         if name == "substr" and len(args) in (2, 3):
-            return _Node(f"MID({texts[0]},{texts[1]},{texts[2] if len(args) == 3 else 32767})", _ATOM)
+            return _Node(f"MID({texts[0]},{texts[1]},{texts[2] if len(args) == 3 else 32767})", _ATOM, blanks=strict)
         if name in ("coalesce", "ifnull") and len(args) >= 2 and all(a.is_cell for a in args[:-1]):
             result = texts[-1]
             for arg in reversed(texts[:-1]):
