@@ -294,7 +294,10 @@ def test_empty_table_keeps_header_and_message(tmp_path: Path) -> None:
         ("CASE WHEN p95_latency > 0 THEN p95_latency ELSE 0 END", "=IF(IF(ISBLANK(B5),FALSE,B5>0),B5,0)"),
         ("(revenue - orders) * 2 % 3", '=IF(OR(ISBLANK(C5),ISBLANK(D5)),"",((C5-D5)*2-3*TRUNC((C5-D5)*2/3)))'),
         ("revenue - (orders - 1)", '=IF(OR(ISBLANK(C5),ISBLANK(D5)),"",C5-(D5-1))'),
-        ("revenue > 1 AND NOT orders <> 2 OR orders IS NULL", "=OR(AND(IF(ISBLANK(C5),FALSE,C5>1),IF(ISBLANK(D5),FALSE,NOT(D5<>2))),ISBLANK(D5))"),
+        (  # an AND or OR operand over a blank counts as false
+            "revenue > 1 AND NOT orders <> 2 OR orders IS NULL",
+            "=OR(AND(IF(ISBLANK(C5),FALSE,C5>1),IF(ISBLANK(D5),FALSE,NOT(D5<>2))),ISBLANK(D5))",
+        ),
         ("name || '-' || upper(\"name\")", '=IF(ISBLANK(A5),"",A5&"-"&UPPER(A5))'),
         ("round(revenue / orders, 2) + :bonus", '=IF(OR(ISBLANK(C5),ISBLANK(D5)),"",ROUND(C5/D5,2)+1.5)'),
         ("coalesce(orders, 0)", "=IF(ISBLANK(D5),0,D5)"),
