@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -334,3 +335,19 @@ def test_a_formula_over_blank_inputs_is_blank_as_in_every_other_writer(tmp_path:
     cached = openpyxl.load_workbook(path, data_only=True)["Budget"]
     assert [cached[f"C{row}"].value for row in (2, 3, 4)] == [pytest.approx(41.9), None, None]  # cached blank
     assert sheet["D3"].value == '=IF(IF(OR(ISBLANK(A3),ISBLANK(B3)),FALSE,B3>A3),"over","ok")'
+
+
+def test_summary_text_is_formatted_markdown_under_one_notes_heading(tmp_path: Path) -> None:
+    markdown = "Traffic was **all** within *budget*.\nThe same paragraph with `code`.\n\n- first\n- second"
+    sections = (TextBlock("a", None, markdown), TextBlock("b", None, "More."), TextBlock("c", "Actions", "Call."))
+    document = replace(make_document(), blocks=sections)
+    path = write(tmp_path, document)
+    summary = openpyxl.load_workbook(path, rich_text=True)["Summary"]
+    column = [row[0] for row in summary.iter_rows(min_col=1, max_col=1)]
+    texts = [str(c.value) if c.value is not None else "" for c in column]
+    assert texts.count("Notes") == 1 and "Actions" in texts
+    first = next(c for c in column if str(c.value).startswith("Traffic was all"))
+    assert str(first.value) == "Traffic was all within budget. The same paragraph with code."  # one paragraph
+    runs = {(r, False, False) if isinstance(r, str) else (r.text, bool(r.font.b), bool(r.font.i)) for r in first.value}
+    assert ("all", True, False) in runs and ("budget", False, True) in runs
+    assert "**" not in "".join(texts) and "• first" in texts and "• second" in texts and "More." in texts

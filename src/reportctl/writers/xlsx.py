@@ -93,6 +93,10 @@ class _Formats:
                 properties = {"bold": True, "font_size": 16 if code == "title" else 12, **self.heading}
             elif code == "missing":
                 properties = {"align": "right", "font_color": "#6c757d"}
+            elif code in ("bold", "italic", "bold italic"):
+                properties = {"bold": "bold" in code, "italic": "italic" in code}
+            elif code == "code":
+                properties = {"font_name": "Consolas"}
             else:
                 properties = {"num_format": code}
             self.cache[code] = self.workbook.add_format({**self.font, **properties})
@@ -160,9 +164,15 @@ def _write_workbook(document: Document, path: Path, constant_memory: bool) -> No
     workbook.close()
 
 
-def _summary_rows(document: Document) -> Iterator[tuple[str, Any, str | None, str | None]]:
-    """(label, value, number format, style) rows of the Summary sheet, top to bottom."""
+Runs = tuple[tuple[str, str], ...]
+"""A line of formatted text: (style, text) pieces, style one of "", "bold", "italic", "bold italic", "code"."""
+
+
+def _summary_rows(document: Document) -> Iterator[tuple[str | Runs, Any, str | None, str | None]]:
+    """(label, value, number format, style) rows of the Summary sheet, top to bottom; a text section's lines
+    come as runs of formatted text."""
     info, tz = document.info, document.info.timezone
+    notes_heading = False  # untitled text sections share one "Notes" heading
     yield info.title, None, None, "title"
     if info.description:
         yield info.description, None, None, None
@@ -193,8 +203,10 @@ def _summary_rows(document: Document) -> Iterator[tuple[str, Any, str | None, st
                 yield item.label, value, code, None
         elif isinstance(block, TextBlock):
             yield "", None, None, None
-            yield block.title or "Notes", None, None, "heading"
-            for line in block.markdown.strip().splitlines():
+            if block.title or not notes_heading:
+                yield block.title or "Notes", None, None, "heading"
+                notes_heading = notes_heading or not block.title
+            for line in markdown_lines(block.markdown):
                 yield line, None, None, None
     yield "", None, None, None
     yield "Run", None, None, "heading"
@@ -215,9 +227,75 @@ def _write_summary(sheet: Any, document: Document, formats: _Formats) -> None:
     sheet.set_column(0, 0, 28)
     sheet.set_column(1, 1, 24)
     for row, (label, value, code, style) in enumerate(_summary_rows(document)):
-        sheet.write_string(row, 0, label, formats(style) if style else None)
+        if isinstance(label, str):
+            sheet.write_string(row, 0, label, formats(style) if style else None)
+        elif len(label) == 1:
+            sheet.write_string(row, 0, label[0][1], formats(label[0][0]) if label[0][0] else None)
+        else:
+            pieces = [part for style_, text in label for part in ((formats(style_),) if style_ else ()) + (text,)]
+            sheet.write_rich_string(row, 0, *pieces)
         if value is not None:
             sheet.write(row, 1, value, formats(code) if code else None)
+
+
+def markdown_lines(markdown: str) -> list[Runs]:
+    """Markdown as the Summary sheet's lines: a paragraph is one line (its source line breaks are spaces), list
+    items get a bullet, headings are bold, and **bold**, *italic* and `code` keep their look; a blank line
+    separates blocks. Links show their text."""
+    from markdown_it import MarkdownIt
+
+    lines: list[Runs] = []
+    depth = 0
+    heading = False
+    for token in MarkdownIt("commonmark").parse(markdown):
+        if token.type in ("bullet_list_open", "ordered_list_open"):
+            depth += 1
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            depth -= 1
+            if depth == 0:
+                lines.append(())
+        elif token.type == "heading_open":
+            heading = True
+        elif token.type == "heading_close":
+            heading = False
+        elif token.type == "paragraph_close" and depth == 0:
+            lines.append(())
+        elif token.type == "inline":
+            bullet = "    " * (depth - 1) + "\N{BULLET} " if depth else ""
+            lines.append(_inline_runs(token.children or [], "bold" if heading else "", bullet))
+            if heading:
+                lines.append(())
+        elif token.type in ("fence", "code_block"):
+            lines.extend((("code", line),) for line in token.content.rstrip("\n").splitlines())
+            lines.append(())
+    while lines and not lines[-1]:
+        lines.pop()
+    return [line if line else (("", ""),) for line in lines]
+
+
+def _inline_runs(children: list[Any], base: str, prefix: str = "") -> Runs:
+    runs: list[tuple[str, str]] = [("", prefix)] if prefix else []
+    bold, italic = base == "bold", False
+    for child in children:
+        if child.type in ("strong_open", "strong_close"):
+            bold = child.type == "strong_open" or base == "bold"
+            continue
+        if child.type in ("em_open", "em_close"):
+            italic = child.type == "em_open"
+            continue
+        if child.type in ("softbreak", "hardbreak"):
+            text, style = " ", ""
+        elif child.type == "code_inline":
+            text, style = child.content, "code"
+        elif child.type in ("text", "html_inline"):
+            text, style = child.content, " ".join(s for s, on in (("bold", bold), ("italic", italic)) if on)
+        else:
+            continue
+        if runs and runs[-1][0] == style:
+            runs[-1] = (style, runs[-1][1] + text)
+        elif text:
+            runs.append((style, text))
+    return tuple(runs) or (("", ""),)
 
 
 @dataclass(frozen=True)
