@@ -150,7 +150,13 @@ def git_state(loaded: LoadedSpec) -> GitState | None:
 
 
 def write_manifest(
-    loaded: LoadedSpec, result: RunResult, directory: Path, now: datetime, document: Document | None = None
+    loaded: LoadedSpec,
+    result: RunResult,
+    directory: Path,
+    now: datetime,
+    document: Document | None = None,
+    *,
+    preview: Mapping[str, Any] | None = None,
 ) -> None:
     """``directory/manifest.json``: the run's record, its artifacts' paths relative to ``directory``, and what
     the data files do not say themselves (a plain CSV has only a header): the time zone their times are in, the
@@ -178,6 +184,7 @@ def write_manifest(
         "timings": result.timings,
         "artifacts": [a.as_dict(relative_to=directory) for a in result.artifacts],
         "tables": [_table_entry(table) for table in document.tables()] if document else [],
+        "preview": preview,
     }
     temporary = directory / ".manifest.json.tmp"
     temporary.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -189,7 +189,7 @@ def _render(
     document = assemble_document(loaded, frames, values, run_id=run_id, now=now)
     document = dataclasses.replace(document, formats=tuple(name for name, _ in writers))
     timings["document"] = lap(t)
-    document = _with_chart_images(document, writers, say, timings)
+    document = _with_chart_images(document, writers, say, timings, messages=_composes_messages(loaded))
 
     destination = (output_dir or loaded.project.output_dir) / spec.name
     staging = destination / f".{run_id}.partial"
@@ -211,7 +211,9 @@ def _render(
         result = RunResult(run_id, spec.name, "completed", final, artifacts, jsonable_parameters(values), timings)
         record_provenance(result, loaded, git.result(), data, parameters)
         result.title = document.info.title
-        write_manifest(loaded, result, staging, now, document)
+        from reportctl.preview import write_preview
+
+        write_manifest(loaded, result, staging, now, document, preview=write_preview(document, staging))
         staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -246,21 +248,47 @@ def _check_renderable(loaded: LoadedSpec) -> None:
         )
 
 
+def _composes_messages(loaded: LoadedSpec) -> bool:
+    """Whether a delivery of the spec composes a message, which shows the first chart as a picture."""
+    from reportctl.preview import MESSAGE_CHANNELS
+
+    return any(getattr(entry, "channel", None) in MESSAGE_CHANNELS for entry in loaded.spec.delivery)
+
+
 def _with_chart_images(
-    document: Document, writers: list[tuple[str, Any]], say: Progress, timings: dict[str, float]
+    document: Document,
+    writers: list[tuple[str, Any]],
+    say: Progress,
+    timings: dict[str, float],
+    *,
+    messages: bool = False,
 ) -> Document:
-    """The document with its charts exported once, in every image format a chosen writer embeds."""
+    """The document with its charts exported once, in every image format a chosen writer embeds. When only a
+    delivery's message wants a picture (of the first chart), it is drawn if a browser is at hand: a message
+    without it is still sent, so a missing browser fails no run that writes no pictures."""
     formats: set[str] = set()
     for _, writer in writers:
         formats |= getattr(type(writer), "CHART_IMAGES", frozenset())
     charts = document.charts()
-    if not formats or not charts:
+    if not charts or not (formats or messages):
         return document
-    from reportctl.chart_export import export_charts
+    from reportctl.chart_export import BrowserMissingError, export_charts
+    from reportctl.charts import ChartError
 
-    say(f"drawing {len(charts)} chart{'s' if len(charts) != 1 else ''}")
+    wanted, optional = (charts, False) if formats else (charts[:1], True)
+    say(f"drawing {len(wanted)} chart{'s' if len(wanted) != 1 else ''}")
     t = time.perf_counter()
-    images = export_charts(charts, formats, timezone=document.info.timezone, locale=document.style.locale)
+    try:
+        images = export_charts(
+            wanted,
+            formats | ({"png"} if messages else set()),
+            timezone=document.info.timezone,
+            locale=document.style.locale,
+        )
+    except (BrowserMissingError, ChartError):
+        if not optional:
+            raise
+        images = {}
     timings["charts"] = lap(t)
     return dataclasses.replace(document, chart_images=images)
 

@@ -285,7 +285,14 @@ people:
 
 
 def _email(server: Any, **options: Any) -> str:
-    settings = {"channel": "email", "host": "127.0.0.1", "port": server.port, "security": "none", **options}
+    settings = {
+        "channel": "email",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "security": "none",
+        "from": "r@example.com",
+    }
+    settings |= options
     return f"  - {json.dumps(settings)}\n"
 
 

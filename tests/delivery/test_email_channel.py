@@ -35,8 +35,11 @@ CONTENT_TYPES = {
 }
 
 
+SENDER = "Reports <reports@example.com>"
+
+
 def email_options(port: int, **values: Any) -> EmailOptions:
-    settings = {"channel": "email", "to": ["ada@example.com"], "host": "127.0.0.1", "port": port}
+    settings = {"channel": "email", "to": ["ada@example.com"], "host": "127.0.0.1", "port": port, "from": SENDER}
     return EmailOptions.model_validate({"security": "none", "timeout": "5s", **settings, **values})
 
 
@@ -212,9 +215,9 @@ def test_temporary_data_failure_asks_for_a_retry_that_then_succeeds(delivery_con
 
 def test_refused_sender_fails_the_batch_permanently(delivery_context: Make) -> None:
     with (
-        smtp_server(refuse_senders={"reportctl@localhost"}) as server,
+        smtp_server(refuse_senders={"reports@example.com"}) as server,
         email_channel(email_options(server.port), delivery_context()) as channel,
-        pytest.raises(PermanentFailure, match=r"refused the sender reportctl@localhost: 553 .*check `from`"),
+        pytest.raises(PermanentFailure, match=r"refused the sender reports@example.com: 553 .*check `from`"),
     ):
         deliver(channel)
     assert server.messages == []
@@ -304,7 +307,7 @@ def test_large_file_goes_as_a_link(delivery_context: Make) -> None:
     plain = message.get_body(("plain",))
     html = message.get_body(("html",))
     assert isinstance(plain, EmailMessage) and isinstance(html, EmailMessage)
-    assert f"[server-health.xlsx](<{link}>), 10.0 KiB, too large to attach" in plain.get_content()
+    assert f"[server-health.xlsx](<{link}>), 10.0 KiB, linked (too large to attach)" in plain.get_content()
     assert 'href="https://files.example.com/server-health.xlsx?sig=abc"' in html.get_content()
 
 
@@ -396,13 +399,21 @@ def test_options_reject_bad_values(values: dict[str, Any], message: str) -> None
 
 
 def test_options_defaults() -> None:
-    options = EmailOptions.model_validate({"channel": "email", "to": "team:backend-sre"})
+    options = EmailOptions.model_validate({"channel": "email", "to": "team:backend-sre", "from": SENDER})
     assert options.to == ["team:backend-sre"]
-    assert (options.smtp_port, options.security, options.from_, options.batch_size) == (
+    assert (options.smtp_port, options.security, options.sender, options.batch_size) == (
         587,
         "starttls",
-        "reportctl@localhost",
+        "reports@example.com",
         100,
     )
     assert options.max_attachment_size == 10_000_000
-    assert EmailOptions.model_validate({"channel": "email", "to": "a@b.co", "security": "tls"}).smtp_port == 465
+    assert (
+        EmailOptions.model_validate({"channel": "email", "to": "a@b.co", "security": "tls", "from": SENDER}).smtp_port
+        == 465
+    )
+
+
+def test_sending_email_needs_a_configured_sender() -> None:
+    with pytest.raises(ValidationError, match=re.escape("from: a sender is required to send email; set from: '")):
+        EmailOptions.model_validate({"channel": "email", "to": "a@b.co"})

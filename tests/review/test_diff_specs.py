@@ -33,7 +33,7 @@ sections:
 outputs: [{outputs}]
 schedule: {{cron: "{cron}", timezone: Europe/Berlin}}
 delivery:
-  - {{channel: email, to: [{to}], subject: "{subject}", username: ada, password: "{password}"}}
+  - {{channel: email, to: [{to}], from: r@example.com, subject: "{subject}", username: ada, password: "{password}"}}
   - {{channel: file, path: outbox}}
 """
 

@@ -90,6 +90,15 @@ class EmailOptions(MessageOptions):
             raise ValueError(f"expected a size such as 10MB or 25MiB, got {value!r}") from None
 
     @model_validator(mode="after")
+    def _sender_is_set(self) -> EmailOptions:
+        if self.from_ is None:
+            raise ValueError(
+                "from: a sender is required to send email; set from: 'Reports <reports@example.com>' on this "
+                "delivery, or channels: {email: {from: ...}} in reportctl.yaml for every email delivery"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _password_needs_username(self) -> EmailOptions:
         if self.password is not None and not self.username:
             raise ValueError("password is set but username is not; set both, or neither for a server without login")

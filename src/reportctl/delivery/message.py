@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from reportctl.run_record import Artifact
 
 # Only what would change the text's look; raw HTML needs no escape, the renderer escapes it.
+LOCAL_SENDER = "reportctl@localhost"
+"""The From of outbox messages written without a sender; the email channel refuses to send without one."""
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]])")
 _FONT = "-apple-system,BlinkMacSystemFont,'Segoe UI',Helvetica,Arial,sans-serif"
 _MONO = "SFMono-Regular,Consolas,'Liberation Mono',Menlo,monospace"
@@ -87,10 +90,12 @@ class MessageOptions(ChannelOptions):
         default=None,
         description="Formats to attach, e.g. [pdf, xlsx]; [] attaches none; default every format the run wrote.",
     )
-    from_: str = Field(
-        default="reportctl@localhost",
+    from_: str | None = Field(
+        default=None,
         alias="from",
-        description="Sender: an address, optionally with a name, e.g. 'Reports <reports@example.com>'.",
+        description="Sender: an address, optionally with a name, e.g. 'Reports <reports@example.com>'; required to "
+        "send email (here or as channels.email.from in reportctl.yaml); outbox files without one are from "
+        "reportctl@localhost.",
     )
     reply_to: str | None = Field(default=None, description="Where replies go, when not to the sender.")
 
@@ -114,7 +119,12 @@ class MessageOptions(ChannelOptions):
     @property
     def sender(self) -> str:
         """The bare sender address, for the SMTP envelope."""
-        return parseaddr(self.from_)[1]
+        return parseaddr(self.mailbox)[1]
+
+    @property
+    def mailbox(self) -> str:
+        """The From header: the configured sender, or a local placeholder for outbox files written without one."""
+        return self.from_ or LOCAL_SENDER
 
 
 def resolve_recipients(options: MessageOptions, people: Directory) -> list[Recipient]:
@@ -142,12 +152,14 @@ class Attachment:
 
 @dataclass(frozen=True)
 class MessageContent:
-    """What every recipient of a delivery gets alike; ``text`` is the Markdown, which reads well as plain text."""
+    """What every recipient of a delivery gets alike; ``text`` is the Markdown, which reads well as plain text.
+    ``inline`` are pictures the HTML shows by ``cid:`` (the first chart, the logo), sent with it."""
 
     subject: str
     text: str
     html: str
     attachments: tuple[Attachment, ...]
+    inline: tuple[tuple[str, Attachment], ...] = ()
 
 
 def render_content(
@@ -172,18 +184,24 @@ def render_content(
                 "artifact_base_url in reportctl.yaml, or raise max_attachment_size"
             )
     attachments = tuple(_attachment(a) for a in wanted if a not in too_large)
+    preview = _preview(context) if options.body is None and not failed else None
+    inline: tuple[tuple[str, Attachment], ...] = ()
     try:
         subject = " ".join(context.render(options.subject, where=f"{where}.subject").split())
-        if options.body is None:
+        if preview is not None:
+            text, body, inline = _report_body(context, preview, attachments, too_large)
+        elif options.body is None:
             text = _default_body(context, attachments, too_large)
+            body = markdown_html(text)
         else:
             text = context.render(options.body, where=f"{where}.body").strip() + "\n"
             if too_large:
                 text += "\nToo large to attach:\n\n" + "".join(_artifact_line(context, a, "") for a in too_large)
+            body = markdown_html(text)
     except TemplateError as exc:
         raise PermanentFailure(str(exc)) from None
-    page = _LAYOUT.format(title=html.escape(subject), font=_FONT, body=markdown_html(text), run_id=context.run_id)
-    return MessageContent(subject or context.title, text, page, attachments)
+    page = _LAYOUT.format(title=html.escape(subject), font=_FONT, body=body, run_id=context.run_id)
+    return MessageContent(subject or context.title, text, page, attachments, inline)
 
 
 def compose_message(
@@ -193,7 +211,7 @@ def compose_message(
     message = EmailMessage(policy=SMTP)
     to = [r.address for r in recipients if r.role == "to"]
     cc = [r.address for r in recipients if r.role == "cc"]
-    message["From"] = options.from_
+    message["From"] = options.mailbox
     # A message with only blind recipients still needs a destination header (RFC 5322 3.6.3).
     message["To"] = ", ".join(to) if to or cc else "undisclosed-recipients:;"
     if cc:
@@ -210,6 +228,12 @@ def compose_message(
     message["X-Reportctl-Run"] = context.run_id
     message.set_content(content.text, subtype="plain")
     message.add_alternative(content.html, subtype="html")
+    if content.inline:
+        page = message.get_body(("html",))
+        assert isinstance(page, EmailMessage)
+        for cid, picture in content.inline:
+            maintype, _, subtype = picture.content_type.partition("/")
+            page.add_related(picture.data, maintype=maintype, subtype=subtype, cid=f"<{cid}>", filename=picture.name)
     for attachment in content.attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
         message.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.name)
@@ -275,14 +299,150 @@ def _default_body(context: DeliveryContext, attachments: Sequence[Attachment], t
             f"# {title}\n\nThe run of {stamp} failed, run {context.run_id}:\n\n{fence}\n{error}\n{fence}\n\n"
             "No files were attached.\n"
         )
-    lines = [f"# {title}\n\nReport of {stamp}, run {context.run_id}.\n\n"]
+    head = f"# {title}\n\nReport of {stamp}, run {context.run_id}.\n\n"
     if not context.artifacts:
-        lines.append("The run wrote no files.\n")
+        return head + "The run wrote no files.\n"
+    return head + _files_markdown(context, attachments, too_large)
+
+
+def _preview(context: DeliveryContext) -> dict[str, Any] | None:
+    """The report's preview the run kept in its manifest, or None (a run of an older version, or no files)."""
+    if context.directory is None:
+        return None
+    try:
+        manifest = json.loads((context.directory / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    preview = manifest.get("preview") if isinstance(manifest, dict) else None
+    return preview if isinstance(preview, dict) else None
+
+
+def _report_body(
+    context: DeliveryContext,
+    preview: dict[str, Any],
+    attachments: Sequence[Attachment],
+    too_large: Sequence[Artifact],
+) -> tuple[str, str, tuple[tuple[str, Attachment], ...]]:
+    """The default message of a rendered report: (plain text, HTML, inline pictures). Title and parameters, the
+    key figures as cards, the text sections, the first chart, the first rows of the first table, and the files,
+    each said to be attached or linked (a file neither attached nor linked is not listed)."""
+    accent = preview.get("accent") or "#0072b2"
+    inline: list[tuple[str, Attachment]] = []
+    domain = f"{context.run_id}.reportctl"
+
+    def picture(key: str, name: str) -> str | None:
+        relative = preview.get(key)
+        relative = relative.get("file") if isinstance(relative, dict) else relative
+        if not isinstance(relative, str) or context.directory is None:
+            return None
+        try:
+            data = (context.directory / relative).read_bytes()
+        except OSError:
+            return None
+        cid = f"{name}@{domain}"
+        inline.append((cid, Attachment(f"{name}.png", "image/png", data)))
+        return cid
+
+    title = str(preview.get("title") or context.title)
+    facts = [f"{label}: {value}" for label, value in preview.get("parameters", [])]
+    facts.append(f"Generated {preview.get('generated', '')}")
+    text = [f"# {_markdown_text(title)}\n"]
+    page = []
+    logo = picture("logo", "logo")
+    if logo:
+        page.append(f'<img src="cid:{logo}" alt="" height="40" style="float:right;height:40px;margin:0 0 8px 16px;">')
+    page.append(
+        f'<h1 style="{_STYLES["h1"]}border-bottom:3px solid {accent};padding-bottom:8px;">{html.escape(title)}</h1>'
+    )
+    if preview.get("description"):
+        text.append(f"{_markdown_text(preview['description'])}\n")
+        page.append(f'<p style="{_STYLES["p"]}color:#57606a;">{html.escape(preview["description"])}</p>')
+    text.append(" · ".join(_markdown_text(f) for f in facts) + "\n")
+    page.append(f'<p style="{_STYLES["p"]}font-size:13px;color:#57606a;">{html.escape(" · ".join(facts))}</p>')
+
+    kpis = preview.get("kpis") or []
+    if kpis:
+        text.append("".join(f"- **{_markdown_text(k['label'])}:** {_markdown_text(k['value'])}\n" for k in kpis))
+        page.append(_kpi_cards(kpis, accent))
+    for section in preview.get("texts") or []:
+        heading = f"## {_markdown_text(section['title'])}\n\n" if section.get("title") else ""
+        text.append(heading + section["markdown"].strip() + "\n")
+        page.append(markdown_html(heading + section["markdown"]))
+    chart = preview.get("chart")
+    cid = picture("chart", "chart")
+    if cid and isinstance(chart, dict):
+        alt = html.escape(str(chart.get("title") or "Chart"))
+        if chart.get("title"):
+            page.append(f'<h2 style="{_STYLES["h2"]}">{alt}</h2>')
+        page.append(
+            f'<img src="cid:{cid}" alt="{alt}" width="592" style="display:block;width:100%;max-width:592px;'
+            'height:auto;margin:0 0 12px;border:0;">'
+        )
+    table = preview.get("table")
+    if isinstance(table, dict):
+        markdown = _table_markdown(table)
+        text.append(markdown)
+        page.append(markdown_html(markdown))
+    files = _files_markdown(context, attachments, too_large)
+    text.append(files)
+    page.append(markdown_html(files))
+    return "\n".join(text), "\n".join(page) + "\n", tuple(inline)
+
+
+def _kpi_cards(kpis: Sequence[dict[str, Any]], accent: str) -> str:
+    """Key figures as cards, three to a row, in a layout table (mail clients know no grid or flex)."""
+    cell = (
+        f"padding:10px 12px;border:1px solid #d0d7de;border-left:3px solid {accent};border-radius:4px;"
+        "vertical-align:top;width:33%;"
+    )
+    rows = []
+    for start in range(0, len(kpis), 3):
+        cells = []
+        for kpi in kpis[start : start + 3]:
+            note = (
+                f'<div style="font-size:12px;color:#57606a;">{html.escape(kpi["description"])}</div>'
+                if kpi.get("description")
+                else ""
+            )
+            cells.append(
+                f'<td style="{cell}"><div style="font-size:12px;color:#57606a;">{html.escape(kpi["label"])}</div>'
+                f'<div style="font-size:22px;font-weight:600;line-height:1.3;">{html.escape(kpi["value"])}</div>'
+                f"{note}</td>"
+            )
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        '<table role="presentation" width="100%" cellpadding="0" cellspacing="8" border="0" '
+        'style="margin:0 -8px 12px;border-collapse:separate;">' + "".join(rows) + "</table>"
+    )
+
+
+def _table_markdown(table: dict[str, Any]) -> str:
+    """The first rows of the first table as a Markdown table, with how many of its rows they are."""
+    columns, numeric, rows = table["columns"], table["numeric"], table["rows"]
+    title = f"## {_markdown_text(table['title'])}\n\n" if table.get("title") else ""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(_markdown_text(c).replace("|", "\\|") or " " for c in cells) + " |\n"
+
+    lines = [line(columns), "|" + "|".join(" ---: " if n else " --- " for n in numeric) + "|\n"]
+    lines += [line(row) for row in rows]
+    shown = f"The first {len(rows)} of {table['total']:,} rows." if table["total"] > len(rows) else ""
+    return title + "".join(lines) + (f"\n{shown}\n" if shown else "")
+
+
+def _files_markdown(context: DeliveryContext, attachments: Sequence[Attachment], too_large: Sequence[Artifact]) -> str:
+    """The files of the run a reader can open: attached, or linked; one neither attached nor linked is left out."""
     attached = {a.name for a in attachments}
+    lines = []
     for artifact in context.artifacts:
-        note = ", too large to attach" if artifact in too_large else ""
-        lines.append(_artifact_line(context, artifact, ", attached" if artifact.path.name in attached else note))
-    return "".join(lines)
+        if artifact.path.name in attached:
+            lines.append(_artifact_line(context, artifact, ", attached"))
+        elif context.link(artifact):
+            note = ", linked (too large to attach)" if artifact in too_large else ", linked"
+            lines.append(_artifact_line(context, artifact, note))
+    if not lines:
+        return "No files are attached or linked.\n"
+    return "## Files\n\n" + "".join(lines)
 
 
 def _artifact_line(context: DeliveryContext, artifact: Artifact, note: str) -> str:
