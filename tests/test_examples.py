@@ -65,7 +65,7 @@ def test_example_validates_and_renders(
         # The manifest lists exactly the files written, with their sizes and hashes.
         directory = manifest_path.parent
         artifacts = {a["path"]: a for a in manifest["artifacts"]}
-        assert set(artifacts) == {p.name for p in directory.iterdir()} - {"manifest.json"}
+        assert set(artifacts) == {p.name for p in directory.iterdir()} - {"manifest.json", "preview"}
         for name, artifact in artifacts.items():
             content = (directory / name).read_bytes()
             assert artifact["bytes"] == len(content), name

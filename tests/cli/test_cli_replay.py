@@ -66,10 +66,11 @@ def test_a_replay_that_differs_names_the_file_and_exits_1(cli: Cli, repo: GitRep
     result = cli("replay", run["run_id"], "-o", str(kept))
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    assert lines[1].startswith("different  health.csv (sha256 ")
-    assert lines[1].endswith(f", the run recorded {_recorded(run)['health.csv'][:12]})")
-    assert lines[-1] == f"0 of 4 files byte-identical; kept in {kept / 'health' / run['run_id']}"
-    assert "# timezone: Europe/Berlin" in (kept / "health" / run["run_id"] / "health.csv").read_text()
+    assert lines[1] == "identical  health.csv"  # a plain CSV of counts does not say its zone
+    assert lines[3].startswith("different  health.json (sha256 ")
+    assert lines[3].endswith(f", the run recorded {_recorded(run)['health.json'][:12]})")
+    assert lines[-1] == f"1 of 4 files byte-identical; kept in {kept / 'health' / run['run_id']}"
+    assert '"timezone":"Europe/Berlin"' in (kept / "health" / run["run_id"] / "health.json").read_text()
 
 
 def test_a_run_without_a_snapshot_is_not_replayed(cli: Cli, repo: GitRepo) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -40,3 +40,12 @@ def test_a_period_reads_as_its_first_and_last_day() -> None:
 @pytest.mark.parametrize(("value", "text"), [(0.995, "0.995"), (2.5, "2.5"), (1234567.25, "1,234,567.25"), (3, "3")])
 def test_numbers_read_as_given(value: float, text: str) -> None:
     assert parameter_text(ParameterValue("objective", "Objective", "float", value), "UTC") == text
+
+
+def test_a_one_day_period_shows_its_day_once() -> None:
+    day = Period("yesterday", datetime(2026, 12, 2, tzinfo=UTC), datetime(2026, 12, 3, tzinfo=UTC))
+    assert parameter_text(ParameterValue("period", "Period", "period", day), "UTC") == "2026-12-02"
+    week = Period("last_7_days", datetime(2026, 11, 26, tzinfo=UTC), datetime(2026, 12, 3, tzinfo=UTC))
+    assert (
+        parameter_text(ParameterValue("period", "Period", "period", week), "UTC") == "2026-11-26 \N{EN DASH} 2026-12-02"
+    )

@@ -252,3 +252,36 @@ def test_chart_is_inside_the_page(rendered: Path) -> None:
     assert 0 <= image["x0"] < image["x1"] <= page.width
     assert 0 <= image["top"] < image["bottom"] <= page.height
     assert abs((image["x1"] - image["x0"]) / (image["bottom"] - image["top"]) - 2) < 0.01
+
+
+def test_a_wide_table_turns_landscape_and_wraps_long_names_instead_of_cutting(tmp_path: Path) -> None:
+    names = ["checkout service in the primary region", "payments gateway behind the edge proxy", "search"]
+    frame = pl.DataFrame({"name": names} | {f"metric_{i}": [1234.5 * i, 2.0, 3.0] for i in range(8)})
+    columns = (TableColumn("name", "Service name"), *(TableColumn(f"metric_{i}", f"Metric {i}") for i in range(8)))
+    document = Document(info(), (), (TableBlock("t", "Wide", columns, frame),))
+    with pdfplumber.open(write(document, tmp_path)) as pdf:
+        landscape = [page for page in pdf.pages if page.width > page.height]
+        assert landscape, "a 9-column table is set on a landscape page"
+        text = " ".join((page.extract_text() or "") for page in landscape)
+    assert "…" not in text
+    words = set(text.split())
+    for name in names:  # every word of every name is there, on however many lines
+        assert set(name.split()) <= words, name
+
+
+def test_key_figure_labels_and_notes_wrap_instead_of_being_cut(tmp_path: Path) -> None:
+    items = (
+        KpiValue("Refunded or cancelled orders in the period", 1234, "integer", "Revenue of orders refunded or "
+                 "cancelled in the period, by the day they were refunded"),
+        KpiValue("Orders", 5, "integer"),
+        KpiValue("Revenue", 1.5, "number:1"),
+        KpiValue("Margin", None, "percent"),
+    )  # fmt: skip
+    document = Document(info(), (), (KpiBlock("k", "Key figures", items),))
+    with pdfplumber.open(write(document, tmp_path)) as pdf:
+        text = pdf.pages[0].extract_text() or ""
+    assert "…" not in text
+    words = set(text.split())
+    assert {"REFUNDED", "CANCELLED", "ORDERS", "PERIOD"} <= words
+    assert {"refunded", "by", "day", "they", "were"} <= words
+    assert "—" in words  # a key figure without a value

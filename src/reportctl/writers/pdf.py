@@ -182,7 +182,7 @@ def _logo(canvas: Canvas) -> float:
 
 
 def _kpis(canvas: Canvas, block: KpiBlock, timezone: str, locale: str) -> None:
-    """Cards of four to a row; labels and notes wrap onto up to three lines, and a row's cards grow to its
+    """Cards of four to a row; labels wrap onto up to three lines and notes up to five, and a row's cards grow to its
     tallest, so nothing a reader needs is cut."""
     pdf, metrics = canvas.pdf, canvas.metrics
     per_row = min(4, max(1, len(block.items)))
@@ -193,7 +193,7 @@ def _kpis(canvas: Canvas, block: KpiBlock, timezone: str, locale: str) -> None:
         (
             metrics.wrap(item.label.upper(), "", 7.5, room, 3),
             kpi_text(item, timezone, locale),
-            metrics.wrap(item.description, "", 7, room, 3) if item.description else [],
+            metrics.wrap(item.description, "", 7, room, 5) if item.description else [],
         )
         for item in block.items
     ]

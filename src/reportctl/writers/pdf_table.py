@@ -1,7 +1,9 @@
 """Tables in the PDF: cell text formatted once, columns fitted to the page, rows drawn with fpdf2's primitives.
 
-fpdf2's ``table()`` and ``cell()`` are far too slow for thousands of rows, so rows are single lines drawn with
-``rect`` and ``text`` at computed positions, with this module's own page breaks (a header row on every page).
+fpdf2's ``table()`` and ``cell()`` are far too slow for thousands of rows, so rows are drawn with ``rect`` and
+``text`` at computed positions, with this module's own page breaks (a header row on every page). Text wider than
+its column wraps at spaces onto up to three lines (the row grows); only what is left after that is cut with an
+ellipsis. Numbers and dates are never cut: their columns are as wide as their widest value.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ BODY_SIZE = 7.8
 HEADER_SIZE = 7.4
 PAD = 1.6
 ROW_HEIGHT = 5.0
+LINE_HEIGHT = 3.3
+"""The extra height of each further line of a wrapped cell."""
+MAX_CELL_LINES = 3
+WIDE_TABLE_COLUMNS = 6
+"""A table this many columns wide that portrait cannot show whole turns landscape in "auto" orientation."""
 HEADER_LINE = 3.4
 SAMPLE_ROWS = 400
 MIN_TEXT_WIDTH = 18.0
@@ -132,12 +139,20 @@ def measure(text: TableText, metrics: FontMetrics) -> ColumnWidths:
 
 
 def choose_orientation(widths: ColumnWidths, canvas: Canvas, wanted: str) -> Orientation:
-    """The page orientation for the table: landscape in "auto" mode when portrait cannot hold the minimum."""
+    """The page orientation for the table. In "auto" mode: portrait when it holds the columns at their natural
+    widths; landscape when that does; and for a table too wide for either, landscape when it has many columns or
+    portrait cannot hold their minimum widths (a few long text columns wrap as well in portrait)."""
     if wanted == "landscape":
         return "L"
     if wanted == "portrait":
         return "P"
-    return "P" if widths.fits(canvas.page_width("P")) else "L"
+    portrait, landscape = canvas.page_width("P"), canvas.page_width("L")
+    natural = sum(widths.natural)
+    if natural <= portrait:
+        return "P"
+    if natural <= landscape or len(widths.natural) >= WIDE_TABLE_COLUMNS or not widths.fits(portrait):
+        return "L"
+    return "P"
 
 
 def _wrap(label: str, metrics: FontMetrics, room: float, lines: int = 3) -> list[str]:
@@ -162,17 +177,7 @@ def draw_table(canvas: Canvas, text: TableText, widths: list[float]) -> None:
     header = [_wrap(label, metrics, w - 2 * PAD) for label, w in zip(text.labels, widths, strict=True)]
     header_height = max(len(lines) for lines in header) * HEADER_LINE + 2.6
 
-    cells: list[list[tuple[str, float]]] = []
-    for column, width in zip(text.columns, widths, strict=True):
-        fitted: dict[str, tuple[str, float]] = {}
-        room = width - 2 * PAD
-        out = []
-        for value in column:
-            hit = fitted.get(value)
-            if hit is None:
-                hit = fitted[value] = metrics.fit(value, "", BODY_SIZE, room)
-            out.append(hit)
-        cells.append(out)
+    cells, heights = _fit_cells(text, widths, metrics)
 
     def draw_header(y: float) -> float:
         pdf.set_fill_color(*HEADER_FILL)
@@ -194,26 +199,63 @@ def draw_table(canvas: Canvas, text: TableText, widths: list[float]) -> None:
     text_at = pdf.text
     columns = list(zip(xs, widths, text.right, cells, strict=True))
     for row in range(text.shown_rows):
-        if y + ROW_HEIGHT > bottom:
+        height = heights[row]
+        if y + height > bottom:
             canvas.rule(y, RULE, 0.3, left)
             canvas.new_page()
             bottom = canvas.bottom
             y = draw_header(canvas.y)
         if row % 2:
-            pdf.rect(left, y, total, ROW_HEIGHT, style="F")
+            pdf.rect(left, y, total, height, style="F")
         base = y + baseline
         for x, w, right, fitted_column in columns:
             value, width = fitted_column[row]
             if not value:
+                continue
+            if not isinstance(value, str):
+                for number, line in enumerate(value):
+                    canvas.draw_text(x + PAD, base + number * LINE_HEIGHT, line, "", BODY_SIZE)
                 continue
             at = x + w - PAD - width if right else x + PAD
             if covered(value):
                 text_at(at, base, value)
             else:
                 canvas.draw_text(at, base, value, "", BODY_SIZE)
-        y += ROW_HEIGHT
+        y += height
     canvas.rule(y, RULE, 0.3, left)
     pdf.set_y(y + 1.5)
+
+
+Cell = tuple[str | tuple[str, ...], float]
+"""A cell as drawn: (text, width) on one line, or (lines, 0.0) when it wraps."""
+
+
+def _fit_cells(text: TableText, widths: list[float], metrics: FontMetrics) -> tuple[list[list[Cell]], list[float]]:
+    """Every shown cell fitted to its column (each distinct value once), and each row's height."""
+    cells: list[list[Cell]] = []
+    heights = [ROW_HEIGHT] * text.shown_rows
+    for column, width, right in zip(text.columns, widths, text.right, strict=True):
+        fitted: dict[str, Cell] = {}
+        room = width - 2 * PAD
+        out = []
+        for row, value in enumerate(column):
+            hit = fitted.get(value)
+            if hit is None:
+                hit = fitted[value] = _fitted(value, metrics, room, right)
+            if not isinstance(hit[0], str):
+                heights[row] = max(heights[row], ROW_HEIGHT + (len(hit[0]) - 1) * LINE_HEIGHT)
+            out.append(hit)
+        cells.append(out)
+    return cells, heights
+
+
+def _fitted(value: str, metrics: FontMetrics, room: float, right: bool) -> Cell:
+    """One line with its width; or, for text wider than ``room`` that has spaces, up to three wrapped lines."""
+    width = metrics.width(value, "", BODY_SIZE)
+    if width <= room or right or " " not in value.strip():
+        return metrics.fit(value, "", BODY_SIZE, room) if width > room else (value, width)
+    lines = metrics.wrap(value, "", BODY_SIZE, room, MAX_CELL_LINES)
+    return (tuple(lines), 0.0) if len(lines) > 1 else metrics.fit(value, "", BODY_SIZE, room)
 
 
 def header_height_for(canvas: Canvas, text: TableText, widths: list[float]) -> float:
