@@ -285,3 +285,21 @@ def test_key_figure_labels_and_notes_wrap_instead_of_being_cut(tmp_path: Path) -
     assert {"REFUNDED", "CANCELLED", "ORDERS", "PERIOD"} <= words
     assert {"refunded", "by", "day", "they", "were"} <= words
     assert "—" in words  # a key figure without a value
+
+
+def test_a_chart_that_mostly_fits_is_drawn_smaller_rather_than_leave_the_page_half_empty(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"x": [1, 2], "y": [3, 4]})
+    filler = TextBlock("filler", None, "\n\n".join(f"Paragraph {i} of the introduction." for i in range(16)))
+    chart = ChartBlock("trend", "Trend", "line", frame, "x", ("y",))
+    images = {"trend": ChartImage(900, 450, png=png(900, 450))}
+    document = Document(info(), (), (filler, chart), images)
+    with pdfplumber.open(write(document, tmp_path)) as pdf:
+        assert len(pdf.pages) == 1  # the chart stayed on the page the text left room on
+        [image] = pdf.pages[0].images
+        assert image["bottom"] <= pdf.pages[0].height
+        assert abs((image["x1"] - image["x0"]) / (image["bottom"] - image["top"]) - 2) < 0.01  # not distorted
+    tall = TextBlock("filler", None, "\n\n".join(f"Paragraph {i} of the introduction." for i in range(30)))
+    second = tmp_path / "second"
+    second.mkdir()
+    with pdfplumber.open(write(Document(info(), (), (tall, chart), images), second)) as pdf:
+        assert len(pdf.pages) == 2  # too little room left: the chart starts the next page, at full size

@@ -265,6 +265,10 @@ def _table(canvas: Canvas, block: TableBlock, options: PdfOptions, document: Doc
     pdf.ln(5)
 
 
+SHRINK_TO_FIT = 0.6
+"""A chart is drawn smaller to fit the rest of a page when at least this share of its height fits there."""
+
+
 def _chart(canvas: Canvas, block: ChartBlock, document: Document) -> None:
     image = document.chart_images[block.id]
     pdf = canvas.pdf
@@ -273,6 +277,10 @@ def _chart(canvas: Canvas, block: ChartBlock, document: Document) -> None:
     page_room = canvas.bottom - pdf.t_margin - title_height - 2
     width = min(canvas.page_width(canvas.base_orientation), page_room / ratio)
     height = width * ratio
+    # Rather than leave the rest of a page empty, a chart most of whose height fits there is drawn a little smaller.
+    left_here = canvas.bottom - canvas.y - title_height - 2
+    if canvas.orientation() == canvas.base_orientation and height * SHRINK_TO_FIT <= left_here < height:
+        width, height = left_here / ratio, left_here
     canvas.need(title_height + height + 2)
     if block.title:
         canvas.heading(block.title)
