@@ -112,7 +112,7 @@ def assemble_document(
             )
             blocks.append(KpiBlock(section.id, section.title, items))
         elif isinstance(section, TableSection):
-            blocks.append(_table(section, frames, bound))
+            blocks.append(_table(section, frames, bound, _column_notes(spec, section.dataset)))
         elif isinstance(section, ChartSection):
             frame = frames[section.dataset]
             if section.fail_on_empty and frame.height == 0:
@@ -178,7 +178,34 @@ def _column_labels(sections: Sequence[Any]) -> dict[str, dict[str, str]]:
     return labels
 
 
-def _table(section: TableSection, frames: Mapping[str, pl.DataFrame], bound: Mapping[str, Any]) -> TableBlock:
+def _column_notes(spec: Any, dataset: str) -> dict[str, str]:
+    """Notes for a dataset's percentile columns: which percentile, and how it was computed."""
+    from reportctl.data.dialect import PERCENTILE_METHODS, percentile_method
+
+    definition = spec.datasets.get(dataset)
+    notes = {}
+    for name, expression in definition.aggregate.items() if definition is not None else ():
+        found = percentile_method(expression)
+        if found is not None:
+            percentile, method = found
+            rank = percentile[1:3] + ("." + percentile[3:] if len(percentile) > 3 else "")
+            notes[name] = f"{_ordinal(rank)} percentile, {PERCENTILE_METHODS[method]}"
+    return notes
+
+
+def _ordinal(number: str) -> str:
+    """'95' -> '95th', '1' -> '1st', '99.9' -> '99.9th'."""
+    if "." in number or number.endswith(("11", "12", "13")):
+        return number + "th"
+    return number + {"1": "st", "2": "nd", "3": "rd"}.get(number[-1], "th")
+
+
+def _table(
+    section: TableSection,
+    frames: Mapping[str, pl.DataFrame],
+    bound: Mapping[str, Any],
+    notes: Mapping[str, str] | None = None,
+) -> TableBlock:
     from reportctl.data.expressions import formula_columns
 
     frame = frames[section.dataset]
@@ -193,6 +220,7 @@ def _table(section: TableSection, frames: Mapping[str, pl.DataFrame], bound: Map
             label=(section.columns[name].label if name in section.columns else None) or column_label(name),
             format=section.columns[name].format if name in section.columns else None,
             formula=section.columns[name].formula if name in section.columns else None,
+            note=(notes or {}).get(name),
         )
         for name in shown
     )

@@ -87,6 +87,8 @@ class TableColumn:
     label: str
     format: str | None = None
     formula: str | None = None
+    note: str | None = None
+    """What readers should know of the column's values, e.g. how a percentile was computed."""
 
 
 @dataclass(frozen=True)

@@ -133,3 +133,48 @@ def test_the_theme_reaches_pdf_html_and_excel(branded: Path) -> None:
         styles = archive.read("xl/styles.xml").decode()
     assert 'rgb="FFC0392B"' in styles
     assert 'name val="DejaVu Sans"' in styles
+
+
+PERCENTILES = """\
+apiVersion: reportctl/v1
+name: latency
+sources:
+  s: {kind: file, path: data/latency.csv}
+datasets:
+  stats:
+    from: s
+    group_by: [service]
+    aggregate: {p95_ms: p95(ms), p95_seen: p95_nearest(ms), n: count()}
+    sort: [service]
+sections:
+  - id: t
+    type: table
+    dataset: stats
+    columns:
+      p95_ms: {label: p95 (linear)}
+outputs: [pdf, html, md, xlsx, json]
+"""
+
+
+def test_percentile_columns_say_how_they_were_computed(project: Path) -> None:
+    (project / "data").mkdir()
+    (project / "data" / "latency.csv").write_text("service,ms\n" + "".join(f"api,{v}\n" for v in range(1, 11)))
+    path = project / "specs" / "latency.yaml"
+    path.write_text(PERCENTILES)
+    out = render_report(load_spec(path, find_project(path)), now=NOW).directory
+    document = json.loads((out / "latency.json").read_text())
+    table = document["sections"][0]
+    assert table["rows"][0]["p95_ms"] == pytest.approx(9.55)  # numpy's linear default
+    assert table["rows"][0]["p95_seen"] == 10  # the nearest rank: a value in the data
+    linear = "p95 (linear): 95th percentile, by linear interpolation between the closest ranks."
+    nearest = "P95 seen: 95th percentile, the nearest rank (a value that occurs in the data)."
+    notes = {c["name"]: c["note"] for c in table["columns"]}
+    assert notes["n"] is None and linear.endswith(notes["p95_ms"] + ".")
+    markdown = (out / "latency.md").read_text()
+    assert f"_{linear}_" in markdown and f"_{nearest}_" in markdown
+    page = (out / "latency.html").read_text()
+    assert linear in page and 'title="95th percentile, by linear interpolation between the closest ranks"' in page
+    with pdfplumber.open(out / "latency.pdf") as pdf:
+        assert linear in (pdf.pages[0].extract_text() or "")
+    sheet = openpyxl.load_workbook(out / "latency.xlsx")["t"]
+    assert sheet["B1"].comment is not None and linear in sheet["B1"].comment.text

@@ -2,7 +2,9 @@
 
 ``mean`` = ``avg``; ``std`` = ``stddev`` and ``var`` = ``variance`` (sample); ``n_unique(x)`` =
 ``count(DISTINCT x)`` (non-null values); ``pNN(x)`` = ``quantile_cont(x, 0.NN)``: linear interpolation between
-the closest ranks, numpy's default. ``p0``..``p99``, ``p999`` and ``p9999`` exist. Functions here raise
+the closest ranks, numpy's default; ``pNN_nearest(x)`` = ``quantile_disc(x, 0.NN)``: the nearest rank, a value
+that occurs in the data (the smallest whose cumulative share reaches 0.NN). ``p0``..``p99``, ``p999`` and
+``p9999`` exist. Functions here raise
 ValueError with a message for the user; ``reportctl.data.expressions`` turns it into ``ExpressionError``.
 """
 
@@ -22,12 +24,12 @@ PARAM_PREFIX = "__param_"
 AGGREGATE_FUNCTIONS = frozenset(
     (
         *("avg", "count", "first", "last", "max", "mean", "median", "min", "n_unique", "std", "stddev"),
-        *("sum", "var", "variance", "quantile_cont"),
+        *("sum", "var", "variance", "quantile_cont", "quantile_disc"),
     )
 )
 _RENAMED = {"mean": "avg", "std": "stddev", "var": "variance", "n_unique": "count"}
-_PERCENTILE = re.compile(r"p(\d{1,2}|99\d+)", re.IGNORECASE)
-_LOOKS_LIKE_PERCENTILE = re.compile(r"p\d+", re.IGNORECASE)
+_PERCENTILE = re.compile(r"p(\d{1,2}|99\d+)(_nearest)?", re.IGNORECASE)
+_LOOKS_LIKE_PERCENTILE = re.compile(r"p\d+(_\w*)?", re.IGNORECASE)
 _SCALAR_FUNCTIONS = [
     *("abs", "ceil", "coalesce", "concat", "date", "date_part", "date_trunc", "floor", "greatest", "ifnull"),
     *("least", "length", "ln", "log10", "lower", "ltrim", "nullif", "power", "replace", "round", "rtrim"),
@@ -39,7 +41,8 @@ _MISSING_COLUMN = re.compile(r'unable to find column "(.*?)"; valid columns: \[(
 
 def aggregate_names() -> str:
     """The aggregate functions, for messages."""
-    return one_of(AGGREGATE_FUNCTIONS - {"quantile_cont"}) + ", p50, p90, p95, p99 (any pNN)"
+    functions = one_of(AGGREGATE_FUNCTIONS - {"quantile_cont", "quantile_disc"})
+    return functions + ", p50, p90, p95, p99 (any pNN; pNN_nearest for the nearest rank)"
 
 
 def describe_polars_error(exc: BaseException) -> str:
@@ -109,7 +112,7 @@ def rewrite(text: str, params: Mapping[str, Any], *, aggregate_context: bool) ->
             close_index = closing_paren(tokens, open_index)
             percentile = _PERCENTILE.fullmatch(token.text)
             if percentile:
-                replaced[i] = "quantile_cont"
+                replaced[i] = "quantile_disc" if percentile.group(2) else "quantile_cont"
                 if close_index is not None:
                     inserts[close_index] = f", {_fraction(percentile.group(1))}"
             elif _LOOKS_LIKE_PERCENTILE.fullmatch(token.text):
@@ -123,6 +126,21 @@ def rewrite(text: str, params: Mapping[str, Any], *, aggregate_context: bool) ->
     parts = [inserts.get(i, "") + replaced.get(i, token.text) for i, token in enumerate(tokens)]
     parts.append(inserts.get(len(tokens), ""))
     return "".join(parts), used
+
+
+PERCENTILE_METHODS = {
+    "linear": "by linear interpolation between the closest ranks",
+    "nearest": "the nearest rank (a value that occurs in the data)",
+}
+
+
+def percentile_method(expression: str) -> tuple[str, str] | None:
+    """("p95", "linear") when ``expression`` is one percentile call such as ``p95(latency_ms)``, else None."""
+    call = r"\s*(p(?:\d{1,2}|99\d+))(_nearest)?\s*\((?:[^()]|\([^()]*\))*\)\s*"
+    match = re.fullmatch(call, expression, re.IGNORECASE)
+    if match is None:
+        return None
+    return match.group(1).lower(), "nearest" if match.group(2) else "linear"
 
 
 def _fraction(digits: str) -> str:

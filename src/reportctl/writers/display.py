@@ -84,6 +84,11 @@ def rows_note(shown: int, total: int, formats: Collection[str] = ()) -> str | No
     return note + "."
 
 
+def column_notes(table: TableBlock) -> list[str]:
+    """The notes of a table's columns, one line each: "P95 latency: 95th percentile, by linear interpolation ..."."""
+    return [f"{column.label}: {column.note}." for column in table.columns if column.note]
+
+
 def parameter_text(parameter: ParameterValue, timezone: str, locale: str = DEFAULT_LOCALE) -> str:
     """A parameter value for readers; a period as its first and last day joined by an en dash, or its one day."""
     value = parameter.value

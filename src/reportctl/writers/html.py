@@ -28,6 +28,7 @@ from reportctl.document import Block, ChartBlock, Document, KpiBlock, Style, Tab
 from reportctl.writers.base import WriterOptions, writing
 from reportctl.writers.display import (
     MISSING,
+    column_notes,
     display_cells,
     display_columns,
     generated_text,
@@ -130,11 +131,15 @@ def _table(block: TableBlock, document: Document, limit: int) -> dict[str, Any]:
     columns = display_columns(block)
     classes = ["num" if c.numeric else "text" if c.format.kind == "text" else "other" for c in columns]
     cells = display_cells(block, columns, limit, document.info.timezone, document.style.locale)
+    notes = {c.name: c.note for c in block.columns if c.note}
     return {
         "empty": None,
-        "columns": [{"label": c.label, "cls": cls} for c, cls in zip(columns, classes, strict=True)],
+        "columns": [
+            {"label": c.label, "cls": cls, "note": notes.get(c.name)} for c, cls in zip(columns, classes, strict=True)
+        ],
         "rows": [list(zip(row, classes, strict=True)) for row in cells],
         "note": rows_note(min(limit, total), total, document.formats),
+        "column_notes": column_notes(block),
     }
 
 

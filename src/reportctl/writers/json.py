@@ -99,7 +99,10 @@ def _section(block: Block, timezone: str, locale: str) -> dict[str, Any]:
         return {**head, "items": items}
     if isinstance(block, TableBlock):
         frame = block.frame.select([c.name for c in block.columns]) if block.columns else block.frame
-        columns = [{"name": c.name, "label": c.label, "format": c.format, "formula": c.formula} for c in block.columns]
+        columns = [
+            {"name": c.name, "label": c.label, "format": c.format, "formula": c.formula, "note": c.note}
+            for c in block.columns
+        ]
         return {
             **head,
             "columns": columns,

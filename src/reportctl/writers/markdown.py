@@ -18,6 +18,7 @@ from pydantic import Field
 from reportctl.document import ChartBlock, Document, KpiBlock, TableBlock, TextBlock
 from reportctl.writers.base import WriterOptions, writing
 from reportctl.writers.display import (
+    column_notes,
     display_cells,
     display_columns,
     generated_text,
@@ -115,8 +116,8 @@ def _table(block: TableBlock, document: Document, limit: int) -> list[str]:
     lines = [_row([_cell(c.label) for c in columns]), _row(["---:" if c.numeric else "---" for c in columns])]
     cells = display_cells(block, columns, limit, timezone, locale)
     lines.extend(_row([_cell(value) for value in row]) for row in cells)
-    note = rows_note(min(limit, total), total, formats)
-    return ["\n".join(lines), f"_{_inline(note)}_"] if note else ["\n".join(lines)]
+    notes = [n for n in (rows_note(min(limit, total), total, formats), *column_notes(block)) if n]
+    return ["\n".join(lines), *(f"_{_inline(note)}_" for note in notes)]
 
 
 def _write_chart_image(document: Document, chart: ChartBlock, directory: Path) -> Path:

@@ -18,7 +18,7 @@ from pydantic import Field
 from reportctl.document import ChartBlock, Document, KpiBlock, TableBlock, TextBlock
 from reportctl.errors import RenderError
 from reportctl.writers.base import WriterOptions, writing
-from reportctl.writers.display import MISSING, kpi_text, parameter_text, rows_note
+from reportctl.writers.display import MISSING, column_notes, kpi_text, parameter_text, rows_note
 from reportctl.writers.pdf_canvas import (
     CARD_FILL,
     INK,
@@ -257,11 +257,12 @@ def _table(canvas: Canvas, block: TableBlock, options: PdfOptions, document: Doc
     if block.title:
         canvas.heading(block.title)
     pdf_table.draw_table(canvas, text, fitted)
-    note = rows_note(text.shown_rows, text.total_rows, formats)
-    if note:
+    notes = [n for n in (rows_note(text.shown_rows, text.total_rows, formats), *column_notes(block)) if n]
+    if notes:
         canvas.font("I", 7.5, MUTED)
         pdf.set_y(canvas.y + 0.5)
-        pdf.multi_cell(canvas.width, 4, note, new_x="LMARGIN", new_y="NEXT", align="L")
+        for note in notes:
+            pdf.multi_cell(canvas.width, 4, note, new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.ln(5)
 
 

@@ -329,6 +329,8 @@ def _write_table(sheet: Any, table: TableBlock, document: Document, formats: _Fo
         code = number_format(spec, dtype, locale)
         sheet.set_column(index, index, _width(column.label, series, spec, tz, locale), formats(code))
         values.append(column_values(series, spec, tz))
+        if column.note:
+            sheet.write_comment(0, index, f"{column.label}: {column.note}.", {"x_scale": 2})
         if column.formula is None:
             continue
         try:
