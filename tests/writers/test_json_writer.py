@@ -184,6 +184,7 @@ def test_table_rows_are_raw_values(tmp_path: Path) -> None:
         "label": "Latency (ms)",
         "format": "number:1 ms",
         "formula": None,
+        "note": None,
     }
     assert table["row_count"] == frame.height
     rows = table["rows"]
