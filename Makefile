@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck unit bench clean browser
+.PHONY: demo test lint typecheck unit bench clean browser docs-picture
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "reportctl needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -66,3 +66,10 @@ bench: $(VENV)/.installed-dev browser
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
+
+# The README's picture: the first page of the demo's server-health PDF (needs pdftoppm, from poppler-utils).
+docs-picture: $(VENV)/.installed browser
+	@command -v pdftoppm >/dev/null || { echo "docs-picture needs pdftoppm: install poppler-utils"; exit 1; }
+	rm -rf .docs-picture && $(BIN)/reportctl render specs/server-health.yaml -f pdf -o .docs-picture --no-state
+	pdftoppm -r 80 -f 1 -l 1 -png -singlefile .docs-picture/*/*/*.pdf docs/report
+	rm -rf .docs-picture

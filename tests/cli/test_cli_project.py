@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pdfplumber
 import pytest
 
 from conftest import CliResult
@@ -174,9 +175,15 @@ def test_init_creates_a_project_that_renders(cli: Cli, tmp_path: Path, monkeypat
     rendered = cli("render", "specs/server-health.yaml", "--json", "--deliver")
     assert rendered.exit_code == 0, rendered.stderr
     document = json.loads(rendered.stdout)
-    assert {a["format"] for a in document["artifacts"]} == {"csv", "json"}
+    # a newcomer sees the PDF and the HTML with a chart, not only the data files
+    assert {a["format"] for a in document["artifacts"]} == {"pdf", "html", "csv", "json"}
     assert [(r["recipient"], r["status"]) for r in document["delivery"]["recipients"]] == [("you@example.com", "sent")]
     assert (target / "outbox" / "server-health" / document["run_id"] / "message.eml").is_file()
+    run = Path(document["directory"])
+    with pdfplumber.open(run / "server-health.pdf") as pdf:
+        assert sum(len(page.images) for page in pdf.pages) == 1  # the chart
+        assert "Services by p95 latency" in "".join(page.extract_text() or "" for page in pdf.pages)
+    assert 'class="chart"' in (run / "server-health.html").read_text()
 
 
 def test_init_refuses_to_overwrite(cli: Cli, tmp_path: Path) -> None:

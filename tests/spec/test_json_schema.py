@@ -46,8 +46,14 @@ def shipped_specs() -> list[Path]:
 
 
 def doc_blocks() -> list[tuple[str, str]]:
-    """Each ```yaml block of the docs (README.md, other top-level and example Markdown) as ("FILE:LINE", text)."""
-    docs = [ROOT / "README.md", *sorted(ROOT.glob("*.md")), *sorted(ROOT.glob("examples/**/*.md"))]
+    """Each ```yaml block of the docs (README.md, docs/, other top-level and example Markdown) as ("FILE:LINE",
+    text)."""
+    docs = [
+        ROOT / "README.md",
+        *sorted(ROOT.glob("docs/*.md")),
+        *sorted(ROOT.glob("*.md")),
+        *sorted(ROOT.glob("examples/**/*.md")),
+    ]
     blocks = []
     for doc in dict.fromkeys(d for d in docs if d.name != "CHANGELOG.md"):
         text = doc.read_text()
@@ -144,8 +150,8 @@ def test_every_documented_example_is_valid(
         file.unlink()
 
 
-def test_readme_examples_are_found() -> None:
-    blocks = [block for where, block in doc_blocks() if where.startswith("README.md:")]
+def test_documented_examples_are_found() -> None:
+    blocks = [block for where, block in doc_blocks() if where.startswith(("README.md:", "docs/"))]
     assert sum("apiVersion: reportctl/v1" in b for b in blocks) >= 2
     assert sum(set(yaml.safe_load(b)) <= SPEC_KEYS for b in blocks) >= 10
 
