@@ -19,7 +19,7 @@ app = typer.Typer(
     name="reportctl",
     help="Reports as code: render YAML report specs from live data to CSV, JSON and more.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

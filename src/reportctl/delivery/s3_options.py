@@ -13,6 +13,7 @@ from reportctl.delivery.base import (
     ChannelOptions,
     media_type,
 )
+from reportctl.extras import missing_extra
 from reportctl.spec.types import PositiveDuration, format_duration_spec
 
 if TYPE_CHECKING:
@@ -62,6 +63,13 @@ class S3Options(ChannelOptions):
     timeout: PositiveDuration = Field(
         default=timedelta(seconds=30), description="Limit for connecting and for each wait on the server."
     )
+
+    @model_validator(mode="after")
+    def _boto3_is_installed(self) -> S3Options:
+        problem = missing_extra("boto3", "the s3 channel")
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @field_validator("url")
     @classmethod

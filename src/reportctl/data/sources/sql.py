@@ -23,6 +23,7 @@ from reportctl.data.sources.sql_types import Backend, dtype_from_description, sq
 from reportctl.data.sqltext import quote_identifier
 from reportctl.data.sqltree import ResultColumns, SqlDialect, query_parameters, result_columns
 from reportctl.errors import SourceError, did_you_mean, first_line
+from reportctl.extras import missing_extra
 from reportctl.secrets import SecretError, redact, resolve_secrets
 from reportctl.spec.models import SourceOptions
 from reportctl.spec.types import PositiveDuration
@@ -55,6 +56,8 @@ _INSTALL_HINTS: dict[Backend, str] = {
     "mysql": "the MySQL/MariaDB driver pymysql is not installed; pip install 'reportctl[mysql]'",
 }
 _SUPPORTED = "use sqlite, postgresql, mysql or mariadb"
+_DRIVER_MODULES: dict[Backend, str] = {"postgresql": "psycopg", "mysql": "pymysql"}
+_BACKEND_NAMES: dict[Backend, str] = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}
 _PSYCOPG_CONNECT_PREFIX = re.compile(
     r'^connection failed: connection to server at "[^"]*"(?: \([^)]*\))?, port \d+ failed: '
 )
@@ -89,6 +92,11 @@ class SqlOptions(SourceOptions):
         scheme = value.split("://", 1)[0] if "://" in value else ""
         if scheme and "${" not in scheme and scheme.lower() not in _BACKENDS:
             raise ValueError(f"unsupported database '{scheme}'; {_SUPPORTED}")
+        backend = _BACKENDS.get(scheme.lower())
+        if backend in _DRIVER_MODULES:
+            problem = missing_extra(_DRIVER_MODULES[backend], f"a {_BACKEND_NAMES[backend]} source")
+            if problem:
+                raise ValueError(problem)
         return value
 
 

@@ -1,0 +1,19 @@
+"""Optional parts of reportctl: libraries that only some specs need are extras, installed on request.
+
+``pip install 'reportctl[s3]'`` (boto3), ``[postgres]`` (psycopg), ``[mysql]`` (pymysql) or ``[all]``. A spec that
+uses one without it fails validate and render with one line naming the extra, never an ImportError.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+
+EXTRAS = {"boto3": "s3", "psycopg": "postgres", "pymysql": "mysql"}
+"""The module each extra brings, by import name."""
+
+
+def missing_extra(module: str, needed_by: str) -> str | None:
+    """The one-line fix when ``module`` is not installed (``needed_by`` says what needs it), else None."""
+    if find_spec(module) is not None:
+        return None
+    return f"{needed_by} needs {module}, which is not installed; pip install 'reportctl[{EXTRAS[module]}]'"
