@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from reportctl.document import Document, KpiBlock, TextBlock
+from reportctl.fonts import font_family
 from reportctl.writers.display import display_cells, display_columns, generated_text, kpi_text, parameter_text
 
 PREVIEW_ROWS = 10
@@ -30,6 +31,7 @@ def write_preview(document: Document, directory: Path) -> dict[str, Any]:
         "parameters": [[p.label, parameter_text(p, timezone, locale)] for p in document.parameters],
         "generated": generated_text(document),
         "accent": style.accent,
+        "font": font_family(style.font) if style.font else None,
         "kpis": [
             {"label": item.label, "value": kpi_text(item, timezone, locale), "description": item.description}
             for block in document.blocks

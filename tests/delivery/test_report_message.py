@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from reportctl.chart_export import find_browser
 
@@ -116,3 +117,20 @@ def test_sending_needs_a_sender_and_validate_says_where(project: Path, cli: Any)
     assert (
         "specs/weekly.yaml:19:5: delivery[0]: from: a sender is required to send email" in result.stdout + result.stderr
     )
+
+
+def test_the_theme_reaches_the_message(project: Path, cli: Any) -> None:
+    from reportctl import fonts
+
+    (project / "brand").mkdir()
+    (project / "brand" / "Body.ttf").write_bytes(fonts.REGULAR.read_bytes())
+    Image.new("RGB", (120, 40), (192, 57, 43)).save(project / "brand" / "logo.png")
+    (project / "reportctl.yaml").write_text(
+        "timezone: UTC\ntheme: {accent: '#c0392b', font: brand/Body.ttf, logo: brand/logo.png}\n"
+    )
+    message = _message(project, cli)
+    page = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "font-family:'DejaVu Sans'," in page
+    assert "border-left:3px solid #c0392b" in page
+    pictures = [p for p in message.walk() if p.get_content_type() == "image/png"]
+    assert "logo" in {p["Content-ID"].strip("<>").split("@")[0] for p in pictures}

@@ -200,7 +200,10 @@ def render_content(
             body = markdown_html(text)
     except TemplateError as exc:
         raise PermanentFailure(str(exc)) from None
-    page = _LAYOUT.format(title=html.escape(subject), font=_FONT, body=body, run_id=context.run_id)
+    # the theme's font by name, for readers who have it (mail clients load no web fonts), then the usual stack
+    family = preview.get("font") if preview is not None else None
+    font = f"'{family}',{_FONT}" if isinstance(family, str) and family.replace(" ", "").isalnum() else _FONT
+    page = _LAYOUT.format(title=html.escape(subject), font=font, body=body, run_id=context.run_id)
     return MessageContent(subject or context.title, text, page, attachments, inline)
 
 

@@ -15,3 +15,15 @@ ITALIC = FONT_DIR / "DejaVuSans-Oblique.ttf"
 BOLD_ITALIC = FONT_DIR / "DejaVuSans-BoldOblique.ttf"
 CJK_FALLBACK = FONT_DIR / "DroidSansFallbackFull.ttf"
 ALL = (REGULAR, BOLD, ITALIC, BOLD_ITALIC, CJK_FALLBACK)
+
+
+def font_family(path: Path) -> str:
+    """The family name a font file declares (what Excel and mail clients find a font by), else its file name."""
+    try:
+        from fontTools.ttLib import TTFont
+
+        with TTFont(str(path), lazy=True) as font:
+            name = font["name"].getBestFamilyName()
+    except Exception:  # an unreadable name table: the file name is the best guess
+        name = None
+    return str(name or path.stem)

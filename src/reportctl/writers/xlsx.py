@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from reportctl.document import ChartBlock, Document, KpiBlock, Period, Style, TableBlock, TextBlock
 from reportctl.errors import RenderError
+from reportctl.fonts import font_family
 from reportctl.formats import float_format, parse_format
 from reportctl.writers.base import WriterOptions, writing
 from reportctl.writers.display import MISSING
@@ -101,18 +102,6 @@ class _Formats:
                 properties = {"num_format": code}
             self.cache[code] = self.workbook.add_format({**self.font, **properties})
         return self.cache[code]
-
-
-def font_family(path: Path) -> str:
-    """The family name a font file declares (what Excel needs to find the font), else its file name."""
-    try:
-        from fontTools.ttLib import TTFont
-
-        with TTFont(str(path), lazy=True) as font:
-            name = font["name"].getBestFamilyName()
-    except Exception:  # an unreadable name table: the file name is the best guess
-        name = None
-    return str(name or path.stem)
 
 
 def readable_on(background: str) -> str:
