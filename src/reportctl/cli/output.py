@@ -74,6 +74,12 @@ def print_json(data: Any) -> None:
     State.printed_json = True
 
 
+def print_json_line(data: Any) -> None:
+    """One JSON object on one line, for commands that print one per item (JSON Lines)."""
+    typer.echo(json.dumps(data, default=str, separators=(",", ":")))
+    State.printed_json = True
+
+
 @contextmanager
 def progress(enabled: bool) -> Iterator[Any]:
     """A status line on a terminal that the caller updates; nothing at all elsewhere."""

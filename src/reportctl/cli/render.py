@@ -24,7 +24,13 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
 
 
 def render(
-    spec: Annotated[Path, typer.Argument(help="The spec to render.", show_default=False)],
+    specs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The spec to render; several specs or folders render every report in them, in parallel.",
+            show_default=False,
+        ),
+    ],
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="A parameter value, KEY=VALUE; repeatable.")
     ] = None,
@@ -55,11 +61,18 @@ def render(
         Path | None,
         typer.Option("--from-snapshot", help="Read the source data from this snapshot folder, not the sources."),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Reports rendered at once, each in its own process (default: CPUs)."),
+    ] = None,
 ) -> None:
-    """Render SPEC once: read its data, write its outputs to OUT/<name>/<run-id>/ with a manifest."""
+    """Render SPEC once: read its data, write its outputs to OUT/<name>/<run-id>/ with a manifest. Given several
+    specs or folders, render every report in them in a pool of processes, one line each."""
+    from reportctl.batch import run_payload
     from reportctl.formats import format_bytes
     from reportctl.runner import render_report
     from reportctl.spec.revisions import load_spec_at
+    from reportctl.state.recording import record_manual_render
 
     if as_json:
         errors_as_json()
@@ -71,7 +84,12 @@ def render(
     chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else None
     if save_snapshot is not None and from_snapshot is not None:
         raise UsageError("--save-snapshot and --from-snapshot: give one; a snapshot is saved from live sources")
-    loaded = load_spec_at(spec, rev)
+    if len(specs) > 1 or specs[0].is_dir() or jobs is not None:
+        if save_snapshot is not None or from_snapshot is not None or dry_run:
+            raise UsageError("--save-snapshot, --from-snapshot and --dry-run take one spec, not a batch")
+        render_batch(specs, values, chosen, output, rev, jobs, record=not no_state, deliver=deliver, as_json=as_json)
+        return
+    loaded = load_spec_at(specs[0], rev)
     options: dict[str, Any] = {
         "parameters": values, "formats": chosen, "output_dir": output,
         "snapshot": from_snapshot, "save_snapshot": save_snapshot,
@@ -80,22 +98,9 @@ def render(
         if no_state:
             result = render_report(loaded, progress=say, **options)
         else:
-            result = _render_recorded(loaded, options, say, deliver=deliver, dry_run=dry_run)
+            result = record_manual_render(loaded, options, say, deliver=deliver, dry_run=dry_run)
     if as_json:
-        payload = {
-            "run_id": result.run_id,
-            "report": result.report,
-            "status": result.status,
-            "directory": str(result.directory),
-            "manifest": str(result.manifest),
-            "parameters": result.parameters,
-            "git_commit": result.git_commit,
-            "git_dirty": result.git_dirty,
-            "revision": result.revision,
-            "snapshot": str(result.snapshot) if result.snapshot else None,
-            "timings": result.timings,
-            "artifacts": [a.as_dict() | {"path": str(a.path)} for a in result.artifacts],
-        }
+        payload = run_payload(result)
         if result.delivery is None:
             print_json(payload)
         else:
@@ -112,35 +117,51 @@ def render(
         show_delivery(result.delivery)
 
 
-def _render_recorded(loaded: Any, options: dict[str, Any], say: Any, *, deliver: bool, dry_run: bool) -> Any:
-    """Render with the run recorded in the state store (parameters and formats are checked before anything is
-    recorded)."""
-    from reportctl.run_record import jsonable_parameters
-    from reportctl.runner import chosen_writers, default_run_time, resolve_parameters
-    from reportctl.state import open_store
-    from reportctl.state.recording import render_recorded
+def render_batch(
+    paths: list[Path],
+    values: dict[str, str],
+    formats: list[str] | None,
+    output: Path | None,
+    rev: str | None,
+    jobs: int | None,
+    *,
+    record: bool,
+    deliver: bool,
+    as_json: bool,
+) -> None:
+    """Every report in ``paths`` in a process pool: a line (or a JSON object) per report as it finishes, a
+    summary, and the worst exit code of them all."""
+    from reportctl.batch import BatchJob, default_jobs, render_many
+    from reportctl.cli.output import error, print_json_line
+    from reportctl.spec.files import find_yaml, is_rendered_spec
 
-    now = default_run_time()
-    # a mistyped parameter or format is a usage problem, not a run: checked before anything is recorded
-    resolved = resolve_parameters(loaded, options["parameters"], now)
-    chosen_writers(loaded, options["formats"])
-    with open_store(loaded.project) as store:
-        run = store.create_run(
-            loaded.spec.name,
-            trigger="manual",
-            spec_path=str(loaded.path),
-            spec_hash=loaded.spec_hash,
-            revision=loaded.ref,
-            parameters=jsonable_parameters(resolved),
-            now=now,
-        )
-        return render_recorded(
-            store,
-            loaded,
-            run.id,
-            deliver=deliver,
-            dry_run=dry_run,
-            now=now,
-            progress=say,
-            **options,
-        )
+    specs = [path for path in find_yaml(paths) if is_rendered_spec(path)]
+    if not specs:
+        raise UsageError(f"no specs to render in {', '.join(str(p) for p in paths)}")
+    workers = jobs or default_jobs()
+    batch = [BatchJob(spec, values, formats, output, rev, record, deliver) for spec in specs]
+    if not as_json:
+        echo(f"rendering {len(batch)} report{'s' * (len(batch) != 1)} with {min(workers, len(batch))} processes")
+    worst, failed = 0, 0
+    for outcome in render_many(batch, workers):
+        worst = max(worst, outcome.exit_code)
+        failed += outcome.exit_code == 1
+        if as_json:
+            print_json_line(
+                {"spec": str(outcome.spec), "exit_code": outcome.exit_code, "error": outcome.error}
+                | (outcome.payload or {})
+                | ({"delivery": outcome.delivered} if outcome.delivered else {})
+            )
+        elif outcome.error is not None:
+            named = str(outcome.spec.resolve()) in outcome.error or str(outcome.spec) in outcome.error
+            error(outcome.error if named else f"{as_typed(outcome.spec)}: {outcome.error}")
+        else:
+            files = f"{outcome.files} file{'s' * (outcome.files != 1)}"
+            where = as_typed(outcome.directory) if outcome.directory else "?"
+            line = f"rendered {outcome.report} in {outcome.seconds:.2f} s: {files} in {where}"
+            echo(line + (f"; delivered {outcome.delivered}" if outcome.delivered else ""))
+    if not as_json:
+        done = len(batch) - failed
+        echo(f"{done} of {len(batch)} reports rendered" + (f", {failed} failed" if failed else ""))
+    if worst:
+        raise typer.Exit(worst)

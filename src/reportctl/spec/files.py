@@ -29,3 +29,17 @@ def is_spec_file(relative: Path) -> bool:
     if any(p.startswith(".") or p in SKIPPED_FOLDERS for p in folders):
         return False
     return relative.suffix in (".yaml", ".yml") and relative.name not in PROJECT_FILES
+
+
+def is_rendered_spec(path: Path) -> bool:
+    """Whether a file ``find_yaml`` found is a report to render: a spec (it has ``apiVersion``) that is not
+    abstract. A file that does not parse counts, so that rendering it reports its error."""
+    import yaml
+
+    if path.name == "reportctl.yaml":
+        return False
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return True
+    return isinstance(data, dict) and "apiVersion" in data and not data.get("abstract", False)

@@ -16,6 +16,7 @@ from reportctl.state.lifecycle import RunState
 if TYPE_CHECKING:
     from reportctl.config import Project
     from reportctl.run_record import RunResult
+    from reportctl.spec.loader import LoadedSpec
     from reportctl.state.store import StateStore
 
 
@@ -130,3 +131,38 @@ def render_recorded(
         raise
     finally:
         housekeeping(store, loaded.project, loaded.spec.name)
+
+
+def record_manual_render(
+    loaded: LoadedSpec, options: dict[str, Any], say: Any, *, deliver: bool, dry_run: bool
+) -> RunResult:
+    """Render with the run recorded in the state store (parameters and formats are checked before anything is
+    recorded)."""
+    from reportctl.run_record import jsonable_parameters
+    from reportctl.runner import chosen_writers, default_run_time, resolve_parameters
+    from reportctl.state import open_store
+
+    now = default_run_time()
+    # a mistyped parameter or format is a usage problem, not a run: checked before anything is recorded
+    resolved = resolve_parameters(loaded, options["parameters"], now)
+    chosen_writers(loaded, options["formats"])
+    with open_store(loaded.project) as store:
+        run = store.create_run(
+            loaded.spec.name,
+            trigger="manual",
+            spec_path=str(loaded.path),
+            spec_hash=loaded.spec_hash,
+            revision=loaded.ref,
+            parameters=jsonable_parameters(resolved),
+            now=now,
+        )
+        return render_recorded(
+            store,
+            loaded,
+            run.id,
+            deliver=deliver,
+            dry_run=dry_run,
+            now=now,
+            progress=say,
+            **options,
+        )
