@@ -303,3 +303,25 @@ def test_a_chart_that_mostly_fits_is_drawn_smaller_rather_than_leave_the_page_ha
     second.mkdir()
     with pdfplumber.open(write(Document(info(), (), (tall, chart), images), second)) as pdf:
         assert len(pdf.pages) == 2  # too little room left: the chart starts the next page, at full size
+
+
+def _fonts(path: Path) -> set[str]:
+    reader = PdfReader(path)
+    names = set()
+    for page in reader.pages:
+        resources = page["/Resources"]
+        for font in resources.get("/Font", {}).values():
+            names.add(str(font.get_object()["/BaseFont"]))
+    return names
+
+
+def test_the_cjk_fallback_font_is_embedded_only_when_the_text_needs_it(tmp_path: Path) -> None:
+    latin = Document(info(), (), (TextBlock("t", "Notes", "Only Latin text, Zürich and naïve."),))
+    assert not any("Droid" in name for name in _fonts(write(latin, tmp_path)))
+    cjk_folder = tmp_path / "cjk"
+    cjk_folder.mkdir()
+    cjk = Document(info(), (), (TextBlock("t", "Notes", "Tokyo is 東京."),))
+    path = write(cjk, cjk_folder)
+    assert any("Droid" in name for name in _fonts(path))
+    with pdfplumber.open(path) as pdf:
+        assert "東京" in (pdf.pages[0].extract_text() or "")

@@ -107,11 +107,11 @@ def _title_block(canvas: Canvas, document: Document, generated: str) -> None:
     if canvas.logo is not None:
         title_width -= _logo(canvas) + 6
     canvas.font("B", 22, INK)
-    pdf.multi_cell(title_width, 9.5, info.title, new_x="LMARGIN", new_y="NEXT", align="L")
+    canvas.multi_cell(title_width, 9.5, info.title, align="L")
     if info.description:
         pdf.ln(1.5)
         canvas.font("", 10.5, MUTED)
-        pdf.multi_cell(canvas.width, 5.2, info.description, new_x="LMARGIN", new_y="NEXT", align="L")
+        canvas.multi_cell(canvas.width, 5.2, info.description, align="L")
     pdf.ln(4)
     pdf.set_fill_color(*canvas.accent)
     pdf.rect(canvas.left, canvas.y, 18, 1.1, style="F")
@@ -129,7 +129,7 @@ def _title_block(canvas: Canvas, document: Document, generated: str) -> None:
         canvas.draw_text(canvas.left, y + 3.4, label, "B", 8)
         canvas.font("", 9, INK)
         pdf.set_xy(canvas.left + label_width, y)
-        pdf.multi_cell(canvas.width - label_width, 4.8, value, new_x="LMARGIN", new_y="NEXT", align="L")
+        canvas.multi_cell(canvas.width - label_width, 4.8, value, align="L")
     pdf.ln(5)
 
 
@@ -144,7 +144,7 @@ def _text(canvas: Canvas, block: TextBlock) -> None:
         if line.kind == "heading":
             canvas.need(12)
             canvas.font("B", 10, INK)
-            pdf.multi_cell(canvas.width, 5.4, line.text, markdown=True, new_x="LMARGIN", new_y="NEXT", align="L")
+            canvas.multi_cell(canvas.width, 5.4, line.text, markdown=True, align="L")
             pdf.ln(0.8)
             continue
         canvas.font("", 9.5, INK)
@@ -156,12 +156,12 @@ def _text(canvas: Canvas, block: TextBlock) -> None:
             canvas.draw_text(canvas.left + 1, y + 3.6, line.marker, "", 9.5)
             pdf.set_text_color(*INK)
             pdf.set_xy(canvas.left + indent, y)
-            pdf.multi_cell(canvas.width - indent, 5, line.text, markdown=True, new_x="LMARGIN", new_y="NEXT", align="L")
+            canvas.multi_cell(canvas.width - indent, 5, line.text, markdown=True, align="L")
             pdf.ln(0.8)
         else:
             if previous == "bullet":
                 pdf.ln(1.4)
-            pdf.multi_cell(canvas.width, 5, line.text, markdown=True, new_x="LMARGIN", new_y="NEXT", align="L")
+            canvas.multi_cell(canvas.width, 5, line.text, markdown=True, align="L")
             pdf.ln(2.2)
     pdf.ln(2)
 
@@ -246,7 +246,7 @@ def _table(canvas: Canvas, block: TableBlock, options: PdfOptions, document: Doc
         if block.title:
             canvas.heading(block.title)
         canvas.font("I", 9, MUTED)
-        pdf.multi_cell(canvas.width, 5, block.empty_message, new_x="LMARGIN", new_y="NEXT", align="L")
+        canvas.multi_cell(canvas.width, 5, block.empty_message, align="L")
         pdf.ln(4)
         return
     widths = pdf_table.measure(text, canvas.metrics)
@@ -262,7 +262,7 @@ def _table(canvas: Canvas, block: TableBlock, options: PdfOptions, document: Doc
         canvas.font("I", 7.5, MUTED)
         pdf.set_y(canvas.y + 0.5)
         for note in notes:
-            pdf.multi_cell(canvas.width, 4, note, new_x="LMARGIN", new_y="NEXT", align="L")
+            canvas.multi_cell(canvas.width, 4, note, align="L")
     pdf.ln(5)
 
 

@@ -7,6 +7,7 @@ is too slow to call once per table cell; ``draw_text`` falls back to Droid Sans 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -46,13 +47,13 @@ class Furniture:
 
 
 class FontMetrics:
-    """Advance widths of the text font's styles, with Droid Sans Fallback for glyphs DejaVu lacks."""
+    """Advance widths of the text font's styles, with Droid Sans Fallback for glyphs DejaVu lacks (its widths
+    asked of ``fallback`` only when such a glyph comes up)."""
 
-    def __init__(self, pdf: Any) -> None:
+    def __init__(self, pdf: Any, fallback: Callable[[], Any]) -> None:
         self._widths: dict[str, Any] = {s: pdf.fonts[FAMILY.lower() + s].cw for s in ("", "B", "I", "BI")}
         self._cmap: dict[int, Any] = pdf.fonts[FAMILY.lower()].cmap
-        fallback = pdf.fonts[FALLBACK.lower()]
-        self._fallback_widths: Any = fallback.cw
+        self._fallback = fallback
         self._cache: dict[tuple[str, str], int] = {}
 
     def covered(self, text: str) -> bool:
@@ -64,8 +65,12 @@ class FontMetrics:
         key = (style, text)
         width = self._cache.get(key)
         if width is None:
-            widths, cmap, fallback = self._widths[style], self._cmap, self._fallback_widths
-            width = sum(widths[o] if o in cmap else fallback[o] for o in map(ord, text))
+            widths, cmap = self._widths[style], self._cmap
+            if self.covered(text):
+                width = sum(widths[o] for o in map(ord, text))
+            else:
+                fallback = self._fallback()
+                width = sum(widths[o] if o in cmap else fallback[o] for o in map(ord, text))
             self._cache[key] = width
         return width
 
@@ -138,8 +143,6 @@ class Canvas:
         pdf.add_font(FAMILY, "B", str(bold))
         pdf.add_font(FAMILY, "I", str(style.font or fonts.ITALIC))
         pdf.add_font(FAMILY, "BI", str(bold if style.font else fonts.BOLD_ITALIC))
-        pdf.add_font(FALLBACK, "", str(fonts.CJK_FALLBACK))
-        pdf.set_fallback_fonts([FALLBACK], exact_match=False)
         pdf.set_margins(MARGIN_X, MARGIN_TOP, MARGIN_X)
         pdf.set_auto_page_break(True, margin=MARGIN_BOTTOM)
         pdf.set_creation_date(created)
@@ -151,7 +154,8 @@ class Canvas:
         pdf.header = self._header
         pdf.footer = self._footer
         self.pdf: Any = pdf
-        self.metrics = FontMetrics(pdf)
+        self.metrics = FontMetrics(pdf, self._fallback_widths)
+        self._fallback_added = False
         self.base_orientation: Orientation = orientation
         self.page_size = page_size
         self.furniture = furniture
@@ -196,11 +200,27 @@ class Canvas:
         self.pdf.set_font(FAMILY, style, size)
         self.pdf.set_text_color(*color)
 
+    def _fallback_widths(self) -> Any:
+        """The fallback font's widths, the font added to the document on first need: Droid Sans Fallback is
+        4 MB and takes a third of a second to load, which a report without CJK text never pays."""
+        if not self._fallback_added:
+            self.pdf.add_font(FALLBACK, "", str(fonts.CJK_FALLBACK))
+            self.pdf.set_fallback_fonts([FALLBACK], exact_match=False)
+            self._fallback_added = True
+        return self.pdf.fonts[FALLBACK.lower()].cw
+
+    def multi_cell(self, width: float, height: float, text: str, **options: Any) -> None:
+        """fpdf2's ``multi_cell``, with the fallback font added first when ``text`` needs it."""
+        if not self.metrics.covered(text):
+            self._fallback_widths()
+        self.pdf.multi_cell(width, height, text, new_x="LMARGIN", new_y="NEXT", **options)
+
     def draw_text(self, x: float, baseline: float, text: str, style: str = "", size: float = 9) -> None:
         """Draw one line at a baseline with the current font, switching to the fallback font where needed."""
         if self.metrics.covered(text):
             self.pdf.text(x, baseline, text)
             return
+        self._fallback_widths()
         for family, run in self.metrics.runs(text):
             self.pdf.set_font(family, style if family == FAMILY else "", size)
             self.pdf.text(x, baseline, run)
