@@ -262,6 +262,11 @@ def test_a_wide_table_turns_landscape_and_wraps_long_names_instead_of_cutting(tm
     with pdfplumber.open(write(document, tmp_path)) as pdf:
         landscape = [page for page in pdf.pages if page.width > page.height]
         assert landscape, "a 9-column table is set on a landscape page"
+        for page in pdf.pages:  # each footer's page count ends at the right margin of its own page
+            footer = [w for w in page.extract_words() if w["top"] > page.height - 40]
+            count = max(footer, key=lambda word: word["x1"])
+            assert count["text"] == str(len(pdf.pages))
+            assert abs(page.width - count["x1"] - 16 * 72 / 25.4) < 1
         text = " ".join((page.extract_text() or "") for page in landscape)
     assert "…" not in text
     words = set(text.split())
@@ -325,3 +330,20 @@ def test_the_cjk_fallback_font_is_embedded_only_when_the_text_needs_it(tmp_path:
     assert any("Droid" in name for name in _fonts(path))
     with pdfplumber.open(path) as pdf:
         assert "東京" in (pdf.pages[0].extract_text() or "")
+
+
+def test_a_document_of_over_a_thousand_pages_counts_them_without_a_warning() -> None:
+    import warnings
+
+    from reportctl.writers.pdf_canvas import Canvas, Furniture
+
+    canvas = Canvas("A4", "P", Furniture("Long", "2026-11-28 09:00 CET", "long"), datetime(2026, 11, 28, tzinfo=UTC))
+    for _ in range(1100):
+        canvas.new_page()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fpdf2's "wider than the reserved alias width" would fail here
+        data = canvas.output()
+    reader = PdfReader(io.BytesIO(data))
+    assert len(reader.pages) == 1100
+    assert "Page 1100 of 1100" in reader.pages[-1].extract_text()
+    assert "Page 7 of 1100" in reader.pages[6].extract_text()

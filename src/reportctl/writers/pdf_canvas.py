@@ -146,13 +146,15 @@ class Canvas:
         pdf.set_margins(MARGIN_X, MARGIN_TOP, MARGIN_X)
         pdf.set_auto_page_break(True, margin=MARGIN_BOTTOM)
         pdf.set_creation_date(created)
-        pdf.alias_nb_pages("{nb}")
+        # Footers say "Page 3 of 12", drawn once the page count is known (``output``), so no alias is needed:
+        # fpdf2's "{nb}" reserves three digits and warns from page 1,000 on.
+        pdf.alias_nb_pages(None)
         self.accent = hex_colour(style.accent) if style.accent else ACCENT
         self.logo = style.logo
         pdf.MARKDOWN_LINK_COLOR = self.accent
         pdf.c_margin = 0  # text blocks start exactly at the margin, aligned with headings and rules
         pdf.header = self._header
-        pdf.footer = self._footer
+        self._page_sizes: dict[int, tuple[float, float, float, float]] = {}
         self.pdf: Any = pdf
         self.metrics = FontMetrics(pdf, self._fallback_widths)
         self._fallback_added = False
@@ -244,6 +246,7 @@ class Canvas:
 
     def _header(self) -> None:
         pdf, furniture = self.pdf, self.furniture
+        self._page_sizes[pdf.page] = (pdf.w, pdf.h, pdf.w_pt, pdf.h_pt)
         size = 7.5
         generated = f"Generated {furniture.generated}"
         room = self.width - self.metrics.width(generated, "", size) - 8
@@ -254,18 +257,31 @@ class Canvas:
         self.rule(14.5)
         pdf.set_y(MARGIN_TOP)
 
-    def _footer(self) -> None:
+    def _footer(self, number: int, total: int) -> None:
         pdf, size = self.pdf, 7.5
         y = pdf.h - 10
         self.rule(y - 4)
         self.font("", size, MUTED)
         self.draw_text(self.left, y, self.metrics.fit(self.furniture.name, "", size, self.width / 2)[0], "", size)
-        # "{nb}" becomes the page count on output, which fpdf2 does for cell() text but not text().
-        pdf.set_xy(pdf.w - MARGIN_X - 40, y - 3)
-        pdf.cell(40, 4, f"Page {pdf.page_no()} of {{nb}}", align="R")
+        count = f"Page {number} of {total}"
+        self.draw_text(pdf.w - MARGIN_X - self.metrics.width(count, "", size), y, count, "", size)
 
     def output(self) -> bytes:
-        return bytes(self.pdf.output())
+        """The PDF's bytes, with every page's footer drawn now that the page count is known."""
+        pdf = self.pdf
+        last, total = pdf.page, pdf.pages_count
+        current = (pdf.w, pdf.h, pdf.w_pt, pdf.h_pt)
+        for number in range(1, total + 1):
+            pdf.page = number
+            pdf.w, pdf.h, pdf.w_pt, pdf.h_pt = self._page_sizes.get(number, current)
+            # fpdf2 writes a font, line width or colour into a page's stream only when it changes; the page we
+            # come back to may have ended with other ones, so the footer's are written again
+            pdf.current_font_is_set_on_page = False
+            pdf.draw_color, pdf.line_width = None, -1.0
+            self._footer(number, total)
+        pdf.page = last
+        pdf.w, pdf.h, pdf.w_pt, pdf.h_pt = current
+        return bytes(pdf.output())
 
 
 def hex_colour(text: str) -> tuple[int, int, int]:
