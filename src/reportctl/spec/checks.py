@@ -42,6 +42,7 @@ def check_spec(loaded: LoadedSpec, *, connect: bool = False) -> list[Problem]:
     values = _check_parameters(loaded, now, problems)
     _check_formats(loaded, problems)
     _check_theme(loaded, problems)
+    _check_pdf_length(loaded, problems)
     if loaded.spec.abstract:
         # a base may name datasets, columns and parameters that the specs extending it define: compile only
         _check_templates(loaded, None, problems)
@@ -181,6 +182,36 @@ _THEME_FILES = {
     "font_bold": (".ttf", ".otf"),
     "html_template": (".html", ".j2", ".jinja"),
 }
+
+
+LARGE_PDF_ROWS = 50_000
+"""Past this many rows of a table in a PDF, validate says how many pages that makes."""
+
+
+def _check_pdf_length(loaded: LoadedSpec, problems: list[Problem]) -> None:
+    """A note for a table whose rows would run to thousands of PDF pages: readers page through a summary, and
+    the complete data is in the Excel, CSV and JSON outputs."""
+    from reportctl.writers.pdf import rows_per_page
+
+    found = [(i, o) for i, o in enumerate(loaded.outputs) if getattr(o, "format", None) == "pdf"]
+    if not found:
+        return
+    index, pdf = found[0]
+    per_page = rows_per_page(getattr(pdf, "page_size", "A4"))
+    for number, section in enumerate(loaded.spec.sections):
+        if not isinstance(section, TableSection):
+            continue
+        own = section.max_rows is not None
+        rows = section.max_rows if own else getattr(pdf, "max_rows", None)
+        if rows is None or rows <= LARGE_PDF_ROWS:
+            continue
+        at = ("sections", number, "max_rows") if own else ("outputs", index, "max_rows")
+        pages = -(-rows // per_page)
+        message = (
+            f"up to {rows:,} rows of table '{section.id}' make about {pages:,} PDF pages ({per_page} rows a page); "
+            "keep the PDF to what readers page through and leave the complete data to the xlsx, csv or json outputs"
+        )
+        problems.append(replace(loaded.problem(at, message), severity="note"))
 
 
 def _check_theme(loaded: LoadedSpec, problems: list[Problem]) -> None:

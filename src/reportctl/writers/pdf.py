@@ -22,6 +22,8 @@ from reportctl.writers.display import MISSING, column_notes, kpi_text, parameter
 from reportctl.writers.pdf_canvas import (
     CARD_FILL,
     INK,
+    MARGIN_BOTTOM,
+    MARGIN_TOP,
     MUTED,
     Canvas,
     Furniture,
@@ -38,6 +40,17 @@ class PdfOptions(WriterOptions):
     page_size: Literal["A4", "Letter"] = "A4"
     orientation: Literal["portrait", "landscape", "auto"] = "auto"
     max_rows: int | None = Field(default=1000, ge=1)
+
+
+def rows_per_page(page_size: str) -> int:
+    """How many single-line table rows a portrait page holds below a table's header row."""
+    from fpdf.fpdf import PAGE_FORMATS
+
+    from reportctl.writers.pdf_table import ROW_HEIGHT
+
+    height = PAGE_FORMATS[page_size.lower()][1] * 25.4 / 72
+    room = height - MARGIN_TOP - MARGIN_BOTTOM - 2 * ROW_HEIGHT
+    return max(1, int(room // ROW_HEIGHT))
 
 
 class PdfWriter:
