@@ -145,3 +145,26 @@ def test_the_schedule_parameters_and_time_reach_the_run(cli: Cli, hourly: Path) 
     assert period["name"] == "yesterday"  # the schedule's parameters, resolved at the scheduled time
     assert period["start"] == "2026-11-29T00:00:00+00:00"
     assert timedelta(hours=24) == datetime.fromisoformat(period["end"]) - datetime.fromisoformat(period["start"])
+
+
+def test_reports_due_together_render_in_worker_processes_once_each(cli: Cli, hourly: Path) -> None:
+    for name, priority in (("second", "standard"), ("urgent", "critical")):
+        text = HOURLY.replace("OVERLAP", "skip").replace("RETRIES", "0").replace("name: hourly", f"name: {name}")
+        (hourly.parent / f"{name}.yaml").write_text(
+            text.replace("timezone: UTC,", f"timezone: UTC, priority: {priority},")
+        )
+    first = cli("schedule", "tick", "--now", T, "--json", "--jobs", "2")
+    assert first.exit_code == 0, first.stderr
+    fires = json.loads(first.stdout)["fires"]
+    # the critical report was due first; every report's fire ran once, each in a worker with its own store connection
+    assert [(f["report"], f["state"]) for f in fires] == [
+        ("urgent", "COMPLETED"),
+        ("hourly", "COMPLETED"),
+        ("second", "COMPLETED"),
+    ]
+    runs = _runs(cli)
+    assert sorted(str(r["report"]) for r in runs) == ["hourly", "second", "urgent"]
+    assert all(r["state"] == "COMPLETED" for r in runs)
+    again = cli("schedule", "tick", "--now", T, "--jobs", "2")
+    assert (again.exit_code, again.stdout) == (0, f"nothing due at {T}\n")
+    assert len(_runs(cli)) == 3

@@ -121,12 +121,17 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 def tick(
     now: Annotated[str | None, typer.Option("--now", metavar="TIME", help=NOW_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Reports rendered at once, each in its own process (default: CPUs)."),
+    ] = None,
 ) -> None:
     """Run every report that fell due since the last tick (with no earlier tick: within each misfire grace).
 
     For teams that drive reportctl from cron or a CI schedule instead of the daemon; fires are claimed in the
     state store, so a tick and a daemon never run the same fire twice.
     """
+    from reportctl.batch import default_jobs
     from reportctl.config import find_project
     from reportctl.schedule.tick import run_tick
     from reportctl.state import open_store
@@ -134,7 +139,7 @@ def tick(
     clock = parse_now(now)
     project = find_project()
     with open_store(project) as store, progress(not as_json) as say:
-        outcomes, problems = run_tick(project, store, clock, say=say)
+        outcomes, problems = run_tick(project, store, clock, say=say, jobs=jobs or default_jobs())
     if as_json:
         print_json({"now": clock.isoformat(), "fires": [outcome.as_dict() for outcome in outcomes]})
     else:

@@ -4,6 +4,9 @@ Every fire is claimed in the state store before it runs (a unique key per report
 and a daemon, or two ticks on two machines, never run the same fire twice. Fires missed beyond their misfire
 grace are recorded once as SKIPPED, never run as a burst of catch-up runs. A scheduled run renders as of its
 scheduled time, so "yesterday" means the day before the fire even when the tick comes late.
+
+With ``jobs`` above one, reports that fell due render at once, each report's fires in order in one worker process
+of a pool (PDF and Excel writers hold the GIL, so threads would take turns), critical reports submitted first.
 """
 
 from __future__ import annotations
@@ -70,8 +73,10 @@ def run_tick(
     *,
     say: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    jobs: int = 1,
 ) -> tuple[list[TickOutcome], list[Any]]:
-    """Run every fire due at ``now`` since the last tick; returns what happened and the invalid specs skipped."""
+    """Run every fire due at ``now`` since the last tick; returns what happened and the invalid specs skipped.
+    With ``jobs`` above one, the reports that fell due render in that many worker processes."""
     from reportctl.schedule.specs import scheduled_specs
     from reportctl.schedule.triggers import due_fires
 
@@ -82,6 +87,7 @@ def run_tick(
             _resume_delivery(store, project, lost, say)
     since = store.last_tick(TICK_NAME)
     outcomes: list[TickOutcome] = []
+    due: list[tuple[ScheduledSpec, list[Fire]]] = []
     # critical reports first, so they never wait behind standard ones
     for spec in sorted(specs, key=lambda s: (s.priority != "critical", s.name)):
         fires = due_fires(
@@ -96,10 +102,37 @@ def run_tick(
         missed = [fire for fire in fires if fire.misfired]
         if missed:
             outcomes.extend(record_missed(store, spec, missed, now))
-        for fire in (fire for fire in fires if not fire.misfired):
-            outcomes.append(run_fire(project, store, spec, fire, now, say, sleep))
+        if any(not fire.misfired for fire in fires):
+            due.append((spec, [fire for fire in fires if not fire.misfired]))
+    if jobs > 1 and len(due) > 1:
+        outcomes.extend(_run_in_processes(project, due, now, jobs, say))
+    else:
+        for spec, fires in due:
+            outcomes.extend(run_fire(project, store, spec, fire, now, say, sleep) for fire in fires)
     store.set_last_tick(TICK_NAME, now)
     return outcomes, problems
+
+
+def _run_in_processes(
+    project: Project, due: list[tuple[ScheduledSpec, list[Fire]]], now: datetime, jobs: int, say: Callable[[str], None]
+) -> list[TickOutcome]:
+    """Each report's due fires in a worker process of a pool of ``jobs``; outcomes in the order reports were due."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    say(f"rendering {len(due)} reports in {min(jobs, len(due))} processes")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(due)), mp_context=context) as pool:
+        futures = [pool.submit(_run_fires, project, spec, fires, now) for spec, fires in due]
+        return [outcome for future in futures for outcome in future.result()]
+
+
+def _run_fires(project: Project, spec: ScheduledSpec, fires: list[Fire], now: datetime) -> list[TickOutcome]:
+    """One report's due fires, in order, in a worker process with its own connection to the state store."""
+    from reportctl.state import open_store
+
+    with open_store(project) as store:
+        return [run_fire(project, store, spec, fire, now, lambda _message: None, time.sleep) for fire in fires]
 
 
 def record_missed(store: StateStore, spec: ScheduledSpec, missed: list[Fire], now: datetime) -> list[TickOutcome]:
