@@ -95,7 +95,7 @@ def _render(job: BatchJob, started: float) -> BatchOutcome:
         result = render_report(loaded, **options)
     code, delivered = int(ExitCode.OK), None
     if result.delivery is not None:
-        delivered = result.delivery.summary() if result.delivery.entries else "no deliveries apply to this run"
+        delivered = result.delivery.summary() if result.delivery.entries else None
         code = int(ExitCode.DELIVERY_FAILED) if result.delivery.undelivered else code
     return BatchOutcome(
         job.spec,
