@@ -60,6 +60,7 @@ bench: $(VENV)/.installed-dev browser
 	$(BIN)/python benchmarks/bench_daemon.py
 	$(BIN)/python benchmarks/bench_delivery.py
 	$(BIN)/python benchmarks/bench_aggregate.py
+	$(BIN)/python benchmarks/bench_cache.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

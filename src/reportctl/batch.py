@@ -31,6 +31,7 @@ class BatchJob:
     rev: str | None = None
     record: bool = True
     deliver: bool = False
+    cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,9 @@ def _render(job: BatchJob, started: float) -> BatchOutcome:
     from reportctl.spec.revisions import load_spec_at
 
     loaded = load_spec_at(job.spec, job.rev)
-    options: dict[str, Any] = {"parameters": job.parameters, "formats": job.formats, "output_dir": job.output_dir}
+    options: dict[str, Any] = {
+        "parameters": job.parameters, "formats": job.formats, "output_dir": job.output_dir, "cache": job.cache,
+    }  # fmt: skip
     if job.record:
         from reportctl.state.recording import record_manual_render
 
@@ -123,6 +126,7 @@ def run_payload(result: Any) -> dict[str, Any]:
         "git_dirty": result.git_dirty,
         "revision": result.revision,
         "snapshot": str(result.snapshot) if result.snapshot else None,
+        "sources": result.sources,
         "timings": result.timings,
         "artifacts": [a.as_dict() | {"path": str(a.path)} for a in result.artifacts],
     }

@@ -50,6 +50,15 @@ class DirectoryConfig(StrictModel):
     )
 
 
+class CacheConfig(StrictModel):
+    """The query cache: results of sql and http sources reused by every run of the project for a while."""
+
+    enabled: bool = Field(default=True, description="false: every run queries every source itself.")
+    ttl: PositiveDuration = Field(
+        default=timedelta(minutes=5), description="How long a result is reused when a source names no cache.ttl."
+    )
+
+
 class ProjectConfig(StrictModel):
     """Settings shared by every spec of a reports project."""
 
@@ -71,6 +80,9 @@ class ProjectConfig(StrictModel):
     )
     directory: DirectoryConfig = Field(
         default_factory=DirectoryConfig, description="People, teams and lists for team:NAME and list:NAME recipients."
+    )
+    cache: CacheConfig = Field(
+        default_factory=CacheConfig, description="The query cache under .reportctl/cache, shared by every run."
     )
     snapshots: bool = Field(
         default=False,
@@ -122,6 +134,10 @@ class Project:
     @property
     def spec_dirs(self) -> list[Path]:
         return [self.root / d for d in self.config.specs]
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / ".reportctl" / "cache"
 
     @property
     def allowed_paths(self) -> tuple[Path, ...]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from reportctl.run_record import lap
 if TYPE_CHECKING:
     import polars as pl
 
+    from reportctl.data.cache import CacheRead
     from reportctl.data.sources.base import SourceContext
     from reportctl.spec.loader import LoadedSpec
 
@@ -27,11 +28,15 @@ def compute_datasets(
     now: datetime,
     timings: dict[str, float],
     snapshot: Path | None = None,
+    *,
+    cache: bool = False,
+    reads: list[CacheRead] | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Every source and dataset, collected; the sources come first, by their names.
 
     ``timings`` gets the seconds spent on the sources and on the datasets; ``snapshot`` is a data snapshot folder
-    read instead of the live sources.
+    read instead of the live sources. With ``cache`` (and the project's cache enabled) sql and http sources are
+    read through the query cache, and ``reads`` gets how each cached source was read.
     """
     import polars as pl
 
@@ -46,7 +51,7 @@ def compute_datasets(
 
         inputs = snapshot_inputs(read_snapshot(snapshot), loaded)
     else:
-        inputs = _live_inputs(loaded, now, bound)
+        inputs = _live_inputs(loaded, now, bound, cache and loaded.project.config.cache.enabled, reads)
     timings["sources"] = lap(t)
     t = time.perf_counter()
     lazy = {**inputs, **build_datasets(spec.datasets, inputs, bound)}
@@ -63,14 +68,30 @@ def compute_datasets(
     return {name: frame.rechunk() for name, frame in zip(lazy, collected, strict=True)}
 
 
-def _live_inputs(loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any]) -> dict[str, pl.LazyFrame]:
+def _live_inputs(
+    loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any], cached: bool, reads: list[CacheRead] | None
+) -> dict[str, pl.LazyFrame]:
+    from reportctl.data.cache import QueryCache
+    from reportctl.data.sources.base import CachedSource
     from reportctl.plugins import SOURCES, load_plugin
 
     context = source_context(loaded, now, bound)
+    cache = QueryCache(loaded.project.cache_dir) if cached else None
     inputs: dict[str, pl.LazyFrame] = {}
     for name, options in loaded.sources.items():
         source = load_plugin(SOURCES, options.kind)(name, options, context)
-        inputs[name] = in_report_timezone(source.fetch(), context.timezone)
+        setting = getattr(options, "cache", False)
+        if cache is None or not setting or not isinstance(source, CachedSource):
+            frame = source.fetch()
+        else:
+            ttl = getattr(setting, "ttl", None) or loaded.project.config.cache.ttl
+            limit: timedelta = getattr(options, "timeout", timedelta(minutes=1))
+            wait = limit.total_seconds() * (1 + getattr(options, "retries", 0)) + 5
+            collected, read = cache.read(name, source.cache_identity(), ttl, source.fetch, wait=wait)
+            frame = collected.lazy()
+            if reads is not None:
+                reads.append(read)
+        inputs[name] = in_report_timezone(frame, context.timezone)
     return inputs
 
 

@@ -56,6 +56,8 @@ class RunResult:
     arguments: dict[str, str] = field(default_factory=dict)
     """The parameters as given (-p KEY=VALUE), so a replay resolves them again at the same run time."""
     title: str = ""
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    """How the cached sources were read: {source, cache: hit|stored|live, age_seconds}."""
     delivery: DeliveryReport | None = None
     """What delivering the run did, when it was delivered (``render --deliver``, scheduled runs)."""
 
@@ -74,6 +76,8 @@ class DataRoute:
 
     read: Path | None = None
     save: Path | None = None
+    cache: bool = True
+    """Whether sql and http sources go through the project's query cache (``--no-cache``: False)."""
 
     def keeps_snapshot(self, loaded: LoadedSpec) -> bool:
         """Whether the run saves its data in its own folder: the project says so, and no snapshot was asked for."""
@@ -181,6 +185,7 @@ def write_manifest(
         "parameters": result.parameters,
         "arguments": result.arguments,
         "snapshot": str(result.snapshot) if result.snapshot else None,
+        "sources": result.sources,
         "timings": result.timings,
         "artifacts": [a.as_dict(relative_to=directory) for a in result.artifacts],
         "tables": [_table_entry(table) for table in document.tables()] if document else [],

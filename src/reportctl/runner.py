@@ -44,6 +44,9 @@ from reportctl.spec.loader import LoadedSpec
 from reportctl.state.lifecycle import new_run_id
 
 if TYPE_CHECKING:
+    import polars as pl
+
+    from reportctl.data.cache import CacheRead
     from reportctl.delivery.engine import DeliveryReport
     from reportctl.document import Document
 
@@ -54,8 +57,8 @@ Progress = Callable[[str], None]
 class RunObserver(Protocol):
     """Told about a run's progress, e.g. to record it in the state store; the runner itself never stores."""
 
-    def stage(self, state: str) -> None:
-        """The run entered ``state``: GENERATING or FORMATTING."""
+    def stage(self, state: str, detail: str | None = None) -> None:
+        """The run entered ``state``: GENERATING or FORMATTING; ``detail`` says how the sources were read."""
 
     def rendered(self, result: RunResult) -> None:
         """Every artifact is in its final place; delivery (DISTRIBUTING) starts."""
@@ -126,18 +129,19 @@ def render_report(
     distribute: Callable[[RunResult], DeliveryReport] | None = None,
     snapshot: Path | None = None,
     save_snapshot: Path | None = None,
+    cache: bool = True,
 ) -> RunResult:
     """Render ``loaded`` once and return where its artifacts are; raise ``ReportctlError`` on any failure.
 
     ``observer`` hears of each stage, the result and any failure (the state store records runs through it);
     ``distribute`` delivers the artifacts once they are in place, and its report becomes ``result.delivery``.
     ``snapshot`` is a data snapshot folder read instead of the live sources; ``save_snapshot`` a folder to save the
-    source data in (``reportctl.snapshots``).
+    source data in (``reportctl.snapshots``); ``cache`` False reads every source live (``--no-cache``).
     """
     now = now or default_run_time()
     try:
         run_id = run_id or new_run_id(now)
-        data = DataRoute(snapshot, save_snapshot)
+        data = DataRoute(snapshot, save_snapshot, cache)
         result = _render(loaded, parameters, formats, output_dir, now, progress, run_id, observer, data)
         if observer is not None:
             observer.rendered(result)
@@ -164,7 +168,7 @@ def _render(
     data: DataRoute,
 ) -> RunResult:
     say = progress or (lambda _message: None)
-    stage = observer.stage if observer is not None else (lambda _state: None)
+    stage = observer.stage if observer is not None else (lambda _state, _detail=None: None)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     spec = loaded.spec
@@ -179,9 +183,9 @@ def _render(
 
     stage("GENERATING")
     say("reading sources")
-    frames = compute_datasets(loaded, values, now, timings, data.read)
+    frames, reads = _read_data(loaded, values, now, timings, data, say)
 
-    stage("FORMATTING")
+    stage("FORMATTING", "; ".join(read.describe() for read in reads) or None)
     say("building the document")
     t = time.perf_counter()
     from reportctl.assemble import assemble_document
@@ -208,7 +212,10 @@ def _render(
         artifacts = _write_all(document, writers, staging)
         timings["write"] = lap(t)
         timings["total"] = lap(started)
-        result = RunResult(run_id, spec.name, "completed", final, artifacts, jsonable_parameters(values), timings)
+        sources = [read.as_dict() for read in reads]
+        result = RunResult(
+            run_id, spec.name, "completed", final, artifacts, jsonable_parameters(values), timings, sources=sources
+        )
         record_provenance(result, loaded, git.result(), data, parameters)
         result.title = document.info.title
         from reportctl.preview import write_preview
@@ -220,6 +227,23 @@ def _render(
         raise
     result.artifacts = [Artifact(a.format, final / a.path.name, a.bytes, a.sha256) for a in artifacts]
     return result
+
+
+def _read_data(
+    loaded: LoadedSpec,
+    values: Mapping[str, Any],
+    now: datetime,
+    timings: dict[str, float],
+    data: DataRoute,
+    say: Progress,
+) -> tuple[dict[str, pl.DataFrame], list[CacheRead]]:
+    """The run's sources and datasets, and how the cached sources were read (hits are said as progress)."""
+    reads: list[CacheRead] = []
+    frames = compute_datasets(loaded, values, now, timings, data.read, cache=data.cache, reads=reads)
+    hits = [read.describe() for read in reads if read.outcome == "hit"]
+    if hits:
+        say("; ".join(hits))
+    return frames, reads
 
 
 def build_document(

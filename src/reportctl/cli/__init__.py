@@ -12,7 +12,20 @@ from typing import Annotated
 import typer
 
 from reportctl import __version__
-from reportctl.cli import deliver, diff, doctor, history, project, render, replay, runs, schedule, secrets, validate
+from reportctl.cli import (
+    cache,
+    deliver,
+    diff,
+    doctor,
+    history,
+    project,
+    render,
+    replay,
+    runs,
+    schedule,
+    secrets,
+    validate,
+)
 from reportctl.cli.output import State
 
 app = typer.Typer(
@@ -54,6 +67,7 @@ app.command("replay")(replay.replay)
 app.add_typer(runs.app, name="runs")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(cache.app, name="cache")
 
 
 def main() -> None:

@@ -65,10 +65,14 @@ def render(
         int | None,
         typer.Option("--jobs", "-j", min=1, help="Reports rendered at once, each in its own process (default: CPUs)."),
     ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Query every source live; neither read nor fill the query cache.")
+    ] = False,
 ) -> None:
     """Render SPEC once: read its data, write its outputs to OUT/<name>/<run-id>/ with a manifest. Given several
     specs or folders, render every report in them in a pool of processes, one line each."""
     from reportctl.batch import run_payload
+    from reportctl.data.cache import cache_hits
     from reportctl.formats import format_bytes
     from reportctl.runner import render_report
     from reportctl.spec.revisions import load_spec_at
@@ -87,12 +91,15 @@ def render(
     if len(specs) > 1 or specs[0].is_dir() or jobs is not None:
         if save_snapshot is not None or from_snapshot is not None or dry_run:
             raise UsageError("--save-snapshot, --from-snapshot and --dry-run take one spec, not a batch")
-        render_batch(specs, values, chosen, output, rev, jobs, record=not no_state, deliver=deliver, as_json=as_json)
+        render_batch(
+            specs, values, chosen, output, rev, jobs,
+            record=not no_state, deliver=deliver, as_json=as_json, cache=not no_cache,
+        )  # fmt: skip
         return
     loaded = load_spec_at(specs[0], rev)
     options: dict[str, Any] = {
         "parameters": values, "formats": chosen, "output_dir": output,
-        "snapshot": from_snapshot, "save_snapshot": save_snapshot,
+        "snapshot": from_snapshot, "save_snapshot": save_snapshot, "cache": not no_cache,
     }  # fmt: skip
     with progress(not as_json) as say:
         if no_state:
@@ -111,7 +118,7 @@ def render(
     count = len(result.artifacts)
     echo(
         f"rendered {result.report} in {result.timings.get('total', 0):.2f} s: "
-        f"{count} file{'s' if count != 1 else ''} in {as_typed(result.directory)}"
+        f"{count} file{'s' if count != 1 else ''} in {as_typed(result.directory)}{cache_hits(result.sources)}"
     )
     if result.delivery is not None:
         show_delivery(result.delivery)
@@ -128,20 +135,23 @@ def render_batch(
     record: bool,
     deliver: bool,
     as_json: bool,
+    cache: bool = True,
 ) -> None:
     """Every report in ``paths`` in a process pool: a line (or a JSON object) per report as it finishes, a
     summary, and the worst exit code of them all."""
     from reportctl.batch import BatchJob, default_jobs, render_many
     from reportctl.cli.output import error, print_json_line
+    from reportctl.data.cache import cache_hits
     from reportctl.spec.files import find_yaml, is_rendered_spec
 
     specs = [path for path in find_yaml(paths) if is_rendered_spec(path)]
     if not specs:
         raise UsageError(f"no specs to render in {', '.join(str(p) for p in paths)}")
     workers = jobs or default_jobs()
-    batch = [BatchJob(spec, values, formats, output, rev, record, deliver) for spec in specs]
+    batch = [BatchJob(spec, values, formats, output, rev, record, deliver, cache) for spec in specs]
     if not as_json:
-        echo(f"rendering {len(batch)} report{'s' * (len(batch) != 1)} with {min(workers, len(batch))} processes")
+        pool = min(workers, len(batch))
+        echo(f"rendering {len(batch)} report{'s' * (len(batch) != 1)} with {pool} process{'es' * (pool != 1)}")
     worst, failed = 0, 0
     for outcome in render_many(batch, workers):
         worst = max(worst, outcome.exit_code)
@@ -158,7 +168,8 @@ def render_batch(
         else:
             files = f"{outcome.files} file{'s' * (outcome.files != 1)}"
             where = as_typed(outcome.directory) if outcome.directory else "?"
-            line = f"rendered {outcome.report} in {outcome.seconds:.2f} s: {files} in {where}"
+            hits = cache_hits((outcome.payload or {}).get("sources", []))
+            line = f"rendered {outcome.report} in {outcome.seconds:.2f} s: {files} in {where}{hits}"
             echo(line + (f"; delivered {outcome.delivered}" if outcome.delivered else ""))
     if not as_json:
         done = len(batch) - failed

@@ -31,8 +31,8 @@ class RunRecorder:
         self._stop = threading.Event()
         self._beating: threading.Thread | None = None
 
-    def stage(self, state: str) -> None:
-        self.store.transition(self.run_id, RunState(state))
+    def stage(self, state: str, detail: str | None = None) -> None:
+        self.store.transition(self.run_id, RunState(state), detail=detail)
         if self._beating is None:
             self._beating = threading.Thread(target=self._beat, name=f"heartbeat-{self.run_id}", daemon=True)
             self._beating.start()

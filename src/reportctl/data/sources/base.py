@@ -8,7 +8,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
+from pydantic import Field
+
 from reportctl.spec.models import SourceOptions
+from reportctl.spec.types import PositiveDuration, StrictModel
 
 if TYPE_CHECKING:
     import polars as pl
@@ -126,4 +129,35 @@ class ProbedSource(Protocol):
 
     def unchecked_columns(self) -> UncheckedColumns | None:
         """When ``known_schema`` is None: why, for the note; None when there is nothing to say."""
+        ...
+
+
+class SourceCache(StrictModel):
+    """How long a source's result is reused from the project's query cache."""
+
+    ttl: PositiveDuration | None = Field(
+        default=None, description="How long a result is reused, e.g. 10m; default the project's cache.ttl (5m)."
+    )
+
+
+def cache_field() -> Any:
+    """The ``cache`` option of a source that the query cache serves (sql, http)."""
+    return Field(
+        default=True,
+        description="Reuse this source's result from the project's query cache: true (the project's TTL), false "
+        "(always query), or {ttl: 10m}.",
+    )
+
+
+@runtime_checkable
+class CachedSource(Protocol):
+    """A source whose results the query cache keeps; its options have ``cache`` (``cache_field``) and ``timeout``.
+
+    Optional beside ``Source``.
+    """
+
+    def fetch(self) -> pl.LazyFrame: ...
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What its result depends on: options (secrets as written) and the values of the parameters it binds."""
         ...

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, field_validator
 
-from reportctl.data.sources.base import SourceContext, UncheckedColumns
+from reportctl.data.sources.base import SourceCache, SourceContext, UncheckedColumns, cache_field
 from reportctl.errors import SourceError, first_line
 from reportctl.net import exception_chain
 from reportctl.secrets import SecretError, redact, resolve_secrets
@@ -59,6 +59,7 @@ class HttpOptions(SourceOptions):
         le=10,
         description="Retries with backoff on connection errors, 429 and 5xx responses.",
     )
+    cache: bool | SourceCache = cache_field()
 
     @field_validator("url")
     @classmethod
@@ -91,6 +92,17 @@ class HttpSource:
 
     def unchecked_columns(self) -> UncheckedColumns:
         return UncheckedColumns("url", "an API's records are known only once it answers", "asks the API once")
+
+    def cache_identity(self) -> dict[str, Any]:
+        options = self.options.model_dump(mode="json", exclude={"description", "cache", "timeout", "retries"})
+        bound = {}
+        for name, value in self.options.params.items():
+            match = _PARAMETER.match(value) if isinstance(value, str) else None
+            if match:
+                bound[match["name"]] = self._parameter(match["name"], f"params.{name}")
+        for name in _body_parameters(self.options.body):
+            bound[name] = self._parameter(name, "json")
+        return {**options, "parameters": bound}
 
     def fetch(self) -> pl.LazyFrame:
         import polars as pl
@@ -251,3 +263,13 @@ def _json_value(value: Any) -> Any:
 def _json_kind(value: Any) -> str:
     kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
     return kinds.get(type(value), "a number")
+
+
+def _body_parameters(value: Any) -> list[str]:
+    """The parameter names a request body binds (':name' strings), in order."""
+    if isinstance(value, dict):
+        return [name for item in value.values() for name in _body_parameters(item)]
+    if isinstance(value, list):
+        return [name for item in value for name in _body_parameters(item)]
+    match = _PARAMETER.match(value) if isinstance(value, str) else None
+    return [match["name"]] if match else []

@@ -17,7 +17,15 @@ from urllib.parse import quote, quote_plus, unquote
 
 from pydantic import ConfigDict, Field, field_validator
 
-from reportctl.data.sources.base import ColumnType, SourceContext, UncheckedColumns, apply_column_types, column_dtypes
+from reportctl.data.sources.base import (
+    ColumnType,
+    SourceCache,
+    SourceContext,
+    UncheckedColumns,
+    apply_column_types,
+    cache_field,
+    column_dtypes,
+)
 from reportctl.data.sources.file import confinement_problem
 from reportctl.data.sources.sql_types import Backend, dtype_from_description, sqlite_value
 from reportctl.data.sqltext import quote_identifier
@@ -85,6 +93,7 @@ class SqlOptions(SourceOptions):
         description="Column types instead of the driver's: int, float, str, bool, date, datetime. SQLite keeps "
         "dates as text and reports no types at all for an empty result, so declare them here.",
     )
+    cache: bool | SourceCache = cache_field()
 
     @field_validator("url")
     @classmethod
@@ -192,6 +201,13 @@ class SqlSource:
         # The newline ends a trailing '--' comment before the wrapper closes.
         description, _, backend = self._run(f"SELECT * FROM (\n{query}\n) AS reportctl_columns WHERE 1 = 0")
         return self._typed(self._frame([], description, backend)).schema
+
+    def cache_identity(self) -> dict[str, Any]:
+        from sqlalchemy import text
+
+        names = list(text(self.options.query).compile().params)
+        options = self.options.model_dump(mode="json", exclude={"description", "cache", "timeout"})
+        return {**options, "timezone": self.context.timezone, "parameters": self._bind_values(names)}
 
     def fetch(self) -> pl.LazyFrame:
         description, rows, backend = self._run(self.options.query)
