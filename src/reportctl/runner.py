@@ -8,6 +8,7 @@ only when every writer succeeded and the manifest is written, so a failed run le
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -333,26 +334,77 @@ def chosen_writers(loaded: LoadedSpec, formats: list[str] | None) -> list[tuple[
     return writers
 
 
+PROCESS_CELLS = 40_000
+"""Table cells from which a run's second CPU-bound writer runs in a process of its own (benchmarks/bench_writers.py
+measures where a process starts to pay for itself)."""
+
+
 def _write_all(document: Document, writers: list[tuple[str, Any]], directory: Path) -> list[Artifact]:
+    """Every writer's artifacts. Writers run in threads; when the document is large, every CPU-bound writer but the
+    first (pure-Python writers such as PDF and XLSX hold the GIL, so threads would take turns) runs in a spawned
+    process, fed the pickled document: its tables travel as Arrow IPC, never as Python rows."""
+
     def run(name: str, writer: Any) -> list[Artifact]:
-        try:
-            paths = writer.write(document, directory)
-        except ReportctlError:
-            raise
-        except Exception as exc:  # a writer bug must still fail the run cleanly, naming the writer
-            raise RenderError(f"{name} writer failed: {exception_line(exc)}") from exc
-        return [_artifact(name, path) for path in paths]
+        return [_artifact(name, path) for path in _run_writer(name, writer, document, directory)]
 
     if document.charts():
         # plotly reaches numpy.ma, which numpy imports lazily on first use: two writer threads doing that at once
         # can see it half-imported ("partially initialized module 'numpy' has no attribute 'ma'")
         import numpy.ma  # noqa: F401
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(writers), os.cpu_count() or 2))) as pool:
-        futures = [pool.submit(run, name, writer) for name, writer in writers]
-        # two writers may write the same file (markdown and png both write a chart's PNG): list it once
-        unique = {artifact.path: artifact for future in futures for artifact in future.result()}
-        return list(unique.values())
+    offloaded = _offloaded(document, writers)
+    with contextlib.ExitStack() as stack:
+        futures = []
+        if offloaded:
+            import multiprocessing
+            import pickle
+            from concurrent.futures import ProcessPoolExecutor
+
+            blob = pickle.dumps(document, protocol=pickle.HIGHEST_PROTOCOL)
+            spawn = multiprocessing.get_context("spawn")
+            processes = stack.enter_context(ProcessPoolExecutor(len(offloaded), mp_context=spawn))
+            futures = [
+                (name, processes.submit(_write_in_process, name, writer, blob, directory)) for name, writer in offloaded
+            ]
+        threads = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, min(len(writers), os.cpu_count() or 2))))
+        local = [threads.submit(run, name, writer) for name, writer in writers if (name, writer) not in offloaded]
+        artifacts = [artifact for future in local for artifact in future.result()]
+        for name, future in futures:
+            problem, paths = future.result()
+            if problem is not None:
+                raise RenderError(problem)
+            artifacts.extend(_artifact(name, Path(path)) for path in paths)
+    # two writers may write the same file (markdown and png both write a chart's PNG): list it once
+    unique = {artifact.path: artifact for artifact in artifacts}
+    return list(unique.values())
+
+
+def _offloaded(document: Document, writers: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The writers to run in processes: every CPU-bound one but the first, for a document of PROCESS_CELLS or more."""
+    bound = [(name, writer) for name, writer in writers if getattr(writer, "CPU_BOUND", False)]
+    if len(bound) < 2 or (os.cpu_count() or 1) < 2:
+        return []
+    cells = sum(table.frame.height * max(1, len(table.columns)) for table in document.tables())
+    return bound[1:] if cells >= PROCESS_CELLS else []
+
+
+def _run_writer(name: str, writer: Any, document: Document, directory: Path) -> list[Path]:
+    try:
+        return list(writer.write(document, directory))
+    except ReportctlError:
+        raise
+    except Exception as exc:  # a writer bug must still fail the run cleanly, naming the writer
+        raise RenderError(f"{name} writer failed: {exception_line(exc)}") from exc
+
+
+def _write_in_process(name: str, writer: Any, blob: bytes, directory: Path) -> tuple[str | None, list[str]]:
+    """A writer in a worker process: (None, paths written), or (the one-line error, [])."""
+    import pickle
+
+    try:
+        return None, [str(path) for path in _run_writer(name, writer, pickle.loads(blob), directory)]
+    except Exception as exc:  # sent back as text: the parent raises it as the run's RenderError
+        return str(exc) or exception_line(exc), []
 
 
 def _artifact(writer: str, path: Path) -> Artifact:

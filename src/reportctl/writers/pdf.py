@@ -57,6 +57,8 @@ class PdfWriter:
     """Writes ``<report>.pdf``; charts come from ``Document.chart_images`` as PNG."""
 
     PLUGIN_NAME: ClassVar[str] = "pdf"
+    CPU_BOUND: ClassVar[bool] = True
+    """Pure Python that holds the GIL: a large run writes it in a process of its own beside other such writers."""
     CHART_IMAGES: ClassVar[frozenset[str]] = frozenset({"png"})
     Options: ClassVar[type[WriterOptions]] = PdfOptions
 

@@ -51,6 +51,8 @@ class XlsxWriter:
     """Writes ``<report>.xlsx``: Summary, then one sheet per table or chart in document order."""
 
     PLUGIN_NAME: ClassVar[str] = "xlsx"
+    CPU_BOUND: ClassVar[bool] = True
+    """Pure Python that holds the GIL: a large run writes it in a process of its own beside other such writers."""
     CHART_IMAGES: ClassVar[frozenset[str]] = frozenset()
     Options: ClassVar[type[WriterOptions]] = XlsxOptions
 
