@@ -187,6 +187,17 @@ def test_a_fire_runs_once_and_a_restart_catches_up_once(proj: Project, store: St
     assert len(store.list_runs(report="hourly")) == 2
 
 
+def test_a_first_fire_that_waited_past_its_grace_is_recorded_skipped(proj: Project, store: StateStore) -> None:
+    """A daemon that never ticked before, whose job for the 10:00 fire only got a worker at 10:40 (a full pool)."""
+    write_spec(proj.root, "hourly")
+    daemon, _jobs = make_daemon(proj, store)
+    daemon.start(NOW + timedelta(minutes=40))  # 09:45: nothing due
+    (outcome,) = daemon.dispatch_due(datetime(2026, 11, 30, 10, 40, tzinfo=UTC))
+    assert (outcome.scheduled.hour, outcome.state) == (10, "SKIPPED")
+    assert outcome.detail == "missed 1 fire (the latest 40m late), past misfire_grace 30m"
+    assert [run.state.value for run in store.list_runs(report="hourly")] == ["SKIPPED"]
+
+
 def test_overlap_skip_is_recorded_with_the_reason(proj: Project, store: StateStore) -> None:
     write_spec(proj.root, "hourly")
     other = store.create_run("hourly", trigger="manual", now=NOW - timedelta(minutes=1))

@@ -148,7 +148,10 @@ class Daemon:
                 continue
             if previous is None:
                 result.added.append(name)
-                self._since[name] = self._start_since if not self._started else now
+                # A first start has no watermark: fires from a grace before it on count, so a fire whose job waited
+                # past its grace (a full pool) is recorded SKIPPED instead of falling outside the window unseen.
+                first = self._start_since or now - spec.misfire_grace
+                self._since[name] = first if not self._started else now
                 self._schedule(spec, now)
             elif any(getattr(previous, key) != getattr(spec, key) for key in _RESCHEDULE_FIELDS):
                 result.changed.append(name)
