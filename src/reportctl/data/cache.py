@@ -208,4 +208,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, set | frozenset | tuple):
         return sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
     return repr(value)
-
