@@ -61,6 +61,8 @@ bench: $(VENV)/.installed-dev browser
 	$(BIN)/python benchmarks/bench_delivery.py
 	$(BIN)/python benchmarks/bench_aggregate.py
 	$(BIN)/python benchmarks/bench_cache.py
+	$(BIN)/python benchmarks/bench_writers.py
+	$(BIN)/python benchmarks/bench_batch.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -60,12 +60,20 @@ def default_jobs() -> int:
 def render_many(jobs: Sequence[BatchJob], workers: int) -> Iterator[BatchOutcome]:
     """Render every job in a pool of ``workers`` processes; outcomes come as reports finish."""
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs))), mp_context=context) as pool:
+    size = max(1, min(workers, len(jobs)))
+    threads = str(max(1, (os.cpu_count() or 1) // size))
+    with ProcessPoolExecutor(size, mp_context=context, initializer=_share_cores, initargs=(threads,)) as pool:
         pending: set[Future[BatchOutcome]] = {pool.submit(render_job, job) for job in jobs}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
+
+
+def _share_cores(threads: str) -> None:
+    """In a fresh worker, before Polars is imported: its thread pool sized to the worker's share of the cores, so
+    N workers do not each start a pool as large as the machine and take turns on it (unless the user set it)."""
+    os.environ.setdefault("POLARS_MAX_THREADS", threads)
 
 
 def render_job(job: BatchJob) -> BatchOutcome:
