@@ -20,6 +20,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-bench: $(VENV)/.installed-dev
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
 # Charts are drawn by a headless Chromium. As root with apt, install Debian's when none is found; elsewhere try
 # kaleido's own Chrome download, and say what the choices are when that fails too.
 browser: $(VENV)/.installed
@@ -51,7 +55,7 @@ unit: $(VENV)/.installed-dev browser
 
 test: lint typecheck unit
 
-bench: $(VENV)/.installed-dev browser
+bench: $(VENV)/.installed-bench browser
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_help.py
 	$(BIN)/python benchmarks/bench_pdf.py
@@ -63,6 +67,7 @@ bench: $(VENV)/.installed-dev browser
 	$(BIN)/python benchmarks/bench_cache.py
 	$(BIN)/python benchmarks/bench_writers.py
 	$(BIN)/python benchmarks/bench_batch.py
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
