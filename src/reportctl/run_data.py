@@ -72,7 +72,7 @@ def _live_inputs(
     loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any], cached: bool, reads: list[CacheRead] | None
 ) -> dict[str, pl.LazyFrame]:
     from reportctl.data.cache import QueryCache
-    from reportctl.data.sources.base import CachedSource
+    from reportctl.data.sources.base import CachedSource, SourceCache
     from reportctl.plugins import SOURCES, load_plugin
 
     context = source_context(loaded, now, bound)
@@ -80,11 +80,11 @@ def _live_inputs(
     inputs: dict[str, pl.LazyFrame] = {}
     for name, options in loaded.sources.items():
         source = load_plugin(SOURCES, options.kind)(name, options, context)
-        setting = getattr(options, "cache", False)
-        if cache is None or not setting or not isinstance(source, CachedSource):
+        setting: SourceCache | None = getattr(options, "cache", None)
+        if cache is None or setting is None or not setting.enabled or not isinstance(source, CachedSource):
             frame = source.fetch()
         else:
-            ttl = getattr(setting, "ttl", None) or loaded.project.config.cache.ttl
+            ttl = setting.ttl or loaded.project.config.cache.ttl
             limit: timedelta = getattr(options, "timeout", timedelta(minutes=1))
             wait = limit.total_seconds() * (1 + getattr(options, "retries", 0)) + 5
             collected, read = cache.read(name, source.cache_identity(), ttl, source.fetch, wait=wait)

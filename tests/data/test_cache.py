@@ -342,3 +342,18 @@ def test_a_killed_process_leaves_no_key_locked(tmp_path: Path) -> None:
     frame, read = waiter["read"]
     assert read.outcome == "stored"  # it took the lock the dead process held, queried and stored
     assert frame["a"].to_list() == [1]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("{ttl: soon}", "sources.orders.cache.ttl: expected a duration such as 5m, 1h30m or 2d, got 'soon'"),
+        ("maybe", "sources.orders.cache: expected true, false or a mapping such as {ttl: 10m}, got 'maybe'"),
+    ],
+)
+def test_a_bad_cache_option_is_one_line_at_its_position(project: Path, cli: Any, setting: str, message: str) -> None:
+    _sqlite_project(project, extra=f"    cache: {setting}\n")
+    result = cli("validate", "specs/orders.yaml")
+    assert result.exit_code == 1
+    (line,) = [line for line in result.stdout.splitlines() if "orders.yaml:" in line]
+    assert line.startswith("specs/orders.yaml:10:") and line.endswith(message)

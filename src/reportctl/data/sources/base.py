@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from reportctl.spec.models import SourceOptions
 from reportctl.spec.types import PositiveDuration, StrictModel
@@ -133,17 +133,31 @@ class ProbedSource(Protocol):
 
 
 class SourceCache(StrictModel):
-    """How long a source's result is reused from the project's query cache."""
+    """Whether and how long a source's result is reused from the project's query cache."""
 
+    enabled: bool = Field(default=True, description="false: always query.")
     ttl: PositiveDuration | None = Field(
         default=None, description="How long a result is reused, e.g. 10m; default the project's cache.ttl (5m)."
     )
 
 
+def _cache_setting(value: Any) -> Any:
+    """``cache: true`` / ``cache: false`` as the settings they mean; a mapping is validated as it is."""
+    if isinstance(value, bool):
+        return {"enabled": value}
+    if not isinstance(value, dict | SourceCache):
+        raise ValueError(f"expected true, false or a mapping such as {{ttl: 10m}}, got {value!r}")
+    return value
+
+
+CacheOption = Annotated[SourceCache, BeforeValidator(_cache_setting, json_schema_input_type=bool | SourceCache)]
+"""The ``cache`` option of a source the query cache serves (sql, http): true, false or {ttl: 10m}."""
+
+
 def cache_field() -> Any:
-    """The ``cache`` option of a source that the query cache serves (sql, http)."""
+    """The ``cache`` option's field: on with the project's TTL unless the source says otherwise."""
     return Field(
-        default=True,
+        default_factory=SourceCache,
         description="Reuse this source's result from the project's query cache: true (the project's TTL), false "
         "(always query), or {ttl: 10m}.",
     )

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, field_validator
 
-from reportctl.data.sources.base import SourceCache, SourceContext, UncheckedColumns, cache_field
+from reportctl.data.sources.base import CacheOption, SourceContext, UncheckedColumns, cache_field
 from reportctl.errors import SourceError, first_line
 from reportctl.net import exception_chain
 from reportctl.secrets import SecretError, redact, resolve_secrets
@@ -59,7 +59,7 @@ class HttpOptions(SourceOptions):
         le=10,
         description="Retries with backoff on connection errors, 429 and 5xx responses.",
     )
-    cache: bool | SourceCache = cache_field()
+    cache: CacheOption = cache_field()
 
     @field_validator("url")
     @classmethod

@@ -18,8 +18,8 @@ from urllib.parse import quote, quote_plus, unquote
 from pydantic import ConfigDict, Field, field_validator
 
 from reportctl.data.sources.base import (
+    CacheOption,
     ColumnType,
-    SourceCache,
     SourceContext,
     UncheckedColumns,
     apply_column_types,
@@ -93,7 +93,7 @@ class SqlOptions(SourceOptions):
         description="Column types instead of the driver's: int, float, str, bool, date, datetime. SQLite keeps "
         "dates as text and reports no types at all for an empty result, so declare them here.",
     )
-    cache: bool | SourceCache = cache_field()
+    cache: CacheOption = cache_field()
 
     @field_validator("url")
     @classmethod
