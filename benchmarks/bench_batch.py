@@ -21,12 +21,12 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from childproc import ChildFailed, run_child
 
 REPORTCTL = Path(sys.executable).with_name("reportctl")
 THROUGHPUT = 1.7
@@ -53,20 +53,15 @@ outputs: [csv, json, xlsx]
 
 def _run(project: Path, arguments: list[str]) -> tuple[float, list[dict[str, Any]]]:
     shutil.rmtree(project / "out", ignore_errors=True)
-    started = time.perf_counter()
-    done = subprocess.run(
-        [str(REPORTCTL), "render", *arguments, "--no-state", "--json"],
-        check=False,
-        cwd=project,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        print(f"render {' '.join(arguments)} failed (exit {done.returncode}): {done.stderr.strip()}", file=sys.stderr)
-        raise SystemExit(2)
+    command = [str(REPORTCTL), "render", *arguments, "--no-state", "--json"]
+    try:
+        figures, text = run_child(command, project / "render.log", project)
+    except ChildFailed as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    seconds = figures["wall"]
     decoder = json.JSONDecoder()
-    text, objects, index = done.stdout, [], 0
+    objects, index = [], 0
     while index < len(text):
         while index < len(text) and text[index].isspace():
             index += 1

@@ -17,13 +17,13 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from childproc import ChildFailed, run_child
 
 REPORTCTL = Path(sys.executable).with_name("reportctl")
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -62,14 +62,12 @@ def _render(project: Path, cached: bool) -> float:
     shutil.rmtree(project / ".reportctl" / "cache", ignore_errors=True)
     shutil.rmtree(project / "out", ignore_errors=True)
     command = [str(REPORTCTL), "render", "specs", "--jobs", "2", "--no-state", "--json"]
-    started = time.perf_counter()
-    arguments = [*command, *([] if cached else ["--no-cache"])]
-    done = subprocess.run(arguments, check=False, cwd=project, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        print(f"render failed (exit {done.returncode}): {done.stderr.strip()}", file=sys.stderr)
-        raise SystemExit(2)
-    return seconds
+    try:
+        figures, _output = run_child([*command, *([] if cached else ["--no-cache"])], project / "render.log", project)
+    except ChildFailed as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    return figures["wall"]
 
 
 def main() -> int:

@@ -34,11 +34,12 @@ class ChildFailed(Exception):
     """The command exited with an error, so its figures mean nothing."""
 
 
-def run_child(command: list[str], log: Path) -> tuple[dict[str, float], str]:
-    """Wall time, peak RSS in MiB and CPU seconds of ``command``, and what it printed (kept in ``log``)."""
+def run_child(command: list[str], log: Path, cwd: Path | None = None) -> tuple[dict[str, float], str]:
+    """Wall time, peak RSS in MiB and CPU seconds of ``command`` (run in ``cwd``), and what it printed (kept in
+    ``log``)."""
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
     done = subprocess.run(
-        [sys.executable, "-c", TRAMPOLINE, str(log), *command], check=False, capture_output=True, env=env
+        [sys.executable, "-c", TRAMPOLINE, str(log), *command], check=False, capture_output=True, env=env, cwd=cwd
     )
     report = json.loads(done.stdout) if done.returncode == 0 else {"code": None}
     output = log.read_text(errors="replace") if log.exists() else done.stderr.decode()

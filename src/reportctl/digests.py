@@ -1,9 +1,13 @@
-"""Content hashes of files, as manifests, snapshots and object storage record them."""
+"""Content hashes of files, as manifests, snapshots and object storage record them, and the JSON values that
+signed and hashed documents (webhook bodies, query cache keys) are written with."""
 
 from __future__ import annotations
 
 import hashlib
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 
 def file_sha256(path: Path) -> str:
@@ -13,3 +17,18 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def json_value(value: Any) -> Any:
+    """``json.dumps``'s ``default``: times ISO 8601, durations in seconds, decimals as text, sets sorted, else text."""
+    if isinstance(value, date | datetime | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)

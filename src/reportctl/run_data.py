@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from reportctl.data.cache import CacheRead
-    from reportctl.data.sources.base import SourceContext
+    from reportctl.data.sources.base import SourceCache, SourceContext
     from reportctl.spec.loader import LoadedSpec
 
 
@@ -29,14 +29,13 @@ def compute_datasets(
     timings: dict[str, float],
     snapshot: Path | None = None,
     *,
-    cache: bool = False,
-    reads: list[CacheRead] | None = None,
+    cache_reads: list[CacheRead] | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Every source and dataset, collected; the sources come first, by their names.
 
     ``timings`` gets the seconds spent on the sources and on the datasets; ``snapshot`` is a data snapshot folder
-    read instead of the live sources. With ``cache`` (and the project's cache enabled) sql and http sources are
-    read through the query cache, and ``reads`` gets how each cached source was read.
+    read instead of the live sources. Given ``cache_reads`` (and the project's cache on), sql and http sources are
+    read through the query cache, and ``cache_reads`` gets how each was read.
     """
     import polars as pl
 
@@ -51,7 +50,7 @@ def compute_datasets(
 
         inputs = snapshot_inputs(read_snapshot(snapshot), loaded)
     else:
-        inputs = _live_inputs(loaded, now, bound, cache and loaded.project.config.cache.enabled, reads)
+        inputs = _live_inputs(loaded, now, bound, cache_reads)
     timings["sources"] = lap(t)
     t = time.perf_counter()
     lazy = {**inputs, **build_datasets(spec.datasets, inputs, bound)}
@@ -69,19 +68,18 @@ def compute_datasets(
 
 
 def _live_inputs(
-    loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any], cached: bool, reads: list[CacheRead] | None
+    loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any], reads: list[CacheRead] | None
 ) -> dict[str, pl.LazyFrame]:
     from reportctl.data.cache import QueryCache
-    from reportctl.data.sources.base import CachedSource, SourceCache
     from reportctl.plugins import SOURCES, load_plugin
 
     context = source_context(loaded, now, bound)
-    cache = QueryCache(loaded.project.cache_dir) if cached else None
+    cache = QueryCache(loaded.project.cache_dir) if loaded.project.config.cache.enabled else None
     inputs: dict[str, pl.LazyFrame] = {}
     for name, options in loaded.sources.items():
         source = load_plugin(SOURCES, options.kind)(name, options, context)
-        setting: SourceCache | None = getattr(options, "cache", None)
-        if cache is None or setting is None or not setting.enabled or not isinstance(source, CachedSource):
+        setting = _cache_setting(options, source)
+        if cache is None or reads is None or setting is None:
             frame = source.fetch()
         else:
             ttl = setting.ttl or loaded.project.config.cache.ttl
@@ -89,10 +87,18 @@ def _live_inputs(
             wait = limit.total_seconds() * (1 + getattr(options, "retries", 0)) + 5
             collected, read = cache.read(name, source.cache_identity(), ttl, source.fetch, wait=wait)
             frame = collected.lazy()
-            if reads is not None:
-                reads.append(read)
+            reads.append(read)
         inputs[name] = in_report_timezone(frame, context.timezone)
     return inputs
+
+
+def _cache_setting(options: Any, source: Any) -> SourceCache | None:
+    """The source's cache setting when the query cache serves it (sql, http) and it has not opted out."""
+    from reportctl.data.sources.base import CachedSource
+
+    setting: SourceCache | None = getattr(options, "cache", None)
+    served = setting is not None and setting.enabled and isinstance(source, CachedSource)
+    return setting if served else None
 
 
 def source_context(loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any]) -> SourceContext:

@@ -240,7 +240,7 @@ def _read_data(
 ) -> tuple[dict[str, pl.DataFrame], list[CacheRead]]:
     """The run's sources and datasets, and how the cached sources were read (hits are said as progress)."""
     reads: list[CacheRead] = []
-    frames = compute_datasets(loaded, values, now, timings, data.read, cache=data.cache, reads=reads)
+    frames = compute_datasets(loaded, values, now, timings, data.read, cache_reads=reads if data.cache else None)
     hits = [read.describe() for read in reads if read.outcome == "hit"]
     if hits:
         say("; ".join(hits))

@@ -21,13 +21,12 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from datetime import time as clock_time
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from reportctl import __version__
+from reportctl.digests import json_value
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -78,7 +77,7 @@ def cache_hits(sources: list[dict[str, Any]]) -> str:
 def cache_key(identity: Mapping[str, Any]) -> str:
     """The entry's name: the SHA-256 of the identity as canonical JSON, with the cache format and version."""
     document = {"format": CACHE_FORMAT, "reportctl": __version__, **identity}
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=_jsonable)
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=json_value)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -196,15 +195,3 @@ class QueryCache:
                     path.unlink()
             except (FileNotFoundError, IsADirectoryError):
                 continue
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime | date | clock_time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
-    return repr(value)

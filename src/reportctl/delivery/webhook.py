@@ -13,8 +13,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -29,6 +28,7 @@ from reportctl.delivery.base import (
     Recipient,
 )
 from reportctl.delivery.http_client import SessionPerThread, http_outcome, resolve_host, transport_outcome, user_agent
+from reportctl.digests import json_value
 from reportctl.secrets import SECRET_REFERENCE, SecretError, redact, resolve_secrets
 from reportctl.spec.types import PositiveDuration
 
@@ -162,7 +162,7 @@ class WebhookChannel:
             lines.append(f"POST {recipient.address}")
             lines.extend(f"{name}: {value}" for name, value in headers.items())
             lines.append("")
-            lines.append(json.dumps(self.payload(), indent=2, sort_keys=True, ensure_ascii=False, default=_json_value))
+            lines.append(json.dumps(self.payload(), indent=2, sort_keys=True, ensure_ascii=False, default=json_value))
         return "\n".join(lines)
 
     def links(self) -> Mapping[str, str]:
@@ -219,9 +219,7 @@ class WebhookChannel:
 
     def body(self) -> bytes:
         """The payload as sent: compact UTF-8 JSON with sorted keys, so its signature is reproducible."""
-        text = json.dumps(
-            self.payload(), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_value
-        )
+        text = json.dumps(self.payload(), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=json_value)
         return text.encode()
 
     def message_id(self, recipient: Recipient) -> str:
@@ -268,15 +266,3 @@ def signing_key(secret: str) -> bytes:
             "`python -c 'import base64,os; print(\"whsec_\" + base64.b64encode(os.urandom(24)).decode())'`"
         )
     return key
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return str(value)
