@@ -156,6 +156,15 @@ def test_html_part_escapes_raw_html_and_styles_every_element() -> None:
     assert tags["a"]["href"] == "https://e.com"
 
 
+def test_a_number_in_the_message_table_never_breaks_from_its_unit() -> None:
+    page = markdown_html("| service | p95 |\n|---|--:|\n| checkout | 536.4 ms |\n")
+    parser = _Tags()
+    parser.feed(page)
+    name, number = (str(attrs["style"]) for tag, attrs in parser.tags if tag == "td")
+    assert "white-space:nowrap" in number
+    assert "white-space" not in name  # text may wrap
+
+
 def test_batches_share_one_connection_and_address_only_their_recipients(delivery_context: Make) -> None:
     to = ["ada@example.com", "grace@example.com", "linus@example.org", "cto@example.com", "eve@example.net"]
     with (

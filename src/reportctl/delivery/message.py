@@ -49,8 +49,8 @@ _STYLES = {
     "code": f"font-family:{_MONO};font-size:13px;background:#f6f8fa;padding:1px 4px;",
     "pre": f"font-family:{_MONO};font-size:13px;background:#f6f8fa;padding:12px;white-space:pre-wrap;",
     "table": "border-collapse:collapse;margin:0 0 12px;",
-    "th": "border:1px solid #d0d7de;padding:6px 10px;background:#f6f8fa;text-align:left;",
-    "td": "border:1px solid #d0d7de;padding:6px 10px;",
+    "th": "border:1px solid #d0d7de;padding:6px 8px;background:#f6f8fa;text-align:left;",
+    "td": "border:1px solid #d0d7de;padding:6px 8px;",
     "hr": "border:0;border-top:1px solid #d0d7de;margin:16px 0;",
 }
 _LAYOUT = """<!DOCTYPE html>
@@ -280,6 +280,8 @@ def _style(tokens: Sequence[Token]) -> None:
             _style(token.children)
         if token.nesting >= 0 and token.tag in _STYLES:
             own = token.attrGet("style")  # table cells carry their alignment here
+            if own == "text-align:right" and token.tag == "td":
+                own += ";white-space:nowrap"  # a number and its unit stay on one line in a narrow message
             token.attrSet("style", _STYLES[token.tag] + (f"{own};" if own else ""))
 
 
