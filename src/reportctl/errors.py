@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 
 class ExitCode(IntEnum):
@@ -82,6 +82,18 @@ class ReportctlError(Exception):
     """Base of every error reportctl reports; ``exit_code`` is what the CLI exits with."""
 
     exit_code: ExitCode = ExitCode.FAILED
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its class, message and attributes, whatever its __init__ takes: an error raised in a worker
+        # process arrives in the daemon as the same class (a SourceError still retries).
+        return (_rebuilt_error, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuilt_error(cls: type[ReportctlError], args: tuple[Any, ...], state: dict[str, Any]) -> ReportctlError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class SpecError(ReportctlError):

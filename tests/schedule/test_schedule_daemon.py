@@ -198,6 +198,34 @@ def test_a_first_fire_that_waited_past_its_grace_is_recorded_skipped(proj: Proje
     assert [run.state.value for run in store.list_runs(report="hourly")] == ["SKIPPED"]
 
 
+def test_a_first_start_runs_the_latest_fire_within_its_grace_and_records_no_earlier_one(
+    proj: Project, store: StateStore
+) -> None:
+    """Every 10 minutes with a 30-minute grace, first started at 09:05: the 09:00 fire runs as a catch-up; the
+    08:40 and 08:50 fires, from before the daemon existed, are no one's loss and leave no SKIPPED record."""
+    write_spec(proj.root, "often", cron="*/10 * * * *")
+    daemon, _jobs = make_daemon(proj, store)
+    daemon.start(NOW)
+    (outcome,) = daemon.dispatch_due(NOW)
+    assert (outcome.scheduled.minute, outcome.state) == (0, "COMPLETED")
+    assert [run.state.value for run in store.list_runs(report="often")] == ["COMPLETED"]
+
+
+def test_fires_coalesced_into_a_later_one_say_so(proj: Project, store: StateStore) -> None:
+    """Down from 08:55 to 09:25 with a 30-minute grace: 09:20 runs, 09:00 and 09:10 were not past their grace."""
+    write_spec(proj.root, "often", cron="*/10 * * * *")
+    store.set_last_tick(DAEMON_TICK, datetime(2026, 11, 30, 8, 55, tzinfo=UTC))
+    daemon, _jobs = make_daemon(proj, store)
+    now = datetime(2026, 11, 30, 9, 25, tzinfo=UTC)
+    daemon.start(now)
+    skipped, ran = daemon.dispatch_due(now)
+    assert (skipped.state, skipped.detail) == (
+        "SKIPPED",
+        "missed 2 fires (the latest 15m late), a later fire ran in their place",
+    )
+    assert (ran.scheduled.minute, ran.state) == (20, "COMPLETED")
+
+
 def test_overlap_skip_is_recorded_with_the_reason(proj: Project, store: StateStore) -> None:
     write_spec(proj.root, "hourly")
     other = store.create_run("hourly", trigger="manual", now=NOW - timedelta(minutes=1))

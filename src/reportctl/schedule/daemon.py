@@ -6,8 +6,9 @@ fire goes through ``tick.run_fire`` (claim in the store, overlap skip or queue, 
 and ``schedule tick`` never run one fire twice. The daemon's own misfire rule is ``due_fires``: a fire is due when
 its planned time lies in (the spec's watermark, now]; only the latest within ``misfire_grace`` runs.
 
-Timeouts: a run past its spec's ``timeout`` is recorded FAILED "timed out after 10m" by ``check_timeouts``; its
-thread keeps going until its next state change, which the store refuses, so it stops there and records nothing.
+Timeouts: a run past its spec's ``timeout`` is recorded FAILED "timed out after 10m" by ``check_timeouts``. With
+``RenderWorkers`` (the running daemon) its worker process is killed there and then; a render function in the job's
+thread (tests) keeps going until its next state change, which the store refuses, so it stops there.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from reportctl.schedule.apscheduler_trigger import PlannedFireTrigger
 from reportctl.schedule.logs import LOGGER_NAME, log_event
 from reportctl.schedule.tick import RenderFire, TickOutcome, record_missed, render_fire, run_fire
 from reportctl.schedule.triggers import Fire, due_fires
+from reportctl.schedule.workers import RenderWorkers
 from reportctl.state.lifecycle import RunState
 
 if TYPE_CHECKING:
@@ -148,10 +150,7 @@ class Daemon:
                 continue
             if previous is None:
                 result.added.append(name)
-                # A first start has no watermark: fires from a grace before it on count, so a fire whose job waited
-                # past its grace (a full pool) is recorded SKIPPED instead of falling outside the window unseen.
-                first = self._start_since or now - spec.misfire_grace
-                self._since[name] = first if not self._started else now
+                self._since[name] = (self._start_since or self._first_since(spec, now)) if not self._started else now
                 self._schedule(spec, now)
             elif any(getattr(previous, key) != getattr(spec, key) for key in _RESCHEDULE_FIELDS):
                 result.changed.append(name)
@@ -162,6 +161,13 @@ class Daemon:
                 result.changed.append(name)
                 self.specs[name] = spec
         return result
+
+    def _first_since(self, spec: ScheduledSpec, now: datetime) -> datetime:
+        """Where a daemon that never ticked starts counting fires: just before the latest fire within the grace
+        (it runs at once, as a catch-up), else at the start. A fire after the start whose job then waits past its
+        grace (a full pool) is inside the window, so it is recorded SKIPPED instead of falling outside unseen."""
+        recent = [fire for fire in self._due(spec, now, since=now - spec.misfire_grace) if not fire.misfired]
+        return recent[-1].planned - timedelta(microseconds=1) if recent else now
 
     def _schedule(self, spec: ScheduledSpec, now: datetime) -> None:
         self.specs[spec.name] = spec
@@ -178,13 +184,13 @@ class Daemon:
         if self.jobs is not None:
             self.jobs.unschedule(name)
 
-    def _due(self, spec: ScheduledSpec, now: datetime) -> list[Fire]:
+    def _due(self, spec: ScheduledSpec, now: datetime, *, since: datetime | None = None) -> list[Fire]:
         return due_fires(
             spec.cron,
             spec.timezone,
             report=spec.name,
             jitter=spec.jitter,
-            since=self._since.get(spec.name),
+            since=since or self._since.get(spec.name),
             now=now,
             misfire_grace=spec.misfire_grace,
         )
@@ -348,7 +354,11 @@ class Daemon:
             running.timed_out = True
             if self._fail(run_id, _timed_out(running.timeout), now):
                 failed.append(run_id)
-                log_event(self.log, logging.ERROR, "run.timed_out", report=running.report, run_id=run_id)
+                stopped = isinstance(self._render_fn, RenderWorkers) and self._render_fn.stop(run_id)
+                log_event(
+                    self.log, logging.ERROR, "run.timed_out", "its worker process was stopped" if stopped else "",
+                    report=running.report, run_id=run_id,
+                )  # fmt: skip
         return failed
 
     def running(self) -> list[str]:

@@ -2,7 +2,9 @@
 
 The main thread only waits: for signals (SIGHUP reloads; SIGTERM and SIGINT stop), for spec files to change (their
 mtimes are polled every 2 s), and for housekeeping (timeouts each second, ``reap_lost`` every heartbeat_timeout/2,
-the daemon's tick in the store every 10 s). Jobs run ``Daemon.dispatch_spec`` in the pool of their priority.
+the daemon's tick in the store every 10 s). Jobs run ``Daemon.dispatch_spec`` in the thread pool of their
+priority; each thread hands its runs to a worker process of its own (``RenderWorkers``), so runs of one pool render
+side by side on separate cores, and a run past its timeout is stopped by killing its process.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from reportctl.schedule.daemon import Daemon
 from reportctl.schedule.logs import log_event
+from reportctl.schedule.workers import RenderWorkers
 
 if TYPE_CHECKING:
     from reportctl.config import Project
@@ -86,9 +89,11 @@ class DaemonService:
         self.log, self.metrics, self.grace = logger, metrics, grace
         executors = {name: ThreadPoolExecutor(size) for name, size in POOL_SIZES.items()}
         self.scheduler = BackgroundScheduler(executors=executors, timezone=UTC)
+        self.workers = RenderWorkers(project)
         self.daemon = Daemon(
-            project, store, jobs=ApschedulerJobs(self.scheduler, self._run_job), metrics=metrics, logger=logger
-        )
+            project, store, render=self.workers, jobs=ApschedulerJobs(self.scheduler, self._run_job),
+            metrics=metrics, logger=logger,
+        )  # fmt: skip
         self._reload_asked = False
         self._stops = 0
         self._in_flight = 0
@@ -187,6 +192,7 @@ class DaemonService:
         while self._busy() and time.monotonic() < deadline and self._stops < 2:
             time.sleep(SIGNAL_POLL_SECONDS)
         cut = self.daemon.cut_off()
+        self.workers.close()
         try:
             self.daemon.save_watermark()
         except StateStoreError as exc:

@@ -143,10 +143,9 @@ def record_missed(store: StateStore, spec: ScheduledSpec, missed: list[Fire], no
     if claim is None:
         return []
     count = len(missed)
-    detail = (
-        f"missed {count} fire{'s' if count != 1 else ''} (the latest {_late(latest)} late), "
-        f"past misfire_grace {_seconds(spec.misfire_grace.total_seconds())}"
-    )
+    grace = _seconds(spec.misfire_grace.total_seconds())
+    why = f"past misfire_grace {grace}" if latest.late > spec.misfire_grace else "a later fire ran in their place"
+    detail = f"missed {count} fire{'s' if count != 1 else ''} (the latest {_late(latest)} late), {why}"
     store.transition(claim.id, RunState.SKIPPED, detail=detail, now=now)
     return [TickOutcome(spec.name, latest.scheduled, "SKIPPED", claim.id, detail)]
 
