@@ -243,7 +243,7 @@ def test_a_claim_is_retried_while_the_store_is_down(
     proj: Project, store: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_spec(proj.root, "hourly")
-    real_claim, failures = store.claim_fire, [2]
+    real_claim, failures = store.claim_fire_noting_active, [2]
 
     def flaky_claim(*args: Any, **kwargs: Any) -> Any:
         if failures[0]:
@@ -251,7 +251,7 @@ def test_a_claim_is_retried_while_the_store_is_down(
             raise StateStoreError("state store: connection refused")
         return real_claim(*args, **kwargs)
 
-    monkeypatch.setattr(store, "claim_fire", flaky_claim)
+    monkeypatch.setattr(store, "claim_fire_noting_active", flaky_claim)
     slept: list[float] = []
     daemon, _jobs = make_daemon(proj, store, sleep=slept.append)
     daemon.start(NOW)
@@ -274,7 +274,7 @@ def test_a_fire_past_its_grace_while_the_store_is_down_is_not_run(
     )
     daemon.clock = lambda: clock[0]
     daemon.start(NOW)
-    monkeypatch.setattr(store, "claim_fire", down)
+    monkeypatch.setattr(store, "claim_fire_noting_active", down)
     assert daemon.dispatch_due(NOW) == []
     assert clock[0] - NOW > timedelta(minutes=25)  # kept retrying until the 30 minute grace (from 09:00) ran out
 

@@ -132,6 +132,17 @@ def test_a_fire_is_claimed_exactly_once(store: StateStore) -> None:
     assert len(store.list_runs(report="weekly")) == 2
 
 
+def test_a_claim_notes_the_run_still_active_before_it(store: StateStore) -> None:
+    nine = datetime(2026, 3, 30, 9, 0, tzinfo=UTC)
+    claim, active = store.claim_fire_noting_active("weekly", nine, spec_hash="h")
+    assert claim is not None and active is None
+    store.transition(claim.id, RunState.GENERATING)
+    second, active = store.claim_fire_noting_active("weekly", nine + timedelta(days=7))
+    assert second is not None and active is not None
+    assert (active.id, active.state) == (claim.id, RunState.GENERATING)
+    assert store.claim_fire_noting_active("weekly", nine) == (None, None)  # claimed already
+
+
 OPENER = """
 import sys, time
 from reportctl.state import StateStore

@@ -20,20 +20,32 @@ if TYPE_CHECKING:
 class PlannedFireTrigger(BaseTrigger):  # type: ignore[misc]
     """Fires at the planned (jittered) time of each cron fire; ``scheduled_for`` maps it back to the cron time."""
 
-    __slots__ = ("cron", "jitter", "report", "submitted", "timezone")
+    __slots__ = ("_last", "cron", "jitter", "report", "submitted", "timezone")
 
     def __init__(self, spec: ScheduledSpec) -> None:
         self.report, self.cron, self.timezone, self.jitter = spec.name, spec.cron, spec.timezone, spec.jitter
         # the latest planned time APScheduler has handed to an executor (it passes it back as previous_fire_time)
         self.submitted: datetime | None = None
+        # APScheduler asks for the fire after the same time twice in a row when it submits a job (for the run times,
+        # then for the next run): the last answer, so the second costs nothing
+        self._last: tuple[datetime, tuple[datetime, datetime] | None] | None = None
 
     def next_fire(self, after: datetime) -> tuple[datetime, datetime] | None:
         """The (scheduled, planned) fire with the earliest planned time strictly after ``after``, or None if none."""
         after = after.astimezone(UTC)
+        if self._last is not None and self._last[0] == after:
+            return self._last[1]
+        fire = self._next_fire(after)
+        self._last = (after, fire)
+        return fire
+
+    def _next_fire(self, after: datetime) -> tuple[datetime, datetime] | None:
         first = fire_times(self.cron, self.timezone, after, count=1)
         if not first:
             return None
-        jitter = max(self.jitter, timedelta(0))
+        if self.jitter <= timedelta(0):
+            return first[0], first[0]  # no jitter: planned when scheduled
+        jitter = self.jitter
         # with jitter wider than the cron's interval, planned times can overtake each other: look at every candidate
         # (UTC throughout: zoned arithmetic and comparison go by wall time, which the fall-back hour repeats)
         candidates = fire_times(self.cron, self.timezone, after - jitter, until=first[0].astimezone(UTC) + jitter)

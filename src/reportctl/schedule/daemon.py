@@ -111,6 +111,7 @@ class Daemon:
         self._running: dict[str, _Running] = {}
         self._loaded: dict[str, Any] = {}
         self._stamps: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        self._scanned: dict[str, tuple[tuple[str, int, int], ...]] = {}
         self._lock = threading.Lock()
         self.resuming: list[threading.Thread] = []
         """Deliveries of reaped runs being finished in the background."""
@@ -131,6 +132,7 @@ class Daemon:
         now = now or self.clock()
         found, problems = scheduled_specs([d for d in self.project.spec_dirs if d.is_dir()], self.project)
         fresh = {spec.name: spec for spec in found}
+        self._scanned = {name: _file_stamp(spec.loaded) for name, spec in fresh.items() if spec.loaded is not None}
         broken = {_resolved(p.position.file if p.position else p.file) for p in problems} - {None}
         result = ReloadResult(problems=problems)
         for problem in problems:
@@ -280,6 +282,7 @@ class Daemon:
     def _load(self, spec: ScheduledSpec) -> Any:
         """The spec as it is now (as at its pinned revision, if any), or its last valid version (logged) when the
         file has become invalid."""
+        from reportctl.spec.loader import check_loaded
         from reportctl.spec.revisions import load_spec_at
 
         cached = self._loaded.get(spec.name)
@@ -290,8 +293,12 @@ class Daemon:
             and self._stamps.get(spec.name) == _file_stamp(cached)
         ):
             return cached  # unchanged since it was read and checked: skip parsing and checking it again
+        scanned = spec.loaded if spec.rev is None else None
         try:
-            loaded = load_spec_at(spec.path, spec.rev, self.project)
+            if scanned is not None and self._scanned.get(spec.name) == _file_stamp(scanned):
+                loaded = check_loaded(scanned)  # as read by the last reload: only its references to check
+            else:
+                loaded = load_spec_at(spec.path, spec.rev, self.project)
         except SpecError as exc:
             last = self._loaded.get(spec.name)
             if last is None:

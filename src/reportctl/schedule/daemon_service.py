@@ -208,18 +208,11 @@ class DaemonService:
             return self._in_flight > 0 or bool(self.daemon.running())
 
 
-def _spec_mtimes(folders: list[Path]) -> dict[Path, tuple[int, int]]:
+def _spec_mtimes(folders: list[Path]) -> dict[str, tuple[int, int]]:
     """Modification time and size of every spec file: a change in either means a reload."""
-    from reportctl.schedule.specs import spec_files
+    from reportctl.spec.files import spec_file_stamps
 
-    found: dict[Path, tuple[int, int]] = {}
-    for path in spec_files([folder for folder in folders if folder.is_dir()]):
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        found[path] = (stat.st_mtime_ns, stat.st_size)
-    return found
+    return spec_file_stamps([folder for folder in folders if folder.is_dir()])
 
 
 __all__ = ["POOL_SIZES", "ApschedulerJobs", "DaemonService", "ServiceExit"]

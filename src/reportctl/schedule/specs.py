@@ -38,6 +38,8 @@ class ScheduledSpec:
     spec_hash: str = ""
     rev: str | None = None
     """The revision the schedule pins (``schedule.rev``): each fire renders the spec as at it."""
+    loaded: Any = field(default=None, compare=False, repr=False)
+    """The spec as read for the schedule (cross-references not checked), so a first fire need not parse it again."""
 
 
 def scheduled_specs(
@@ -83,6 +85,7 @@ def scheduled_specs(
                 parameters=dict(schedule.parameters),
                 spec_hash=loaded.spec_hash,
                 rev=schedule.rev,
+                loaded=loaded,
             )
         )
     return specs, problems

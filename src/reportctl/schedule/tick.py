@@ -175,8 +175,7 @@ def run_fire(
         resolved = jsonable_parameters(resolve_parameters(loaded, parameters, fire.scheduled))
     except ReportctlError as exc:
         problem, resolved = exc, {}
-    active = store.active_run(spec.name)
-    claim = store.claim_fire(
+    claim, active = store.claim_fire_noting_active(
         spec.name,
         fire.scheduled,
         fire.planned,

@@ -19,10 +19,12 @@ stable offset in [0, jitter), and it is due at a tick once its planned time has 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 # Wall times earlier than the start's own can fire after it only when the clock is set back near the start; a day
@@ -61,7 +63,7 @@ def fire_times(
 
     ``after`` and ``until`` must be aware; see the module docstring for daylight-saving changes.
     """
-    from croniter import CroniterBadDateError, croniter
+    from croniter import CroniterBadDateError
 
     if count is None and until is None:
         raise ValueError("fire_times needs a count or an until")
@@ -73,7 +75,7 @@ def fire_times(
     after_utc = after.astimezone(UTC)
     until_utc = until.astimezone(UTC) if until is not None else None
     start_wall = after_utc.astimezone(zone).replace(tzinfo=None, fold=0) - _wall_margin(after_utc, zone)
-    walls = croniter(cron, start_wall)
+    walls = _cron_at(cron, start_wall)
     found: set[datetime] = set()
     while True:
         try:
@@ -90,6 +92,21 @@ def fire_times(
         found.update(i for i in instants if i > after_utc and (until_utc is None or i <= until_utc))
     fires = sorted(found)[:count] if count is not None else sorted(found)
     return [f.astimezone(zone) for f in fires]
+
+
+def _cron_at(cron: str, start_wall: datetime) -> Any:
+    """A croniter for ``cron`` from ``start_wall``: a copy of the expression parsed once (parsing costs more than the
+    next few fire times, and the daemon asks thousands of specs for theirs)."""
+    walls = copy.copy(_parsed_cron(cron))
+    walls.set_current(start_wall, force=True)
+    return walls
+
+
+@lru_cache(maxsize=4096)
+def _parsed_cron(cron: str) -> Any:
+    from croniter import croniter
+
+    return croniter(cron, datetime(2000, 1, 1))
 
 
 def _wall_margin(instant: datetime, zone: ZoneInfo) -> timedelta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PROJECT_FILES = ("people.yaml", "policies.yaml")
@@ -20,6 +21,29 @@ def find_yaml(paths: list[Path]) -> list[Path]:
             continue
         found.extend(c for c in sorted(path.rglob("*")) if is_spec_file(c.relative_to(path)) and c.is_file())
     return found
+
+
+def spec_file_stamps(folders: list[Path]) -> dict[str, tuple[int, int]]:
+    """Modification time and size of every spec file ``find_yaml`` finds in ``folders``, keyed by path: what the
+    daemon compares every 2 s to notice an edit. One ``scandir`` walk, so 5,000 specs cost milliseconds."""
+    stamps: dict[str, tuple[int, int]] = {}
+    pending = [str(folder) for folder in folders]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue  # removed meanwhile, or unreadable: as if empty
+        for entry in entries:
+            try:
+                if entry.is_dir():
+                    if not entry.name.startswith(".") and entry.name not in SKIPPED_FOLDERS:
+                        pending.append(entry.path)
+                elif entry.name.endswith((".yaml", ".yml")) and entry.name not in PROJECT_FILES and entry.is_file():
+                    status = entry.stat()
+                    stamps[entry.path] = (status.st_mtime_ns, status.st_size)
+            except OSError:
+                continue
+    return stamps
 
 
 def is_spec_file(relative: Path) -> bool:

@@ -65,6 +65,16 @@ def load_spec(
     return loaded
 
 
+def check_loaded(loaded: LoadedSpec) -> LoadedSpec:
+    """A spec read with ``check=False``, its cross-references now checked: what ``load_spec`` would have returned."""
+    from reportctl.spec.checks import check_spec
+
+    errors = [p for p in check_spec(loaded) if not p.is_note]
+    if errors:
+        raise SpecError(errors)
+    return loaded
+
+
 def inspect_spec(
     path: Path,
     project: Project | None = None,
