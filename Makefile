@@ -56,18 +56,7 @@ unit: $(VENV)/.installed-dev browser
 test: lint typecheck unit
 
 bench: $(VENV)/.installed-bench browser
-	$(BIN)/python benchmarks/bench_render.py
-	$(BIN)/python benchmarks/bench_help.py
-	$(BIN)/python benchmarks/bench_pdf.py
-	$(BIN)/python benchmarks/bench_xlsx.py
-	$(BIN)/python benchmarks/bench_charts.py
-	$(BIN)/python benchmarks/bench_daemon.py
-	$(BIN)/python benchmarks/bench_delivery.py
-	$(BIN)/python benchmarks/bench_aggregate.py
-	$(BIN)/python benchmarks/bench_cache.py
-	$(BIN)/python benchmarks/bench_writers.py
-	$(BIN)/python benchmarks/bench_batch.py
-	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

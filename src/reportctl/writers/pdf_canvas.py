@@ -55,10 +55,18 @@ class FontMetrics:
         self._cmap: dict[int, Any] = pdf.fonts[FAMILY.lower()].cmap
         self._fallback = fallback
         self._cache: dict[tuple[str, str], int] = {}
+        self._covered: dict[str, bool] = {}
 
     def covered(self, text: str) -> bool:
-        """True when the text font has every glyph of ``text``."""
-        return text.isascii() or all(ord(c) in self._cmap for c in text)
+        """True when the text font has every glyph of ``text`` (remembered for text beyond ASCII: a table asks it
+        of every cell, and a column of amounts in euros is all non-ASCII)."""
+        if text.isascii():
+            return True
+        found = self._covered.get(text)
+        if found is None:
+            cmap = self._cmap
+            found = self._covered[text] = all(ord(c) in cmap for c in text)
+        return found
 
     def units(self, text: str, style: str = "") -> int:
         """The advance width of ``text`` in thousandths of the font size."""
