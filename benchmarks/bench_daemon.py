@@ -151,17 +151,18 @@ def _measure(daemon: subprocess.Popen[str], firing: int) -> dict[str, float]:
     began = time.perf_counter()
     _wait_for(lines, lambda r: r["event"] == "daemon.started", 120)
     start = time.perf_counter() - began
-    # a first start runs the latest fire within the grace at once: let those runs finish, then measure one minute
-    _runs_end(lines, firing)
-    if time.time() % 60 > 48:  # too little idle time left in this minute: take the next one's fires first
+    # a first start runs the latest fire within the grace at once (and, if the start spans a minute, records the
+    # fire before it as coalesced): let all that finish, then measure one minute's fires on a quiet daemon
+    _quiet(lines, 3)
+    if time.time() % 60 > 48:  # too little idle time left in this minute: let the next one's fires pass first
         _wait_until_seconds(1)
-        _runs_end(lines, firing)
-    time.sleep(1)  # the last run's log line comes before its thread is done
+        _quiet(lines, 3)
     idle_from, idle_cpu = time.perf_counter(), cpu_seconds(daemon.pid)
     _wait_until_seconds(59.5)
     idle_rate = (cpu_seconds(daemon.pid) - idle_cpu) / (time.perf_counter() - idle_from)
+    minute = datetime.fromtimestamp(time.time() // 60 * 60 + 60, UTC).isoformat()
     busy_from, busy_cpu = time.perf_counter(), cpu_seconds(daemon.pid)
-    states = _runs_end(lines, firing)
+    states = _runs_end(lines, firing, minute)
     busy = time.perf_counter() - busy_from
     cpu = cpu_seconds(daemon.pid) - busy_cpu
     if states.get("run.completed", 0) != firing:
@@ -172,11 +173,23 @@ def _measure(daemon: subprocess.Popen[str], firing: int) -> dict[str, float]:
     }  # fmt: skip
 
 
-def _runs_end(lines: queue.Queue[dict[str, Any] | None], count: int) -> dict[str, int]:
-    """Wait for ``count`` runs to end; how many ended in each way."""
+def _quiet(lines: queue.Queue[dict[str, Any] | None], seconds: float) -> None:
+    """Wait until the daemon has logged no run event for ``seconds``."""
+    while True:
+        try:
+            record = lines.get(timeout=seconds)
+        except queue.Empty:
+            return
+        if record is None:
+            raise SystemExit("bench_daemon: the daemon exited")
+
+
+def _runs_end(lines: queue.Queue[dict[str, Any] | None], count: int, scheduled: str) -> dict[str, int]:
+    """Wait for ``count`` runs of the fires scheduled at ``scheduled`` to end; how many ended in each way."""
     states: dict[str, int] = {}
+    ending = ("run.completed", "run.failed", "run.skipped")
     for _ in range(count):
-        record = _wait_for(lines, lambda r: r["event"] in ("run.completed", "run.failed", "run.skipped"), 300)
+        record = _wait_for(lines, lambda r: r["event"] in ending and r.get("scheduled") == scheduled, 300)
         states[record["event"]] = states.get(record["event"], 0) + 1
         if record["event"] != "run.completed":
             print(f"bench_daemon: {record['report']} {record['event']}: {record['message']}", file=sys.stderr)
