@@ -321,3 +321,23 @@ def test_options() -> None:
 def test_registered_as_a_writer_plugin() -> None:
     [entry] = [ep for ep in entry_points(group="reportctl.writers") if ep.name == "json"]
     assert entry.load() is JsonWriter
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pl.DataFrame({"a": [1, 2, 3], "s": ["two\nlines", 'a "quote"', None], "f": [1.5, float("nan"), None]}),
+        pl.DataFrame({"a": []}, schema={"a": pl.Int64}),
+        pl.DataFrame({"l": [[1, 2], [3]], "d": [{"k": 1}, {"k": None}]}),
+        pl.DataFrame({"n": range(200_000), "s": ["x" * 30] * 200_000}),  # several 1 MiB chunks
+    ],
+    ids=["escapes", "empty", "nested", "chunks"],
+)
+def test_rows_are_streamed_as_the_bytes_write_json_gives(frame: pl.DataFrame, tmp_path: Path) -> None:
+    from reportctl.writers.json import _write_rows
+
+    with (tmp_path / "rows.json").open("wb") as file:
+        _write_rows(file, frame)
+    frame.write_json(tmp_path / "expected.json")
+    assert (tmp_path / "rows.json").read_bytes() == (tmp_path / "expected.json").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["expected.json", "rows.json"]  # nothing left beside
