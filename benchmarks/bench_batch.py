@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from childproc import ChildFailed, run_child
+from childproc import ChildFailed, run_child, spread
 
 REPORTCTL = Path(sys.executable).with_name("reportctl")
 THROUGHPUT = 1.7
@@ -116,7 +116,7 @@ def main() -> int:
         return 0
     print(f"{args.reports} reports, {args.rounds} rounds; wall seconds min / median / max, reports per second")
     for case, values in walls.items():
-        low, middle, high = min(values), statistics.median(values), max(values)
+        low, middle, high = spread(values)
         print(f"  {case:<7} {low:6.2f} {middle:6.2f} {high:6.2f}   {throughput[case]:5.1f}/s")
     print("service time per report (manifest total), seconds: median / p95")
     for case, values in services.items():

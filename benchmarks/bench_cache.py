@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
-from childproc import ChildFailed, run_child
+from childproc import ChildFailed, run_child, spread
 
 REPORTCTL = Path(sys.executable).with_name("reportctl")
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -106,7 +105,7 @@ def main() -> int:
     result = {
         "reports": args.reports,
         "rounds": args.rounds,
-        "seconds": {case: _summary(values) for case, values in samples.items()},
+        "seconds": {case: spread(values) for case, values in samples.items()},
         "database_queries": queries,
         "target": "1 database query for the batch with the cache",
         "pass": verdict,
@@ -117,14 +116,10 @@ def main() -> int:
     print(f"{args.reports} reports asking one query, `render specs --jobs 2`, {args.rounds} rounds")
     print(f"{'case':<10} {'min s':>7} {'median s':>9} {'max s':>7}  queries the server ran")
     for case, values in samples.items():
-        low, middle, high = _summary(values)
+        low, middle, high = spread(values)
         print(f"{case:<10} {low:>7.2f} {middle:>9.2f} {high:>7.2f}  {', '.join(map(str, queries[case]))}")
     print(f"{'PASS' if verdict else 'FAIL'}: one database query for the batch with the cache")
     return 0
-
-
-def _summary(values: list[float]) -> tuple[float, float, float]:
-    return min(values), statistics.median(values), max(values)
 
 
 if __name__ == "__main__":

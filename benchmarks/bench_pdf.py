@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +32,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from childproc import spread
 
 TARGET = 1.15
 LABELS = ("ID", "Service", "Time", "Revenue", "Error rate", "p95 latency")
@@ -206,7 +207,7 @@ def measure(rows: int, rounds: int) -> dict[str, Any]:
         pages = len(reader.pages)
         first, last = reader.pages[0].extract_text(), reader.pages[pages - 1].extract_text()
     missing = [i for i, text in ((0, first), (rows - 1, last)) if f"{i:,}" not in text]
-    figures = {name: {"min": min(v), "median": statistics.median(v), "max": max(v)} for name, v in samples.items()}
+    figures = {name: dict(zip(("min", "median", "max"), spread(v), strict=True)) for name, v in samples.items()}
     ratio = figures["writer"]["median"] / figures["floor"]["median"]
     return {"rows": rows, "pages": pages, "cases": figures, "ratio": ratio, "pass": ratio <= TARGET, "missing": missing}
 

@@ -22,7 +22,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from childproc import ChildFailed, run_child
+from childproc import ChildFailed, run_child, spread
 
 REPORTCTL = Path(sys.executable).with_name("reportctl")
 REFERENCE = Path(__file__).with_name("reference_pipeline.py")
@@ -100,7 +100,7 @@ def main() -> int:
     print(f"{args.rows:,} rows to pdf (every row), xlsx (formula column), csv, json; {args.rounds} rounds")
     print(f"{'':<10} {'min s':>7} {'median s':>9} {'max s':>7} {'peak RSS MiB':>13}")
     for case, values in walls.items():
-        low, middle, high = min(values), statistics.median(values), max(values)
+        low, middle, high = spread(values)
         print(f"{case:<10} {low:>7.2f} {middle:>9.2f} {high:>7.2f} {rss[case]:>13.0f}")
     print(f"{'PASS' if verdicts['speed'] else 'FAIL'}: reportctl is {speedup:.2f}x faster than the reference")
     verdict = "PASS" if verdicts["memory"] else "FAIL"

@@ -22,6 +22,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from childproc import spread
+
 HEADERS = ["ID", "Service", "Time", "Revenue", "Error rate", "p95 latency"]
 
 
@@ -108,7 +110,7 @@ def main() -> int:
                 sizes[name] = Path(out).stat().st_size
     print(f"{args.rows:,} rows x 6 columns + a formula column and a chart; fresh process each; seconds")
     for name, values in samples.items():
-        low, mid, high = min(values), statistics.median(values), max(values)
+        low, mid, high = spread(values)
         print(f"{name:<12}{low:>8.2f}{mid:>8.2f}{high:>8.2f}  {sizes[name] / 2**20:.2f} MiB")
     ratio = statistics.median(samples["xlsxwriter"]) / statistics.median(samples["rust"])
     print(

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from childproc import spread
+
 from reportctl import runner
 from reportctl.config import find_project
 from reportctl.spec.loader import load_spec
@@ -102,7 +104,7 @@ def main() -> int:
 
 
 def _cell(values: list[float]) -> Any:
-    return f"{min(values):>6.2f} {statistics.median(values):>6.2f} {max(values):>6.2f}"
+    return " ".join(f"{value:>6.2f}" for value in spread(values))
 
 
 if __name__ == "__main__":

@@ -82,3 +82,8 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
         }
         for key in runs[0]
     }
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """Min, median and max of one figure's samples, the way every benchmark reports them."""
+    return min(values), statistics.median(values), max(values)

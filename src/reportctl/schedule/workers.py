@@ -196,19 +196,15 @@ def serve(connection: Connection, project: Project) -> None:
 def _after_lost_run(store: StateStore, loaded: Any, run_id: str, error: str, now: datetime) -> None:
     """A run whose worker is gone: recorded FAILED if the daemon has not done so (a crash), its ``when: failure``
     deliveries sent as its worker would have, and the report's history tidied."""
-    from reportctl.delivery.engine import DeliveryTarget, deliver_run
-    from reportctl.secrets import redact
     from reportctl.state.lifecycle import RunState
-    from reportctl.state.recording import housekeeping
+    from reportctl.state.recording import housekeeping, send_failure_deliveries
 
     with contextlib.suppress(ReportctlError):
         record = store.get_run(run_id)
         if not record.state.terminal:
             record = store.transition(run_id, RunState.FAILED, error=error)
         if record.state == RunState.FAILED:
-            error = redact(record.error or "worker lost")
-            target = DeliveryTarget.failed(run_id, loaded.spec.name, error, record.parameters or {}, now)
-            deliver_run(store, loaded, target)
+            send_failure_deliveries(store, loaded, record, record.error or error, now)
         housekeeping(store, loaded.project, loaded.spec.name)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from reportctl.state.lifecycle import RunState
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from reportctl.config import Project
     from reportctl.run_record import RunResult
     from reportctl.spec.loader import LoadedSpec
+    from reportctl.state.models import RunRecord
     from reportctl.state.store import StateStore
 
 
@@ -109,7 +110,6 @@ def render_recorded(
     from reportctl.delivery.engine import DeliveryTarget, deliver_run
     from reportctl.errors import ReportctlError
     from reportctl.runner import default_run_time, render_report
-    from reportctl.secrets import redact
 
     recorder = RunRecorder(store, run_id, loaded.project.config.state.heartbeat_timeout)
     now = render_options.get("now") or default_run_time()
@@ -125,12 +125,24 @@ def render_recorded(
     except ReportctlError as exc:
         record = store.get_run(run_id) if deliver and not dry_run else None
         if record is not None and record.state == RunState.FAILED:
-            target = DeliveryTarget.failed(run_id, loaded.spec.name, redact(str(exc)), record.parameters or {}, now)
-            with contextlib.suppress(ReportctlError):  # the run's own error is the one to report
-                deliver_run(store, loaded, target, say=say)
+            send_failure_deliveries(store, loaded, record, str(exc), now, say=say)
         raise
     finally:
         housekeeping(store, loaded.project, loaded.spec.name)
+
+
+def send_failure_deliveries(
+    store: StateStore, loaded: Any, record: RunRecord, error: str, now: datetime, *, say: Any = None
+) -> None:
+    """The ``when: failure`` deliveries of the FAILED run ``record``, telling ``error`` (redacted). A delivery
+    that fails is not raised: the run's own error is the one to report."""
+    from reportctl.delivery.engine import DeliveryTarget, deliver_run
+    from reportctl.errors import ReportctlError
+    from reportctl.secrets import redact
+
+    target = DeliveryTarget.failed(record.id, loaded.spec.name, redact(error), record.parameters or {}, now)
+    with contextlib.suppress(ReportctlError):
+        deliver_run(store, loaded, target, say=say)
 
 
 def record_manual_render(
