@@ -11,13 +11,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Re-install when the project's dependencies change.
+# Re-install when the project's dependencies change. pip compiles the bytecode of what it installs, but not of an
+# editable install's source: compile it here, or every command compiles ~70 modules again (0.1-0.2 s) wherever
+# PYTHONDONTWRITEBYTECODE is set. Python recompiles a module whose source changed, so this never goes stale.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m compileall -q src
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q src
 	touch $@ $(VENV)/.installed
 
 $(VENV)/.installed-bench: $(VENV)/.installed-dev
@@ -56,6 +60,7 @@ unit: $(VENV)/.installed-dev browser
 test: lint typecheck unit
 
 bench: $(VENV)/.installed-bench browser
+	$(BIN)/python -m compileall -q src
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
