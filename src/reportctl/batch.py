@@ -8,8 +8,10 @@ comes back as a ``BatchOutcome``: a failing report is one outcome among the othe
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -72,8 +74,21 @@ def render_many(jobs: Sequence[BatchJob], workers: int) -> Iterator[BatchOutcome
 
 def _share_cores(threads: str) -> None:
     """In a fresh worker, before Polars is imported: its thread pool sized to the worker's share of the cores, so
-    N workers do not each start a pool as large as the machine and take turns on it (unless the user set it)."""
+    N workers do not each start a pool as large as the machine and take turns on it (unless the user set it).
+    And when the pool shuts the worker down, it ends without tearing down its interpreter object by object."""
     os.environ.setdefault("POLARS_MAX_THREADS", threads)
+    atexit.register(_end_quickly)
+
+
+def _end_quickly() -> None:
+    """A worker's exit handler, registered after the others and so run first: every result went back through
+    the pool's pipe before the pool asked the worker to stop, so what is left is flushing logs and output and
+    freeing memory, which the kernel does faster than the interpreter (0.15 s a worker)."""
+    if "logging" in sys.modules:
+        sys.modules["logging"].shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def render_job(job: BatchJob) -> BatchOutcome:

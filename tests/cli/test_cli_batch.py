@@ -85,3 +85,24 @@ def test_a_batch_takes_no_snapshot_options(project: Path, cli: Any) -> None:
         2,
         "error: --save-snapshot, --from-snapshot and --dry-run take one spec, not a batch\n",
     )
+
+
+def test_workers_of_the_console_script_do_not_import_the_command_line(project: Path) -> None:
+    """A spawned worker runs the parent's main module again unless it is a package's ``__main__``: the console
+    script says it is ``reportctl.__main__``, so the command line (typer, every command) is imported once, by the
+    parent, and the worker imports only what rendering needs."""
+    import os
+    import subprocess
+    import sys
+
+    _project(project)
+    script = Path(sys.executable).with_name("reportctl")
+    environment = os.environ | {"PYTHONPROFILEIMPORTTIME": "1"}  # every process's imports, on the shared stderr
+    done = subprocess.run(
+        [str(script), "render", "specs", "--jobs", "1", "--no-state"],
+        cwd=project, env=environment, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert imported.count("reportctl.cli") == 1  # the parent's
+    assert imported.count("reportctl.runner") == 1  # the worker's: the parent of a batch never renders

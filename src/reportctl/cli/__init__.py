@@ -74,9 +74,23 @@ def main() -> None:
     """Entry point of the ``reportctl`` console script."""
     from reportctl.cli.output import run_app
 
+    _main_is_the_package()
     code = run_app(app)
     sys.stdout.flush()
     sys.stderr.flush()
     # Tearing down the interpreter frees every large frame one object at a time (0.1 s after a million rows);
     # all output is flushed and written, and reportctl registers no atexit handlers, so skip it.
     os._exit(code)
+
+
+def _main_is_the_package() -> None:
+    """Say that ``__main__`` is ``reportctl.__main__`` when the console script runs, as under ``python -m``.
+
+    Worker processes (batches, the daemon, the xlsx and pdf writers) are spawned, and a spawned process first runs
+    the parent's main module again unless it is some package's ``__main__``: for the console script that meant
+    importing the whole command line (typer, every command) in every worker, for nothing."""
+    import importlib.util
+
+    script = sys.modules["__main__"]
+    if getattr(script, "__spec__", None) is None:
+        script.__spec__ = importlib.util.find_spec("reportctl.__main__")

@@ -71,13 +71,6 @@ def render(
 ) -> None:
     """Render SPEC once: read its data, write its outputs to OUT/<name>/<run-id>/ with a manifest. Given several
     specs or folders, render every report in them in a pool of processes, one line each."""
-    from reportctl.batch import run_payload
-    from reportctl.data.cache import cache_hits
-    from reportctl.formats import format_bytes
-    from reportctl.runner import render_report
-    from reportctl.spec.revisions import load_spec_at
-    from reportctl.state.recording import record_manual_render
-
     if as_json:
         errors_as_json()
     if deliver and no_state:
@@ -96,6 +89,14 @@ def render(
             record=not no_state, deliver=deliver, as_json=as_json, cache=not no_cache,
         )  # fmt: skip
         return
+    # Imported here, not above: a batch's workers import them, and the parent starts its pool sooner without them.
+    from reportctl.batch import run_payload
+    from reportctl.data.cache import cache_hits
+    from reportctl.formats import format_bytes
+    from reportctl.runner import render_report
+    from reportctl.spec.revisions import load_spec_at
+    from reportctl.state.recording import record_manual_render
+
     loaded = load_spec_at(specs[0], rev)
     options: dict[str, Any] = {
         "parameters": values, "formats": chosen, "output_dir": output,
