@@ -313,3 +313,82 @@ def test_floats_without_a_format_show_significant_digits_never_a_false_zero() ->
 def test_booleans_read_yes_and_no() -> None:
     assert [AUTO.format(True), AUTO.format(False), parse_format("text").format(True)] == ["Yes", "No", "Yes"]
     assert default_format_for(pl.Boolean).format(False) == "No"
+
+
+_LOCALES = ("en_US", "de_DE", "en_IN", "sv_SE", "fr_CH")
+_FLOAT_FORMATS = (
+    "number:0",
+    "number:1 ms",
+    "number:3",
+    "percent",
+    "percent:2",
+    "currency",
+    "currency:EUR",
+    "currency:JPY",
+)
+
+
+@pytest.mark.parametrize("locale", _LOCALES)
+@pytest.mark.parametrize("spec", [*_FLOAT_FORMATS, None])
+def test_a_column_formatter_of_floats_writes_what_format_writes(spec: str | None, locale: str) -> None:
+    """``formatter`` skips the checks a float column makes needless: for every kind of float (halves, ties at
+    15 significant digits, tiny and huge, negative zero, NaN, infinities, None) it writes what ``format`` does."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    series = pl.Series([0.0012, 0.5, -0.5, 2.675, 162.04999999999995, -1234.5, 1e17, 1e-9])
+    fmt = parse_format(spec) if spec else default_format_for(pl.Float64, series)
+    fast = fmt.formatter(pl.Float64, "Europe/Berlin", locale)
+    for fixed in [*series.to_list(), -0.0, math.nan, math.inf, -math.inf, None, 1.005, -2.5, 0.125, 999999.995]:
+        assert fast(fixed) == fmt.format(fixed, "Europe/Berlin", locale), fixed
+
+    halves = st.builds(lambda whole, digits: whole + digits / 1000, st.integers(-(10**6), 10**6), st.integers(0, 999))
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), halves, st.none()))
+    def same(value: float | None) -> None:
+        assert fast(value) == fmt.format(value, "Europe/Berlin", locale)
+
+    same()
+
+
+@pytest.mark.parametrize("locale", _LOCALES)
+def test_column_formatters_of_integers_text_and_times_write_what_format_writes(locale: str) -> None:
+    from hypothesis import strategies as st
+
+    moments = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1))
+    columns: list[tuple[Any, str | None, Any]] = [
+        (pl.Int64, None, st.integers(-(2**63), 2**63 - 1)),
+        (pl.Int64, "integer req", st.integers(-(10**12), 10**12)),
+        (pl.Int64, "number:2", st.integers(-(10**12), 10**12)),
+        (pl.UInt8, None, st.integers(0, 255)),
+        (pl.String, None, st.text()),
+        (pl.String, "text", st.text()),
+        (pl.Datetime("us", "UTC"), None, moments.map(lambda m: m.replace(tzinfo=UTC))),
+        (
+            pl.Datetime("us", "America/New_York"),
+            None,
+            moments.map(lambda m: m.replace(tzinfo=ZoneInfo("America/New_York"))),
+        ),
+        (pl.Datetime("us"), None, moments),
+        (pl.Datetime("us", "UTC"), "datetime:%d.%m.%Y %H:%M", moments.map(lambda m: m.replace(tzinfo=UTC))),
+        (pl.Date, None, st.dates()),
+        (pl.Date, "datetime", st.dates()),
+        (pl.Duration("us"), None, st.timedeltas()),
+        (pl.Boolean, None, st.booleans()),
+    ]
+    for dtype, spec, values in columns:
+        fmt = parse_format(spec) if spec else default_format_for(dtype)
+        _writes_what_format_writes(fmt, fmt.formatter(dtype, "Europe/Berlin", locale), values, locale)
+
+
+def _writes_what_format_writes(fmt: Any, fast: Any, values: Any, locale: str) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None, derandomize=True)
+    @given(st.one_of(values, st.none()))
+    def same(value: Any) -> None:
+        assert fast(value) == fmt.format(value, "Europe/Berlin", locale), (fmt, value)
+
+    same()

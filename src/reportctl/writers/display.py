@@ -65,9 +65,10 @@ def display_cells(
 ) -> list[list[str]]:
     """The first ``limit`` rows as display text, one list per row."""
     frame = table.frame.head(limit)
-    texts = [
-        [column.format.format(value, timezone, locale) for value in frame[column.name].to_list()] for column in columns
-    ]
+    texts = []
+    for column in columns:
+        text = column.format.formatter(frame.schema[column.name], timezone, locale)
+        texts.append([text(value) for value in frame.get_column(column.name).to_list()])
     return [list(row) for row in zip(*texts, strict=True)] if texts else [[] for _ in range(frame.height)]
 
 
