@@ -7,7 +7,7 @@ is too slow to call once per table cell; ``draw_text`` falls back to Droid Sans 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -50,8 +50,9 @@ class FontMetrics:
     """Advance widths of the text font's styles, with Droid Sans Fallback for glyphs DejaVu lacks (its widths
     asked of ``fallback`` only when such a glyph comes up)."""
 
-    def __init__(self, pdf: Any, fallback: Callable[[], Any]) -> None:
-        self._widths: dict[str, Any] = {s: pdf.fonts[FAMILY.lower() + s].cw for s in ("", "B", "I", "BI")}
+    def __init__(self, pdf: Any, face: Callable[[str], Any], fallback: Callable[[], Any]) -> None:
+        self._face = face
+        self._widths: dict[str, Any] = {}
         self._cmap: dict[int, Any] = pdf.fonts[FAMILY.lower()].cmap
         self._fallback = fallback
         self._cache: dict[tuple[str, str], int] = {}
@@ -64,8 +65,7 @@ class FontMetrics:
             return True
         found = self._covered.get(text)
         if found is None:
-            cmap = self._cmap
-            found = self._covered[text] = all(ord(c) in cmap for c in text)
+            found = self._covered[text] = all(map(self._cmap.__contains__, map(ord, text)))
         return found
 
     def units(self, text: str, style: str = "") -> int:
@@ -73,9 +73,9 @@ class FontMetrics:
         key = (style, text)
         width = self._cache.get(key)
         if width is None:
-            widths, cmap = self._widths[style], self._cmap
+            widths, cmap = self._widths.get(style) or self._widths.setdefault(style, self._face(style)), self._cmap
             if self.covered(text):
-                width = sum(widths[o] for o in map(ord, text))
+                width = sum(map(widths.__getitem__, map(ord, text)))
             else:
                 fallback = self._fallback()
                 width = sum(widths[o] if o in cmap else fallback[o] for o in map(ord, text))
@@ -85,6 +85,18 @@ class FontMetrics:
     def width(self, text: str, style: str, size: float) -> float:
         """The width of ``text`` in mm at ``size`` points."""
         return self.units(text, style) * size * MM_PER_PT / 1000
+
+    def widths(self, texts: Iterable[str], style: str, size: float) -> dict[str, float]:
+        """``width`` of each of many distinct texts (a table column's), without remembering them one by one."""
+        advance = self._widths.get(style) or self._widths.setdefault(style, self._face(style))
+        width = advance.__getitem__
+        return {  # the arithmetic of ``width``, in its order, for the same floats
+            text: (sum(map(width, map(ord, text))) if self.covered(text) else self.units(text, style))
+            * size
+            * MM_PER_PT
+            / 1000
+            for text in texts
+        }
 
     def fit(self, text: str, style: str, size: float, room: float) -> tuple[str, float]:
         """``text`` cut with an ellipsis to fit ``room`` mm, and its width."""
@@ -147,10 +159,14 @@ class Canvas:
         # metrics and the fallback for missing glyphs work for it as for DejaVu.
         regular = style.font or fonts.REGULAR
         bold = style.font_bold or (style.font if style.font else fonts.BOLD)
-        pdf.add_font(FAMILY, "", str(regular))
-        pdf.add_font(FAMILY, "B", str(bold))
-        pdf.add_font(FAMILY, "I", str(style.font or fonts.ITALIC))
-        pdf.add_font(FAMILY, "BI", str(bold if style.font else fonts.BOLD_ITALIC))
+        # Regular and bold are on every report; the italic faces are added on first use (30 ms each to load, and
+        # to subset at output), which a report without notes or emphasis never pays.
+        self._faces = {
+            "": regular, "B": bold, "I": style.font or fonts.ITALIC, "BI": bold if style.font else fonts.BOLD_ITALIC,
+        }  # fmt: skip
+        self.pdf: Any = pdf
+        self._face("")
+        self._face("B")
         pdf.set_margins(MARGIN_X, MARGIN_TOP, MARGIN_X)
         pdf.set_auto_page_break(True, margin=MARGIN_BOTTOM)
         pdf.set_creation_date(created)
@@ -163,8 +179,7 @@ class Canvas:
         pdf.c_margin = 0  # text blocks start exactly at the margin, aligned with headings and rules
         pdf.header = self._header
         self._page_sizes: dict[int, tuple[float, float, float, float]] = {}
-        self.pdf: Any = pdf
-        self.metrics = FontMetrics(pdf, self._fallback_widths)
+        self.metrics = FontMetrics(pdf, self._face, self._fallback_widths)
         self._fallback_added = False
         self.base_orientation: Orientation = orientation
         self.page_size = page_size
@@ -207,8 +222,16 @@ class Canvas:
             self.new_page(wanted)
 
     def font(self, style: str = "", size: float = 9, color: tuple[int, int, int] = INK) -> None:
+        self._face(style)
         self.pdf.set_font(FAMILY, style, size)
         self.pdf.set_text_color(*color)
+
+    def _face(self, style: str) -> Any:
+        """The advance widths of the text family's ``style`` face ("", "B", "I" or "BI"), added on first need."""
+        key = FAMILY.lower() + style
+        if key not in self.pdf.fonts:
+            self.pdf.add_font(FAMILY, style, str(self._faces[style]))
+        return self.pdf.fonts[key].cw
 
     def _fallback_widths(self) -> Any:
         """The fallback font's widths, the font added to the document on first need: Droid Sans Fallback is
@@ -223,6 +246,9 @@ class Canvas:
         """fpdf2's ``multi_cell``, with the fallback font added first when ``text`` needs it."""
         if not self.metrics.covered(text):
             self._fallback_widths()
+        if options.get("markdown") and "__" in text:  # fpdf2's italic marker (``markdown_lines`` writes it)
+            self._face("I")
+            self._face("BI")
         self.pdf.multi_cell(width, height, text, new_x="LMARGIN", new_y="NEXT", **options)
 
     def draw_text(self, x: float, baseline: float, text: str, style: str = "", size: float = 9) -> None:

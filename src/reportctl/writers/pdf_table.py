@@ -83,18 +83,13 @@ def table_text(table: TableBlock, max_rows: int | None, timezone: str, locale: s
 
 
 def _formatted(series: pl.Series, fmt: ColumnFormat, timezone: str, locale: str) -> list[str]:
-    seen: dict[object, str] = {}
-    result = []
-    for value in series.to_list():
-        try:
-            text = seen.get(value)
-        except TypeError:  # unhashable (lists, dicts): formatted every time
-            text = fmt.format(value, timezone, locale)
-        else:
-            if text is None:
-                text = seen[value] = fmt.format(value, timezone, locale)
-        result.append(text.replace("\n", " "))
-    return result
+    """The column's values as one-line text, each distinct value formatted once."""
+    text = fmt.formatter(series.dtype, timezone, locale)
+    values = series.to_list()
+    if series.dtype.is_nested() or series.dtype.is_object():  # lists and dicts cannot be looked up: each formatted
+        return [text(value).replace("\n", " ") for value in values]
+    shown = {value: text(value).replace("\n", " ") for value in dict.fromkeys(values)}
+    return [shown[value] for value in values]
 
 
 @dataclass
@@ -195,9 +190,8 @@ def draw_table(canvas: Canvas, text: TableText, widths: list[float]) -> None:
     bottom = canvas.bottom
     y = draw_header(canvas.y)
     baseline = ROW_HEIGHT / 2 + BODY_SIZE * 0.3528 * 0.36
-    covered = metrics.covered
     text_at = pdf.text
-    columns = list(zip(xs, widths, text.right, cells, strict=True))
+    columns = list(zip(xs, cells, strict=True))
     for row in range(text.shown_rows):
         height = heights[row]
         if y + height > bottom:
@@ -208,26 +202,24 @@ def draw_table(canvas: Canvas, text: TableText, widths: list[float]) -> None:
         if row % 2:
             pdf.rect(left, y, total, height, style="F")
         base = y + baseline
-        for x, w, right, fitted_column in columns:
-            value, width = fitted_column[row]
-            if not value:
-                continue
-            if not isinstance(value, str):
-                for number, line in enumerate(value):
-                    canvas.draw_text(x + PAD, base + number * LINE_HEIGHT, line, "", BODY_SIZE)
-                continue
-            at = x + w - PAD - width if right else x + PAD
-            if covered(value):
-                text_at(at, base, value)
+        for x, fitted_column in columns:
+            value, dx, plain = fitted_column[row]
+            if plain:
+                text_at(x + dx, base, value)
+            elif isinstance(value, str):
+                if value:
+                    canvas.draw_text(x + dx, base, value, "", BODY_SIZE)
             else:
-                canvas.draw_text(at, base, value, "", BODY_SIZE)
+                for number, line in enumerate(value):
+                    canvas.draw_text(x + dx, base + number * LINE_HEIGHT, line, "", BODY_SIZE)
         y += height
     canvas.rule(y, RULE, 0.3, left)
     pdf.set_y(y + 1.5)
 
 
-Cell = tuple[str | tuple[str, ...], float]
-"""A cell as drawn: (text, width) on one line, or (lines, 0.0) when it wraps."""
+Cell = tuple[str | tuple[str, ...], float, bool]
+"""A cell as drawn: (text, x offset in its column, plain) on one line, plain when the text font has all its
+glyphs (drawn with one ``text()``); or (lines, offset, False) when it wraps."""
 
 
 def _fit_cells(text: TableText, widths: list[float], metrics: FontMetrics) -> tuple[list[list[Cell]], list[float]]:
@@ -235,27 +227,33 @@ def _fit_cells(text: TableText, widths: list[float], metrics: FontMetrics) -> tu
     cells: list[list[Cell]] = []
     heights = [ROW_HEIGHT] * text.shown_rows
     for column, width, right in zip(text.columns, widths, text.right, strict=True):
-        fitted: dict[str, Cell] = {}
-        room = width - 2 * PAD
-        out = []
-        for row, value in enumerate(column):
-            hit = fitted.get(value)
-            if hit is None:
-                hit = fitted[value] = _fitted(value, metrics, room, right)
-            if not isinstance(hit[0], str):
-                heights[row] = max(heights[row], ROW_HEIGHT + (len(hit[0]) - 1) * LINE_HEIGHT)
-            out.append(hit)
-        cells.append(out)
+        room, covered = width - 2 * PAD, metrics.covered
+        fitted = {
+            value: (value, width - PAD - text_width if right else PAD, bool(value) and covered(value))
+            if text_width <= room
+            else _fitted(value, text_width, metrics, width, right)
+            for value, text_width in metrics.widths(dict.fromkeys(column), "", BODY_SIZE).items()
+        }
+        wrapped = {value: len(cell[0]) for value, cell in fitted.items() if not isinstance(cell[0], str)}
+        if wrapped:
+            for row, value in enumerate(column):
+                if value in wrapped:
+                    heights[row] = max(heights[row], ROW_HEIGHT + (wrapped[value] - 1) * LINE_HEIGHT)
+        cells.append([fitted[value] for value in column])
     return cells, heights
 
 
-def _fitted(value: str, metrics: FontMetrics, room: float, right: bool) -> Cell:
-    """One line with its width; or, for text wider than ``room`` that has spaces, up to three wrapped lines."""
-    width = metrics.width(value, "", BODY_SIZE)
-    if width <= room or right or " " not in value.strip():
-        return metrics.fit(value, "", BODY_SIZE, room) if width > room else (value, width)
-    lines = metrics.wrap(value, "", BODY_SIZE, room, MAX_CELL_LINES)
-    return (tuple(lines), 0.0) if len(lines) > 1 else metrics.fit(value, "", BODY_SIZE, room)
+def _fitted(value: str, text_width: float, metrics: FontMetrics, width: float, right: bool) -> Cell:
+    """One line at its offset; or, for text wider than the column that has spaces, up to three wrapped lines
+    (``_fit_cells`` places text that fits without asking)."""
+    room = width - 2 * PAD
+    if text_width > room and not right and " " in value.strip():
+        lines = metrics.wrap(value, "", BODY_SIZE, room, MAX_CELL_LINES)
+        if len(lines) > 1:
+            return tuple(lines), PAD, False
+    if text_width > room:
+        value, text_width = metrics.fit(value, "", BODY_SIZE, room)
+    return value, width - PAD - text_width if right else PAD, bool(value) and metrics.covered(value)
 
 
 def header_height_for(canvas: Canvas, text: TableText, widths: list[float]) -> float:
