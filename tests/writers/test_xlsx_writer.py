@@ -351,3 +351,39 @@ def test_summary_text_is_formatted_markdown_under_one_notes_heading(tmp_path: Pa
     runs = {(r, False, False) if isinstance(r, str) else (r.text, bool(r.font.b), bool(r.font.i)) for r in first.value}
     assert ("all", True, False) in runs and ("budget", False, True) in runs
     assert "**" not in "".join(texts) and "• first" in texts and "• second" in texts and "More." in texts
+
+
+_FORMULA_PIECES = (
+    "=", "{", "}", "A", "B12", "C2", "AA100", "0", "7", "1.5E3", "-", "+", "*", "/", ",", "(", ")", '"', "'", " ",
+    "IF(", "ISBLANK(", "OR(", "SUM(", "SORT(", "SORTBY(", "FILTER(", "XLOOKUP(", "SINGLE(", "INGLE(", "ACOT(",
+    "ACOTH(", "CONCAT(", "_xlfn.", "STDEV.S(", "LAMBDA(", "x", "12SORT(", "9INGLE(", "LET(", "TEXTJOIN(",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("future", [False, True])
+def test_formulas_prepared_once_per_shape_are_what_xlsxwriter_prepares(future: bool) -> None:
+    """The writer's worksheets prepare a column's formula once and put each row's digits back: for the writer's
+    own formulas and for any string made of formula pieces, the result is xlsxwriter's own preparation."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from xlsxwriter.worksheet import Worksheet
+
+    from reportctl.writers.xlsx_formula import formula_worksheet
+
+    theirs, ours = Worksheet(), formula_worksheet()()
+    theirs.use_future_functions = ours.use_future_functions = future
+    written = [
+        translate_formula(text, {"a": "C", "b": "D"}, {}).at(row)
+        for text in ("a - 250", "a / b", "case when a > b then 'up' else 'down' end", "coalesce(a, b)")
+        for row in (2, 10, 1048576)
+    ]
+    for formula in [*written, "=SINGLE(A1)", "=A12INGLE(B2)", "{=SORT(A1:A10)}", "=_xlfn.SORT(A1)"]:
+        for expand in (False, True):
+            assert ours._prepare_formula(formula, expand) == theirs._prepare_formula(formula, expand), formula
+
+    @settings(max_examples=400, deadline=None, derandomize=True)
+    @given(st.lists(st.sampled_from(_FORMULA_PIECES), max_size=12).map("".join), st.booleans())
+    def same(formula: str, expand: bool) -> None:
+        assert ours._prepare_formula(formula, expand) == theirs._prepare_formula(formula, expand)
+
+    same()

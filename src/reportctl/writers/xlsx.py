@@ -30,7 +30,7 @@ from reportctl.writers.xlsx_cells import (
     scalar_cell,
     utc_naive,
 )
-from reportctl.writers.xlsx_formula import ExcelFormula, UntranslatableFormula, translate_formula
+from reportctl.writers.xlsx_formula import ExcelFormula, UntranslatableFormula, formula_worksheet, translate_formula
 
 AUTO_CONSTANT_MEMORY_ROWS = 50_000
 """With ``constant_memory: auto``, the workbook streams rows when any table has more rows than this."""
@@ -145,12 +145,13 @@ def _write_workbook(document: Document, path: Path, constant_memory: bool) -> No
     )
     formats = _Formats(workbook, document.style)
     names = SheetNames()
-    _write_summary(workbook.add_worksheet(names.claim("Summary", "Summary")), document, formats)
+    sheet_class = formula_worksheet()
+    _write_summary(workbook.add_worksheet(names.claim("Summary", "Summary"), sheet_class), document, formats)
     from reportctl.writers.xlsx_charts import write_chart_sheet
 
     for block in document.blocks:
         if isinstance(block, TableBlock):
-            sheet = workbook.add_worksheet(names.claim(block.title or block.id, block.id))
+            sheet = workbook.add_worksheet(names.claim(block.title or block.id, block.id), sheet_class)
             _write_table(sheet, block, document, formats)
         elif isinstance(block, ChartBlock):
             name = names.claim(block.title or block.id, block.id)
