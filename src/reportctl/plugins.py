@@ -56,3 +56,10 @@ def load_plugin(group: str, name: str) -> Any:
             except Exception as exc:  # a broken third-party plugin must not look like our bug
                 raise PluginError(f"{_KIND[group]} '{name}' failed to load from {ep.value}: {exc}") from exc
     raise PluginError(unknown_plugin_message(group, name))
+
+
+def forget_plugins() -> None:
+    """Read the installed entry points again on the next lookup (after a plugin was installed in this process)."""
+    _registered.cache_clear()
+    plugin_names.cache_clear()
+    load_plugin.cache_clear()

@@ -23,7 +23,7 @@ from conftest import CliResult
 from reportctl.config import CONFIG_NAME, ProjectConfig
 from reportctl.delivery.directory import PeopleFile
 from reportctl.errors import SpecError
-from reportctl.plugins import load_plugin, plugin_names
+from reportctl.plugins import forget_plugins
 from reportctl.scaffold import create_project
 from reportctl.spec.files import find_yaml
 from reportctl.spec.loader import load_spec
@@ -181,8 +181,7 @@ def test_schema_case(validator: Draft202012Validator, case_file: Path, tmp_path:
 
 
 def _forget_plugins() -> None:
-    plugin_names.cache_clear()
-    load_plugin.cache_clear()
+    forget_plugins()
     importlib.invalidate_caches()
 
 
