@@ -60,10 +60,12 @@ def is_rendered_spec(path: Path) -> bool:
     abstract. A file that does not parse counts, so that rendering it reports its error."""
     import yaml
 
+    from reportctl.spec.yamlpos import load_plain
+
     if path.name == "reportctl.yaml":
         return False
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_plain(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return True
     return isinstance(data, dict) and "apiVersion" in data and not data.get("abstract", False)

@@ -116,6 +116,12 @@ def load_yaml(text: str, file: Path) -> Any:
     return _load_yaml(text, file, _Loader)
 
 
+def load_plain(text: str) -> Any:
+    """One YAML document as plain data (no positions), read as specs are (YAML 1.2 booleans), with libyaml's
+    parser where PyYAML has it; raises ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_FastLoader)  # a SafeLoader: no arbitrary objects
+
+
 def _load_yaml(text: str, file: Path, loader_class: type[Any]) -> Any:
     problems: list[Problem] = []
     loader: Any = None
