@@ -72,18 +72,19 @@ class CsvWriter:
         with writing(path, "csv", f" (table '{table.id}')"):
             frame = table.frame.select([c.name for c in table.columns]) if table.columns else table.frame
             frame = export_frame(frame, document.info.timezone, "csv")
+            options: dict[str, Any] = {
+                "separator": self.options.separator,
+                "line_terminator": "\r\n",
+                "quote_style": _quote_style(frame),
+                "datetime_format": ISO_DATETIME_OFFSET,
+            }
+            if self.options.metadata != "header":
+                frame.write_csv(path, **options)  # polars writes a path itself, without Python's file object
+                return
             with path.open("wb") as file:
-                header = self.options.metadata == "header"
-                if header:
-                    file.write(_metadata(document, table, frame.height).encode())
-                    file.flush()
-                frame.write_csv(
-                    file,
-                    separator=self.options.separator,
-                    line_terminator="\r\n",
-                    quote_style=_quote_style(frame),
-                    datetime_format=ISO_DATETIME_OFFSET,
-                )
+                file.write(_metadata(document, table, frame.height).encode())
+                file.flush()
+                frame.write_csv(file, **options)
 
 
 def _metadata(document: Document, table: TableBlock, rows: int) -> str:
