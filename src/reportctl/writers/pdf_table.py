@@ -231,7 +231,7 @@ def _fit_cells(text: TableText, widths: list[float], metrics: FontMetrics) -> tu
         fitted = {
             value: (value, width - PAD - text_width if right else PAD, bool(value) and covered(value))
             if text_width <= room
-            else _fitted(value, text_width, metrics, width, right)
+            else _overflowing(value, text_width, metrics, width, right)
             for value, text_width in metrics.widths(dict.fromkeys(column), "", BODY_SIZE).items()
         }
         wrapped = {value: len(cell[0]) for value, cell in fitted.items() if not isinstance(cell[0], str)}
@@ -243,16 +243,15 @@ def _fit_cells(text: TableText, widths: list[float], metrics: FontMetrics) -> tu
     return cells, heights
 
 
-def _fitted(value: str, text_width: float, metrics: FontMetrics, width: float, right: bool) -> Cell:
-    """One line at its offset; or, for text wider than the column that has spaces, up to three wrapped lines
-    (``_fit_cells`` places text that fits without asking)."""
+def _overflowing(value: str, text_width: float, metrics: FontMetrics, width: float, right: bool) -> Cell:
+    """A text wider than its column: up to three wrapped lines when it is words (not a number), else one line cut
+    with an ellipsis, at its offset."""
     room = width - 2 * PAD
-    if text_width > room and not right and " " in value.strip():
+    if not right and " " in value.strip():
         lines = metrics.wrap(value, "", BODY_SIZE, room, MAX_CELL_LINES)
         if len(lines) > 1:
             return tuple(lines), PAD, False
-    if text_width > room:
-        value, text_width = metrics.fit(value, "", BODY_SIZE, room)
+    value, text_width = metrics.fit(value, "", BODY_SIZE, room)
     return value, width - PAD - text_width if right else PAD, bool(value) and metrics.covered(value)
 
 
