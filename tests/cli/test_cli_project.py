@@ -98,6 +98,17 @@ def test_validate_checks_reportctl_yaml(cli: Cli, project: Path) -> None:
     ]
 
 
+def test_a_spec_of_a_project_with_invalid_settings_says_what_is_wrong_with_them(cli: Cli, specs: Path) -> None:
+    (specs.parent / "reportctl.yaml").write_text("timezone: Mars/Olympus\noutput: out\n")
+    result = cli("validate", str(specs / "good.yaml"))
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "specs/good.yaml: not checked: the project settings are invalid: reportctl.yaml:1:11: timezone: "
+        "unknown time zone 'Mars/Olympus'; use an IANA name such as Europe/Berlin or UTC (and 1 more problem there)",
+        "1 problem in 1 of 1 files",
+    ]
+
+
 def test_validate_bad_format_option_is_a_usage_error(cli: Cli, specs: Path) -> None:
     assert cli("validate", "--format", "xml").exit_code == 2
 

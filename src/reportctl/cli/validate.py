@@ -82,7 +82,9 @@ def _problems_of(file: Path, projects: dict[Path | None, Project | SpecError], c
         # people.yaml (or the directory CSV) is a project file: checked with the settings that name it
         return project.problems if isinstance(project, SpecError) else check_directory(project)
     if isinstance(project, SpecError):
-        return [Problem(f"not checked: the project settings in {config} are invalid", file=file)]
+        first, more = _as_typed(project.problems[0]), len(project.problems) - 1
+        also = f" (and {more} more problem{'s' * (more != 1)} there)" if more else ""
+        return [Problem(f"not checked: the project settings are invalid: {first}{also}", file=file)]
     from reportctl.spec.checks import check_recipients
 
     try:
