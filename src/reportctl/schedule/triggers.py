@@ -27,6 +27,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from reportctl.cron import parsed_cron
+
 # Wall times earlier than the start's own can fire after it only when the clock is set back near the start; a day
 # either side covers every daylight-saving change (historic date-line moves such as Samoa's in 2011 excepted).
 _NEAR = timedelta(days=1)
@@ -97,16 +99,12 @@ def fire_times(
 def _cron_at(cron: str, start_wall: datetime) -> Any:
     """A croniter for ``cron`` from ``start_wall``: a copy of the expression parsed once (parsing costs more than the
     next few fire times, and the daemon asks thousands of specs for theirs)."""
-    walls = copy.copy(_parsed_cron(cron))
+    parsed = parsed_cron(cron)
+    if parsed is None:  # a spec's cron is checked when it is read; this is for a caller that skipped that
+        raise ValueError(f"invalid cron expression '{cron}'")
+    walls = copy.copy(parsed)
     walls.set_current(start_wall, force=True)
     return walls
-
-
-@lru_cache(maxsize=4096)
-def _parsed_cron(cron: str) -> Any:
-    from croniter import croniter
-
-    return croniter(cron, datetime(2000, 1, 1))
 
 
 def _wall_margin(instant: datetime, zone: ZoneInfo) -> timedelta:

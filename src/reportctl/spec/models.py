@@ -7,11 +7,11 @@ columns that exist) are checked by ``reportctl.spec.checks`` once the shape is k
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from reportctl.cron import parsed_cron
 from reportctl.plugins import CHANNELS, SOURCES, WRITERS
 from reportctl.spec.delivery import DeliveryEntry
 from reportctl.spec.types import (
@@ -211,14 +211,6 @@ class Output(BaseModel):
     format: str
 
 
-@lru_cache(maxsize=4096)
-def _valid_cron(value: str) -> bool:
-    """Whether croniter parses ``value`` (cached: the daemon reads thousands of specs sharing a few crons)."""
-    from croniter import croniter
-
-    return bool(croniter.is_valid(value))
-
-
 class Schedule(StrictModel):
     cron: str = Field(description="Five-field cron expression, e.g. '0 9 * * MON'.")
     timezone: TimeZoneName = "UTC"
@@ -239,7 +231,7 @@ class Schedule(StrictModel):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5 or not _valid_cron(value):
+        if len(value.split()) != 5 or parsed_cron(value) is None:
             raise ValueError(
                 f"invalid cron expression '{value}'; use five fields: minute hour day-of-month month day-of-week, "
                 "e.g. '0 9 * * MON'"
