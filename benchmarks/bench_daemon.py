@@ -175,13 +175,8 @@ def _measure(daemon: subprocess.Popen[str], firing: int) -> dict[str, float]:
 
 def _quiet(lines: queue.Queue[dict[str, Any] | None], seconds: float) -> None:
     """Wait until the daemon has logged no run event for ``seconds``."""
-    while True:
-        try:
-            record = lines.get(timeout=seconds)
-        except queue.Empty:
-            return
-        if record is None:
-            raise SystemExit("bench_daemon: the daemon exited")
+    while _next_record(lines, seconds) is not None:
+        pass
 
 
 def _runs_end(lines: queue.Queue[dict[str, Any] | None], count: int, scheduled: str) -> dict[str, int]:
@@ -199,15 +194,23 @@ def _runs_end(lines: queue.Queue[dict[str, Any] | None], count: int, scheduled: 
 def _wait_for(lines: queue.Queue[dict[str, Any] | None], match: Any, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
-        try:
-            record = lines.get(timeout=left)
-        except queue.Empty:
-            break
+        record = _next_record(lines, left)
         if record is None:
-            raise SystemExit("bench_daemon: the daemon exited")
+            break
         if match(record):
             return record
     raise SystemExit(f"bench_daemon: nothing matched within {timeout:g} s")
+
+
+def _next_record(lines: queue.Queue[dict[str, Any] | None], timeout: float) -> dict[str, Any] | None:
+    """The daemon's next log record within ``timeout`` s, or None; ends the benchmark if the daemon has exited."""
+    try:
+        record = lines.get(timeout=timeout)
+    except queue.Empty:
+        return None
+    if record is None:
+        raise SystemExit("bench_daemon: the daemon exited")
+    return record
 
 
 def _wait_until_seconds(second: float) -> None:

@@ -29,6 +29,7 @@ sources:
 sections:
   - {id: t, type: table, dataset: metrics, colums: {}}
 """
+BAD_SETTINGS = "timezone: Mars/Olympus\noutput: out\n"
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ def test_validate_github_annotations_outside_git_name_files_from_the_working_fol
 
 
 def test_validate_checks_reportctl_yaml(cli: Cli, project: Path) -> None:
-    (project / "reportctl.yaml").write_text("timezone: Mars/Olympus\noutput: out\n")
+    (project / "reportctl.yaml").write_text(BAD_SETTINGS)
     result = cli("validate", str(project / "reportctl.yaml"))
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
@@ -99,7 +100,7 @@ def test_validate_checks_reportctl_yaml(cli: Cli, project: Path) -> None:
 
 
 def test_a_spec_of_a_project_with_invalid_settings_says_what_is_wrong_with_them(cli: Cli, specs: Path) -> None:
-    (specs.parent / "reportctl.yaml").write_text("timezone: Mars/Olympus\noutput: out\n")
+    (specs.parent / "reportctl.yaml").write_text(BAD_SETTINGS)
     result = cli("validate", str(specs / "good.yaml"))
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [

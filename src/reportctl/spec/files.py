@@ -36,9 +36,9 @@ def spec_file_stamps(folders: list[Path]) -> dict[str, tuple[int, int]]:
         for entry in entries:
             try:
                 if entry.is_dir():
-                    if not entry.name.startswith(".") and entry.name not in SKIPPED_FOLDERS:
+                    if _searched_folder(entry.name):
                         pending.append(entry.path)
-                elif entry.name.endswith((".yaml", ".yml")) and entry.name not in PROJECT_FILES and entry.is_file():
+                elif _spec_name(entry.name) and entry.is_file():
                     status = entry.stat()
                     stamps[entry.path] = (status.st_mtime_ns, status.st_size)
             except OSError:
@@ -49,10 +49,17 @@ def spec_file_stamps(folders: list[Path]) -> dict[str, tuple[int, int]]:
 def is_spec_file(relative: Path) -> bool:
     """Whether a file at ``relative`` (from a folder searched for specs) counts as a spec: YAML, outside hidden and
     output folders, not a people or policy file."""
-    folders = relative.parts[:-1]
-    if any(p.startswith(".") or p in SKIPPED_FOLDERS for p in folders):
-        return False
-    return relative.suffix in (".yaml", ".yml") and relative.name not in PROJECT_FILES
+    return all(map(_searched_folder, relative.parts[:-1])) and _spec_name(relative.name)
+
+
+def _searched_folder(name: str) -> bool:
+    """Whether specs are looked for in a folder of this name: not hidden, not an output or tool folder."""
+    return not name.startswith(".") and name not in SKIPPED_FOLDERS
+
+
+def _spec_name(name: str) -> bool:
+    """Whether a file of this name may be a spec: YAML, not a people or policy file."""
+    return name.endswith((".yaml", ".yml")) and name not in PROJECT_FILES
 
 
 def is_rendered_spec(path: Path) -> bool:

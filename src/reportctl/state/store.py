@@ -157,53 +157,33 @@ class StateStore:
         return RunRecord.of(Run(**values))
 
     def claim_fire(
-        self,
-        report: str,
-        scheduled_for: datetime,
-        planned_at: datetime | None = None,
-        *,
-        now: datetime | None = None,
-        **fields: Any,
+        self, report: str, scheduled_for: datetime, planned_at: datetime | None = None, **fields: Any
     ) -> RunRecord | None:
-        """Record the run of one scheduled fire, or None when any process anywhere has claimed it already."""
-        return self._claim(report, scheduled_for, planned_at, now, fields, find_active=False)[0]
+        """Record the run of one scheduled fire, or None when any process anywhere has claimed it already
+        (``fields`` as ``create_run`` takes them, ``now`` included)."""
+        return self._claim(report, scheduled_for, planned_at, fields, find_active=False)[0]
 
     def claim_fire_noting_active(
-        self,
-        report: str,
-        scheduled_for: datetime,
-        planned_at: datetime | None = None,
-        *,
-        now: datetime | None = None,
-        **fields: Any,
+        self, report: str, scheduled_for: datetime, planned_at: datetime | None = None, **fields: Any
     ) -> tuple[RunRecord | None, RunRecord | None]:
         """``claim_fire``, and the report's newest unfinished run before the claim (``active_run``), read in the same
         transaction: one round trip instead of two for every fire the daemon runs."""
-        return self._claim(report, scheduled_for, planned_at, now, fields, find_active=True)
+        return self._claim(report, scheduled_for, planned_at, fields, find_active=True)
 
     def _claim(
-        self,
-        report: str,
-        scheduled_for: datetime,
-        planned_at: datetime | None,
-        now: datetime | None,
-        fields: dict[str, Any],
-        *,
+        self, report: str, scheduled_for: datetime, planned_at: datetime | None, fields: dict[str, Any], *,
         find_active: bool,
-    ) -> tuple[RunRecord | None, RunRecord | None]:
+    ) -> tuple[RunRecord | None, RunRecord | None]:  # fmt: skip
         key = fire_key(report, scheduled_for)
         for _ in range(3):
             values = _run_values(
-                report, trigger="schedule", scheduled_for=scheduled_for, planned_at=planned_at, fire_key=key, now=now,
-                **fields,
-            )  # fmt: skip
+                report, trigger="schedule", scheduled_for=scheduled_for, planned_at=planned_at, fire_key=key, **fields
+            )
             try:
                 with self._session(write=True) as session:
-                    found = session.scalar(_ACTIVE_RUN, {"report": report}) if find_active else None
-                    active = None if found is None else session.get(Run, found)
-                    active_record = None if active is None else RunRecord.of(active)
+                    active = _active_record(session, report) if find_active else None
                     _insert_run(session, values, None)
-                return RunRecord.of(Run(**values)), active_record
+                return RunRecord.of(Run(**values)), active
             except IntegrityError:
                 with self._session() as session:
                     if session.scalar(select(Run.id).where(Run.fire_key == key)) is not None:
@@ -267,11 +247,7 @@ class StateStore:
     def active_run(self, report: str) -> RunRecord | None:
         """The newest unfinished run of ``report``; call ``reap_lost`` first so a dead worker's run does not count."""
         with self._session() as session:
-            # the id alone first, by a prebuilt statement: the daemon asks before every fire, and it is nearly always
-            # none
-            found = session.scalar(_ACTIVE_RUN, {"report": report})
-            run = None if found is None else session.get(Run, found)
-            return None if run is None else RunRecord.of(run)
+            return _active_record(session, report)
 
     def reap_lost(self, heartbeat_timeout: timedelta, now: datetime | None = None) -> list[RunRecord]:
         """End every unfinished run whose worker has not beaten within the timeout: its process is gone.
@@ -498,6 +474,14 @@ def _run_values(
         "state": RunState.SCHEDULED.value, "attempt": attempt, "created_at": now, "worker": worker_name(),
         "heartbeat_at": now, "output_dir": None if output_dir is None else str(output_dir), "artifacts": [],
     }  # fmt: skip
+
+
+def _active_record(session: Session, report: str) -> RunRecord | None:
+    """The newest unfinished run of ``report``: its id alone first, by a prebuilt statement (the daemon asks before
+    every fire, and there is nearly always none), then the row."""
+    found = session.scalar(_ACTIVE_RUN, {"report": report})
+    run = None if found is None else session.get(Run, found)
+    return None if run is None else RunRecord.of(run)
 
 
 def _insert_run(session: Session, values: dict[str, Any], detail: str | None) -> None:

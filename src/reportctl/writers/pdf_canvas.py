@@ -73,7 +73,7 @@ class FontMetrics:
         key = (style, text)
         width = self._cache.get(key)
         if width is None:
-            widths, cmap = self._widths.get(style) or self._widths.setdefault(style, self._face(style)), self._cmap
+            widths, cmap = self._advance(style), self._cmap
             if self.covered(text):
                 width = sum(map(widths.__getitem__, map(ord, text)))
             else:
@@ -82,14 +82,20 @@ class FontMetrics:
             self._cache[key] = width
         return width
 
+    def _advance(self, style: str) -> Any:
+        """The advance widths of the text font's ``style`` face (the face added to the PDF on first need)."""
+        found = self._widths.get(style)
+        if found is None:
+            found = self._widths[style] = self._face(style)
+        return found
+
     def width(self, text: str, style: str, size: float) -> float:
         """The width of ``text`` in mm at ``size`` points."""
         return self.units(text, style) * size * MM_PER_PT / 1000
 
     def widths(self, texts: Iterable[str], style: str, size: float) -> dict[str, float]:
         """``width`` of each of many distinct texts (a table column's), without remembering them one by one."""
-        advance = self._widths.get(style) or self._widths.setdefault(style, self._face(style))
-        width = advance.__getitem__
+        width = self._advance(style).__getitem__
         return {  # the arithmetic of ``width``, in its order, for the same floats
             text: (sum(map(width, map(ord, text))) if self.covered(text) else self.units(text, style))
             * size
