@@ -9,7 +9,9 @@ header repeated on every page and "Page N of M" footers drawn once the page coun
 - floor: the same values formatted beforehand (not timed), then the calls the writer's table makes: ``rect()``
   for the header and every second row, ``text()`` per cell at a position computed from the font's advance widths
   (cached per distinct string, as the writer caches them), ``line()`` under each page's table, and the footers;
-  ``output()`` to bytes. Nothing a table needs is left out, nothing else is drawn;
+  ``output()`` to bytes. Nothing a table needs is left out, nothing else is drawn. Its text is black, which
+  fpdf2 writes around every ``text()`` as one grey number; the writer's dark grey ink is an RGB colour whose
+  operator its canvas builds once (fpdf2 would format its three numbers anew on each call);
 - ``cell()`` loop (10,000 rows only, info): one ``FPDF.cell()`` per cell, fpdf2's general-purpose API, shown so
   the floor's size can be judged; it is not the baseline.
 

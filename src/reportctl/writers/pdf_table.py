@@ -227,12 +227,12 @@ def _fit_cells(text: TableText, widths: list[float], metrics: FontMetrics) -> tu
     cells: list[list[Cell]] = []
     heights = [ROW_HEIGHT] * text.shown_rows
     for column, width, right in zip(text.columns, widths, text.right, strict=True):
-        room, covered = width - 2 * PAD, metrics.covered
+        room = width - 2 * PAD
         fitted = {
-            value: (value, width - PAD - text_width if right else PAD, bool(value) and covered(value))
+            value: (value, width - PAD - text_width if right else PAD, bool(value) and covered)
             if text_width <= room
             else _overflowing(value, text_width, metrics, width, right)
-            for value, text_width in metrics.widths(dict.fromkeys(column), "", BODY_SIZE).items()
+            for value, (text_width, covered) in metrics.measured(dict.fromkeys(column), "", BODY_SIZE).items()
         }
         wrapped = {value: len(cell[0]) for value, cell in fitted.items() if not isinstance(cell[0], str)}
         if wrapped:
