@@ -253,11 +253,15 @@ def test_recipients_a_stopped_process_was_sending_are_not_sent_again_unasked(
     result = cli("deliver", run_id)
 
     assert result.exit_code == 3
-    assert "stopped; marked failed rather than risk a second copy" in result.stdout
+    assert f"when {worker} stopped (between " in result.stdout
+    assert "recorded unknown rather than risk a second copy (--resend-unknown sends them again)" in result.stdout
     assert receiver.received() == []
     entry = _show(cli, run_id)["deliveries"]["recipients"][0]
-    assert entry["status"] == "failed" and entry["response"].startswith("interrupted while sending")
-    assert cli("deliver", run_id, "--retry-failed").exit_code == 0
+    assert entry["status"] == "unknown"
+    assert entry["response"].startswith(f"interrupted while sending: {worker} stopped between ")
+    assert cli("deliver", run_id, "--retry-failed").exit_code == 3, "an unknown delivery is not a failed one"
+    assert receiver.received() == []
+    assert cli("deliver", run_id, "--resend-unknown").exit_code == 0
     assert len(receiver.received()) == 1
 
 

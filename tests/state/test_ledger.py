@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from reportctl.state import RunState, StateStore
 from reportctl.state.ledger import DeliveryLedger, PlannedRecipient, counts_by_delivery
@@ -75,16 +76,22 @@ def test_an_outcome_from_a_process_that_lost_its_claim_is_ignored(store: StateSt
     assert ledger.entries(run_id)[0].status == "pending"
 
 
-def test_a_stopped_process_s_claims_become_failed_and_retry_failed_reopens_them(store: StateStore, run_id: str) -> None:
+def test_a_stopped_process_s_claims_become_unknown_and_only_resend_unknown_reopens_them(
+    store: StateStore, run_id: str
+) -> None:
     ledger = DeliveryLedger(store)
     a, b = (row.id for row in ledger.plan(run_id, "email", "email", _planned("a@x.org", "b@x.org")))
     ledger.claim([a], "host:1", T0)
     assert ledger.claims(run_id) == {"host:1": T0}
     assert ledger.release_claims(run_id, ["host:1"], "interrupted while sending") == 1
     entries = {e.recipient: e for e in ledger.entries(run_id)}
-    assert entries["a@x.org"].status == "failed" and entries["a@x.org"].claimed_by is None
+    assert entries["a@x.org"].status == "unknown" and entries["a@x.org"].claimed_by is None
+    assert (entries["a@x.org"].attempts, entries["a@x.org"].last_attempt_at) == (1, T0), "kept: they group a batch"
     assert entries["b@x.org"].status == "pending", "an unclaimed row is simply still to send"
+    assert ledger.claims(run_id) == {}
     ledger.reopen([a, b])
+    assert ledger.entries(run_id)[0].status == "unknown", "reopening failed rows leaves unknown ones"
+    ledger.reopen([a, b], "unknown")
     assert [e.status for e in ledger.entries(run_id)] == ["pending", "pending"]
 
 
@@ -102,7 +109,12 @@ def test_a_run_lost_while_delivering_completes_and_keeps_its_ledger(store: State
     ledger.plan(run_id, "email", "email", _planned("a@x.org"))
     for state in (RunState.GENERATING, RunState.FORMATTING, RunState.DISTRIBUTING):
         store.transition(run_id, state, now=T0)
-    (reaped,) = store.reap_lost(timedelta(minutes=2), now=T0 + timedelta(minutes=5))
+    from reportctl.state.models import Run
+
+    with store._session(write=True) as session:  # its worker, on another host, silent for 5 minutes
+        silent = {"heartbeat_at": store.clock() - timedelta(minutes=5), "worker": "elsewhere.invalid:4242"}
+        session.execute(update(Run).where(Run.id == run_id).values(**silent))
+    (reaped,) = store.reap_lost(timedelta(minutes=2))
     assert reaped.state is RunState.COMPLETED and reaped.error is None
     assert "reportctl deliver" in (store.timeline(run_id)[-1].detail or "")
     assert ledger.entries(run_id)[0].status == "pending"

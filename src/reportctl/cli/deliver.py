@@ -23,6 +23,15 @@ def deliver(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Send again to the recipients whose delivery failed.")
     ] = False,
+    resend_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--resend-unknown",
+            help="Send again to the recipients whose delivery is unknown (a process stopped while sending to them): "
+            "they may get it twice. Emails keep their Message-ID and webhooks their webhook-id, so receivers can drop "
+            "the copy; s3 and file overwrite what they wrote; Slack posts again.",
+        ),
+    ] = False,
     only: Annotated[
         list[str] | None,
         typer.Option("--only", help="Only this delivery (its id or channel, e.g. email); repeatable."),
@@ -47,6 +56,7 @@ def deliver(
                 loaded,
                 DeliveryTarget.recorded(record),
                 retry_failed=retry_failed,
+                resend_unknown=resend_unknown,
                 only=[name for value in only or () for name in value.split(",") if name.strip()],
                 dry_run=dry_run,
                 say=say,
@@ -61,13 +71,19 @@ def deliver(
                 action="deliver",
                 report=record.report,
                 run_id=record.id,
-                detail={"counts": report.counts(), "retry_failed": retry_failed, "only": list(only or ())},
+                detail={
+                    "counts": report.counts(),
+                    "retry_failed": retry_failed,
+                    "resend_unknown": resend_unknown,
+                    "only": list(only or ()),
+                },
             )
     show_delivery(report, as_json=as_json)
 
 
 def show_delivery(report: DeliveryReport, *, as_json: bool = False, payload: dict[str, Any] | None = None) -> None:
-    """Print what delivering did (or would do); a delivery that did not reach everyone ends with exit code 3."""
+    """Print what delivering did (or would do); exit code 3 when a recipient is not known to have got it: failed,
+    bounced, unknown (a process stopped while sending to it) or still pending."""
     if as_json:
         print_json({**(payload or {}), "delivery": report.as_dict()})
     else:
@@ -76,12 +92,17 @@ def show_delivery(report: DeliveryReport, *, as_json: bool = False, payload: dic
     if report.dry_run or not report.undelivered:
         return
     from reportctl.errors import DeliveryError
+    from reportctl.state.ledger import status_counts
 
-    raise DeliveryError(
-        f"run {report.run_id}: not every recipient got the report ({_problems(report)}); "
-        f"`reportctl runs show {report.run_id}` lists them, "
-        f"`reportctl deliver {report.run_id} --retry-failed` tries the failed ones again"
-    )
+    run = report.run_id
+    counts = status_counts(report.undelivered)
+    hints = [f"`reportctl runs show {run}` lists them"]
+    if counts.get("failed") or not counts.get("unknown"):
+        hints.append(f"`reportctl deliver {run} --retry-failed` tries the failed ones again")
+    if counts.get("unknown"):
+        hints.append(f"`reportctl deliver {run} --resend-unknown` sends the unknown ones again (they may have it)")
+    got = "got" if set(counts) - {"unknown"} else "is known to have got"
+    raise DeliveryError(f"run {run}: not every recipient {got} the report ({_counted(counts)}); " + ", ".join(hints))
 
 
 def describe_delivery(report: DeliveryReport) -> Iterator[str]:
@@ -95,7 +116,7 @@ def describe_delivery(report: DeliveryReport) -> Iterator[str]:
             count = len(preview.recipients)
             yield f"--- {preview.delivery}: {count} recipient{'s' * (count != 1)} ---"
             if preview.skipped:
-                yield f"already done, not sent again: {', '.join(preview.skipped)}"
+                yield f"not sent again: {', '.join(preview.skipped)}"
             yield from preview.message.splitlines()
         return
     if not report.entries:
@@ -111,6 +132,12 @@ def describe_ledger(entries: list[LedgerEntry], timezone: str | None = None) -> 
     from reportctl.state.ledger import status_counts
 
     yield f"  {ledger_summary(entries)}"
+    unknown = sum(1 for entry in entries if entry.status == "unknown")
+    if unknown:
+        yield (
+            f"  {unknown} unknown (a process stopped while sending; it may have arrived): "
+            f"`reportctl deliver {entries[0].run_id} --resend-unknown` sends again"
+        )
     by_delivery: dict[str, list[LedgerEntry]] = {}
     for entry in entries:
         by_delivery.setdefault(entry.channel, []).append(entry)
@@ -128,18 +155,19 @@ def describe_ledger(entries: list[LedgerEntry], timezone: str | None = None) -> 
 
 
 def ledger_summary(entries: list[LedgerEntry]) -> str:
-    """'sent to 47 of 50 (2 bounced, 1 pending)': the run's deliveries in one line."""
+    """'sent to 47 of 50 (2 bounced, 1 unknown, 1 pending)': the run's deliveries in one line."""
     from reportctl.state.ledger import status_counts
 
     counts = status_counts(entries)
-    others = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if status != "sent")
+    others = _counted({status: n for status, n in counts.items() if status != "sent"})
     return f"sent to {counts.get('sent', 0)} of {len(entries)}" + (f" ({others})" if others else "")
 
 
-def _problems(report: DeliveryReport) -> str:
-    from reportctl.state.ledger import status_counts
+def _counted(counts: dict[str, int]) -> str:
+    """'2 bounced, 1 failed, 1 unknown': statuses in the ledger's order."""
+    from reportctl.state.ledger import in_status_order
 
-    return ", ".join(f"{n} {status}" for status, n in sorted(status_counts(report.undelivered).items()))
+    return ", ".join(f"{n} {status}" for status, n in in_status_order(counts))
 
 
 def _spec_of(record: RunRecord) -> Any:

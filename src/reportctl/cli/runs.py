@@ -105,6 +105,7 @@ def show(
                 "deliveries": {
                     "total": len(deliveries),
                     "sent": sum(1 for entry in deliveries if entry.status == "sent"),
+                    "unknown": sum(1 for entry in deliveries if entry.status == "unknown"),
                     "counts": counts_by_delivery(deliveries),
                     "recipients": [entry.as_dict() for entry in deliveries],
                 },

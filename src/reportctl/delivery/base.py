@@ -167,9 +167,14 @@ class DeliveryTarget:
                 path = directory / path
             artifacts.append(Artifact(str(item["format"]), path, int(item["bytes"]), str(item["sha256"])))
         title = record.report
+        now = record.scheduled_for or record.started_at or record.created_at
         if directory is not None and (directory / "manifest.json").is_file():
             manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
             title = str(manifest.get("title") or title)
+            # the run's time as its first delivery was told it: a later delivery's messages then say the same
+            # (an email's Date, ``run.time`` in templates), and a message sent again is the same message
+            generated = manifest.get("generated_at")
+            now = datetime.fromisoformat(generated) if isinstance(generated, str) else now
         failed = record.state.value == "FAILED"
         return cls(
             record.id,
@@ -178,7 +183,7 @@ class DeliveryTarget:
             "failed" if failed else "completed",
             record.error,
             record.parameters or {},
-            record.scheduled_for or record.started_at or record.created_at,
+            now,
             directory,
             tuple(artifacts),
         )
@@ -258,6 +263,9 @@ class Channel(Protocol):
     Options: ClassVar[type[ChannelOptions]]
     PUBLISHES: ClassVar[bool]
     """True for channels whose ``links`` other channels use (s3): the engine runs them first."""
+    RESEND_EFFECT: ClassVar[str]
+    """What a receiver gets when a send that may have arrived is made again (``deliver --resend-unknown``): how it
+    can tell the copy and drop it, or that it cannot. Shown to whoever asked for the resend."""
 
     batch_size: int
     """Recipients per ``send`` call (email: one envelope)."""

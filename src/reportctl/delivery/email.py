@@ -119,6 +119,9 @@ class EmailChannel:
     PLUGIN_NAME: ClassVar[str] = "email"
     Options: ClassVar[type[ChannelOptions]] = EmailOptions
     PUBLISHES: ClassVar[bool] = False
+    RESEND_EFFECT: ClassVar[str] = (
+        "each message went again with the Message-ID of the first, by which mail systems can drop the copy"
+    )
 
     def __init__(self, options: EmailOptions, context: DeliveryContext) -> None:
         self.options = options

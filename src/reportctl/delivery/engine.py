@@ -4,7 +4,9 @@ For each delivery of the spec that applies (``when``), channels that publish lin
 build the channel with its secrets resolved, resolve recipients, plan a ledger row per recipient, then send batches
 under the channel's rate limit, ``concurrency`` at a time. Each batch is claimed in the ledger before it is sent and
 recorded after; temporary failures are retried after 1 s, 2 s, 4 s (or what the provider asked, up to five minutes).
-Rows already sent or bounced are never sent again; failed ones only with ``retry_failed``.
+Rows already sent or bounced are never sent again; failed ones only with ``retry_failed``. A row a stopped process
+was sending becomes ``unknown``, and is sent again only with ``resend_unknown``, in the batch it was first sent in, so
+the copy is the same message (email's Message-ID, the webhook-id) and its receiver can drop it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import os
 import socket
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +30,7 @@ from reportctl.delivery.base import (
 from reportctl.delivery.report import DeliveryReport, Preview
 from reportctl.delivery.sending import send_all
 from reportctl.errors import ReportctlError, UsageError, first_line, one_of
-from reportctl.state.ledger import DeliveryLedger, LedgerEntry, PlannedRecipient
+from reportctl.state.ledger import FINAL_STATUSES, DeliveryLedger, LedgerEntry, PlannedRecipient
 
 if TYPE_CHECKING:
     from reportctl.config import Project
@@ -59,11 +62,16 @@ def deliver_run(
     target: DeliveryTarget,
     *,
     retry_failed: bool = False,
+    resend_unknown: bool = False,
     only: Sequence[str] = (),
     dry_run: bool = False,
     say: Say | None = None,
 ) -> DeliveryReport:
-    """Deliver ``target`` through every delivery of ``loaded`` that applies; the ledger says how each recipient went."""
+    """Deliver ``target`` through every delivery of ``loaded`` that applies; the ledger says how each recipient went.
+
+    ``retry_failed`` sends the failed recipients again; ``resend_unknown`` those a stopped process was sending,
+    which may have got it already (at least once instead of at most once).
+    """
     say = say or (lambda _message: None)
     ledger = DeliveryLedger(store)
     report = DeliveryReport(target.run_id, dry_run=dry_run)
@@ -81,15 +89,34 @@ def deliver_run(
         dry_run=dry_run,
     )
     worker = _worker()
+    again = _SendAgain(failed=retry_failed, unknown=resend_unknown)
     for options in deliveries:
         say(f"delivering {options.name}")
-        _deliver_one(ledger, context, options, target, worker, retry_failed, report)
+        _deliver_one(ledger, context, options, target, worker, again, report)
     report.entries = ledger.entries(target.run_id)
+    unknown = sum(1 for entry in report.entries if entry.status == "unknown")
+    if retry_failed and unknown and not resend_unknown:
+        report.notes.append(
+            f"--retry-failed leaves alone the {_recipients(unknown)} whose delivery is unknown (a process stopped while"
+            " sending to them, so they may have it already); --resend-unknown sends them again"
+        )
     return report
 
 
+@dataclass(frozen=True)
+class _SendAgain:
+    """Which finished rows to send again: ``failed`` (``--retry-failed``), ``unknown`` (``--resend-unknown``)."""
+
+    failed: bool = False
+    unknown: bool = False
+
+    def statuses(self) -> set[str]:
+        return {status for status, wanted in (("failed", self.failed), ("unknown", self.unknown)) if wanted}
+
+
 def resume_delivery(store: StateStore, project: Project, run: RunRecord) -> DeliveryReport:
-    """Deliver what a run's lost worker left pending, with the run's spec as it is now."""
+    """Deliver what a run's lost worker left pending, with the run's spec as it is now; what it was sending at the
+    moment it was lost becomes unknown and is not sent again."""
     from pathlib import Path
 
     from reportctl.spec.loader import load_spec
@@ -139,7 +166,7 @@ def _deliver_one(
     options: ChannelOptions,
     target: DeliveryTarget,
     worker: str,
-    retry_failed: bool,
+    again: _SendAgain,
     report: DeliveryReport,
 ) -> None:
     from reportctl.plugins import CHANNELS, load_plugin
@@ -169,7 +196,7 @@ def _deliver_one(
             for r in recipients
         ]
         if context.dry_run:
-            report.previews.append(_preview(ledger, channel, options, recipients, planned))
+            report.previews.append(_preview(ledger, channel, options, recipients, planned, again))
             return
         ledger.forget(target.run_id, options.name, SETUP)
         rows = ledger.plan(target.run_id, options.name, options.channel, planned)
@@ -179,14 +206,16 @@ def _deliver_one(
             [(row.id, "failed", r.problem) for row, r in planned_rows if r.problem and _unclaimed_pending(row)], None
         )
         sendable = [(row, r) for row, r in planned_rows if not r.problem]
-        if retry_failed:
-            ledger.reopen([row.id for row, _ in sendable if row.status == "failed"])
-        todo = [
-            (row.id, recipient)
-            for row, recipient in sendable
-            if row.status == "pending" or (retry_failed and row.status == "failed")
+        failed = [row.id for row, _ in sendable if again.failed and row.status == "failed"]
+        unknown = [(row, r) for row, r in sendable if again.unknown and row.status == "unknown"]
+        ledger.reopen(failed, "failed")
+        ledger.reopen([row.id for row, _ in unknown], "unknown")
+        fresh = [
+            (row.id, r) for row, r in sendable if row.status == "pending" or (again.failed and row.status == "failed")
         ]
-        send_all(ledger, channel, options, todo, worker)
+        send_all(ledger, channel, options, [*_as_first_sent(unknown), fresh], worker)
+        if unknown:
+            report.notes.append(_resend_note(channel, options, len(unknown)))
         if getattr(channel, "PUBLISHES", False) and all(
             e.status == "sent" for e in ledger.entries(target.run_id) if e.channel == options.name
         ):
@@ -199,18 +228,45 @@ def _unclaimed_pending(row: LedgerEntry) -> bool:
     return row.status == "pending" and row.claimed_by is None
 
 
+def _as_first_sent(rows: Sequence[tuple[LedgerEntry, Recipient]]) -> list[list[tuple[int, Recipient]]]:
+    """Unknown rows in the batches they were first sent in, in ledger order.
+
+    A claim stamps every row of its batch with one ``last_attempt_at``; sent together again, they make the same
+    message, and an email's Message-ID depends on whom the message is addressed to.
+    """
+    batches: dict[datetime | None, list[tuple[int, Recipient]]] = {}
+    for row, recipient in rows:
+        batches.setdefault(row.last_attempt_at, []).append((row.id, recipient))
+    return list(batches.values())
+
+
+def _resend_note(channel: Channel, options: ChannelOptions, count: int) -> str:
+    """What sending again to ``count`` unknown recipients means for them: can they drop the copy?"""
+    effect = getattr(channel, "RESEND_EFFECT", None) or (
+        f"the {options.channel} channel gives receivers no id to drop a copy by: they may get the report twice"
+    )
+    return f"{options.name}: tried again the {_recipients(count)} whose first send may have arrived; {effect}"
+
+
+def _recipients(count: int) -> str:
+    return f"{count} recipient{'s' * (count != 1)}"
+
+
 def _preview(
     ledger: DeliveryLedger,
     channel: Channel,
     options: ChannelOptions,
     recipients: list[Recipient],
     planned: list[PlannedRecipient],
+    again: _SendAgain,
 ) -> Preview:
-    """What would be sent, leaving out the recipients the ledger already holds as sent or bounced."""
+    """What would be sent, leaving out the recipients the ledger holds as sent or bounced, and as failed or unknown
+    unless they are to be sent again."""
+    left = set(FINAL_STATUSES) - again.statuses()
     done = {
         key: entry.status
         for key, entry in ledger.by_keys([p.idempotency_key for p in planned]).items()
-        if entry.status in ("sent", "bounced")
+        if entry.status in left
     }
     pairs = list(zip(recipients, planned, strict=True))
     sending = [r for r, p in pairs if p.idempotency_key not in done]
@@ -226,23 +282,24 @@ def _preview(
 def _release_stopped_claims(
     ledger: DeliveryLedger, run_id: str, heartbeat_timeout: timedelta, report: DeliveryReport
 ) -> None:
-    """Rows a stopped process was sending are failed: whether they arrived is unknown, so they are not resent."""
+    """Rows a stopped process was sending become unknown: they may have arrived, so they are not sent again unasked."""
     now = _now()
-    stopped = [
-        worker
-        for worker, last in ledger.claims(run_id).items()
-        if worker_has_stopped(worker, last, heartbeat_timeout, now)
-    ]
-    count = ledger.release_claims(
-        run_id,
-        stopped,
-        "interrupted while sending: it may have arrived; `reportctl deliver RUN --retry-failed` sends it again",
-    )
-    if count:
-        report.notes.append(
-            f"{count} recipient{'s were' if count != 1 else ' was'} being sent to when {', '.join(stopped)} stopped;"
-            " marked failed rather than risk a second copy (--retry-failed sends them again)"
+    for worker, last in ledger.claims(run_id).items():
+        if not worker_has_stopped(worker, last, heartbeat_timeout, now):
+            continue
+        # it was alive when it last claimed, and is found gone now: it stopped in between
+        when = f"between {_utc(last)} and {_utc(now)}" if last else f"before {_utc(now)}"
+        count = ledger.release_claims(
+            run_id,
+            [worker],
+            f"interrupted while sending: {worker} stopped {when}; it may have arrived"
+            f" (`reportctl deliver {run_id} --resend-unknown` sends it again)",
         )
+        if count:
+            report.notes.append(
+                f"{_recipients(count)} {'were' if count != 1 else 'was'} being sent to when {worker} stopped ({when});"
+                " recorded unknown rather than risk a second copy (--resend-unknown sends them again)"
+            )
 
 
 def worker_has_stopped(worker: str, last: datetime | None, heartbeat_timeout: timedelta, now: datetime) -> bool:
@@ -292,3 +349,7 @@ def _worker() -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

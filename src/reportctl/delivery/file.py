@@ -58,6 +58,7 @@ class FileChannel:
     PLUGIN_NAME: ClassVar[str] = "file"
     Options: ClassVar[type[ChannelOptions]] = OutboxOptions
     PUBLISHES: ClassVar[bool] = False
+    RESEND_EFFECT: ClassVar[str] = "the outbox files were written again in place, so nothing is there twice"
 
     def __init__(self, options: OutboxOptions, context: DeliveryContext) -> None:
         self.options = options

@@ -210,7 +210,11 @@ def render_content(
 def compose_message(
     context: DeliveryContext, options: MessageOptions, recipients: Sequence[Recipient], content: MessageContent
 ) -> EmailMessage:
-    """The message for ``recipients``: To and Cc by role (never Bcc), and an ID that depends only on who gets it."""
+    """The message for ``recipients``: To and Cc by role (never Bcc), and an ID that depends only on who gets it.
+
+    The Message-ID is made of the run, the delivery and the batch's addresses: the engine sends a batch that may have
+    arrived again as the same batch (``deliver --resend-unknown``), so the copy has the same Message-ID.
+    """
     message = EmailMessage(policy=SMTP)
     to = [r.address for r in recipients if r.role == "to"]
     cc = [r.address for r in recipients if r.role == "cc"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reportctl.state.ledger import LedgerEntry, counts_by_delivery
+from reportctl.state.ledger import LedgerEntry, counts_by_delivery, in_status_order
 
 
 @dataclass
@@ -34,13 +34,13 @@ class DeliveryReport:
 
     @property
     def undelivered(self) -> list[LedgerEntry]:
-        """Rows that did not end as sent: failed, bounced, or still pending."""
+        """Rows that did not end as sent: failed, bounced, unknown (a stopped process was sending), or still pending."""
         return [entry for entry in self.entries if entry.status != "sent"]
 
     def summary(self) -> str:
-        """'email: 47 sent, 2 bounced, 1 failed; webhook: 1 sent'."""
+        """'email: 47 sent, 2 bounced, 1 failed, 1 unknown; webhook: 1 sent'."""
         return "; ".join(
-            f"{channel}: " + ", ".join(f"{n} {status}" for status, n in sorted(by.items(), key=_status_order))
+            f"{channel}: " + ", ".join(f"{n} {status}" for status, n in in_status_order(by))
             for channel, by in self.counts().items()
         )
 
@@ -53,8 +53,3 @@ class DeliveryReport:
             "previews": [preview.__dict__ for preview in self.previews],
             "notes": list(self.notes),
         }
-
-
-def _status_order(item: tuple[str, int]) -> int:
-    order = ("sent", "bounced", "failed", "pending")
-    return order.index(item[0]) if item[0] in order else len(order)

@@ -69,6 +69,7 @@ class S3Channel:
     PLUGIN_NAME: ClassVar[str] = "s3"
     Options: ClassVar[type[ChannelOptions]] = S3Options
     PUBLISHES: ClassVar[bool] = True
+    RESEND_EFFECT: ClassVar[str] = "the files were uploaded again to the same keys, replacing the first upload"
 
     def __init__(self, options: S3Options, context: DeliveryContext) -> None:
         self.options = options

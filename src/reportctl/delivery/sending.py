@@ -7,7 +7,7 @@ for, at most five minutes; a channel that raises anything else fails its batch, 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -27,17 +27,21 @@ def send_all(
     ledger: DeliveryLedger,
     channel: Channel,
     options: ChannelOptions,
-    todo: list[tuple[int, Recipient]],
+    todo: Sequence[list[tuple[int, Recipient]]],
     worker: str,
 ) -> None:
-    """Send ``todo`` in batches, under the rate limit, ``channel.concurrency`` batches at a time."""
+    """Send ``todo`` in batches, under the rate limit, ``channel.concurrency`` batches at a time.
+
+    Each list in ``todo`` is cut into batches of its own, so recipients first sent together in one message are sent
+    together again (``deliver --resend-unknown``), as the same message with the same id.
+    """
     from reportctl.delivery.ratelimit import WindowRateLimit
 
-    if not todo:
-        return
     limit = WindowRateLimit(channel.rate_limit) if channel.rate_limit else None
     size = max(1, channel.batch_size if limit is None else min(channel.batch_size, limit.limit))
-    batches = [todo[start : start + size] for start in range(0, len(todo), size)]
+    batches = [group[start : start + size] for group in todo for start in range(0, len(group), size)]
+    if not batches:
+        return
     sender = _BatchSender(ledger, channel, options, worker, limit)
     if channel.concurrency <= 1 or len(batches) == 1:
         for batch in batches:

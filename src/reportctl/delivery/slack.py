@@ -120,6 +120,9 @@ class SlackChannel:
     PLUGIN_NAME: ClassVar[str] = "slack"
     Options: ClassVar[type[ChannelOptions]] = SlackOptions
     PUBLISHES: ClassVar[bool] = False
+    RESEND_EFFECT: ClassVar[str] = (
+        "Slack has no id by which a repeated post is dropped, so those channels may show the report twice"
+    )
 
     def __init__(self, options: SlackOptions, context: DeliveryContext) -> None:
         self.options = options

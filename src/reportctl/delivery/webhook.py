@@ -96,6 +96,9 @@ class WebhookChannel:
     PLUGIN_NAME: ClassVar[str] = "webhook"
     Options: ClassVar[type[ChannelOptions]] = WebhookOptions
     PUBLISHES: ClassVar[bool] = False
+    RESEND_EFFECT: ClassVar[str] = (
+        "each request went again with the webhook-id of the first, by which receivers drop the copy"
+    )
 
     def __init__(self, options: WebhookOptions, context: DeliveryContext) -> None:
         self.options = options
@@ -223,7 +226,9 @@ class WebhookChannel:
         return text.encode()
 
     def message_id(self, recipient: Recipient) -> str:
-        """The same for every attempt of this delivery to this URL, so the receiver can drop duplicates."""
+        """The same for every attempt of this delivery to this URL, in any process, and when a send that may have
+        arrived is made again (``deliver --resend-unknown``): made of what identifies its ledger row (run, delivery,
+        URL), so receivers can drop copies."""
         seed = "\n".join((self.context.run_id, self.options.name, recipient.destination))
         return "msg_" + hashlib.sha256(seed.encode()).hexdigest()[:32]
 

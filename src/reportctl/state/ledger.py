@@ -2,14 +2,15 @@
 
 A row is planned ``pending``; claimed (``claimed_by`` = host:pid, one more attempt) just before its batch is sent;
 and given its outcome just after, which releases it: ``sent``, ``bounced``, ``failed``, or ``pending`` for another
-try. A row is claimed only while it is in flight. A process
-that dies mid-send leaves its claim behind, which the next delivery of the run turns into ``failed`` ("interrupted
-while sending") instead of sending again: a recipient may miss a report, but never receives it twice unasked.
+try. A row is claimed only while it is in flight. A process that dies mid-send leaves its claim behind, which the
+next delivery of the run turns into ``unknown``: the recipient may or may not have got it. Delivery is at most once
+by default (nothing sends an ``unknown`` row again unasked) and at least once on request (``deliver
+--resend-unknown``), the copy carrying the same message id so a receiver can drop it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,10 @@ from reportctl.state.models import Delivery
 if TYPE_CHECKING:
     from reportctl.state.store import StateStore
 
-FINAL_STATUSES = ("sent", "failed", "bounced")
+STATUSES = ("sent", "bounced", "failed", "unknown", "pending")
+"""Every status a row can hold, in the order summaries list them."""
+FINAL_STATUSES = ("sent", "failed", "bounced", "unknown")
+"""The statuses nothing changes unasked; ``failed`` and ``unknown`` are sent again only on request."""
 _CHUNK = 500
 
 
@@ -155,25 +159,31 @@ class DeliveryLedger:
             for chunk in _chunks(rows):
                 connection.execute(statement, chunk)
 
-    def reopen(self, ids: Sequence[int]) -> None:
-        """Make failed rows pending again, for ``deliver --retry-failed``."""
+    def reopen(self, ids: Sequence[int], status: str = "failed") -> None:
+        """Make the rows of ``ids`` that are in ``status`` pending again: ``failed`` for ``deliver --retry-failed``,
+        ``unknown`` for ``deliver --resend-unknown``."""
         with self._store._session(write=True) as session:
             for chunk in _chunks(list(ids)):
                 session.execute(
                     update(Delivery)
-                    .where(Delivery.id.in_(chunk), Delivery.status == "failed", Delivery.claimed_by.is_(None))
+                    .where(Delivery.id.in_(chunk), Delivery.status == status, Delivery.claimed_by.is_(None))
                     .values(status="pending")
                 )
 
     def release_claims(self, run_id: str, workers: Sequence[str], response: str) -> int:
-        """Fail the rows that ``workers`` (processes that stopped) were sending: it is unknown whether they arrived."""
+        """Mark ``unknown`` the rows that ``workers`` (processes that stopped) were sending: whether they arrived
+        cannot be known, so they are neither sent again unasked nor counted as failed.
+
+        Their attempts and ``last_attempt_at`` stay as the claim set them: rows claimed together (one batch, one
+        message) share that time, which is how ``--resend-unknown`` sends them together again.
+        """
         if not workers:
             return 0
         with self._store._session(write=True) as session:
             result = session.execute(
                 update(Delivery)
                 .where(Delivery.run_id == run_id, Delivery.status == "pending", Delivery.claimed_by.in_(workers))
-                .values(status="failed", claimed_by=None, response=response)
+                .values(status="unknown", claimed_by=None, response=response)
             )
             return int(getattr(result, "rowcount", 0) or 0)
 
@@ -220,6 +230,12 @@ def status_counts(entries: Iterable[LedgerEntry]) -> dict[str, int]:
     for entry in entries:
         counts[entry.status] = counts.get(entry.status, 0) + 1
     return counts
+
+
+def in_status_order(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """``counts`` as (status, count) pairs in the order of ``STATUSES``; a status not among them comes last."""
+    order = {status: index for index, status in enumerate(STATUSES)}
+    return sorted(counts.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
 
 
 def counts_by_delivery(entries: Iterable[LedgerEntry]) -> dict[str, dict[str, int]]:
