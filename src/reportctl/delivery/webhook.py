@@ -13,7 +13,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -106,8 +106,8 @@ class WebhookChannel:
         self.batch_size = 1
         self.concurrency = options.concurrency
         self.rate_limit: float | None = None
-        # The event's time, not the attempt's: every attempt and every URL gets the same body.
-        self.occurred = datetime.now(UTC)
+        # The run's time, not the attempt's: every attempt, every URL and a resend days later get the same body.
+        self.occurred = context.now.astimezone(UTC)
         self._sessions = SessionPerThread()
 
     def recipients(self) -> list[Recipient]:
