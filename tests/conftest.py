@@ -11,11 +11,12 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -23,6 +24,9 @@ from reportctl.config import Project, ProjectConfig
 from reportctl.delivery.base import DeliveryContext
 from reportctl.delivery.recipients import Directory, Person
 from reportctl.run_record import Artifact
+
+if TYPE_CHECKING:
+    from reportctl.state.store import StateStore
 
 POSTGRES_URL = os.environ.get("REPORTCTL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get("REPORTCTL_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -155,15 +159,30 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     return run
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty store URL: a SQLite file, or a PostgreSQL schema of its own dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
+OTHER_HOST_WORKER = "elsewhere.invalid:4242"
+"""A worker on another host: nothing but its silence tells whether it is alive."""
+
+
+def silence(
+    store: StateStore, run_id: str, *, silent_for: timedelta = timedelta(minutes=5), worker: str = OTHER_HOST_WORKER
+) -> None:
+    """Make ``worker`` the run's worker and its last heartbeat ``silent_for`` ago by the store's clock (heartbeats
+    are stamped by the store, so a test can only backdate them in the table)."""
+    from sqlalchemy import update
+
+    from reportctl.state.models import Run
+
+    with store._session(write=True) as session:
+        session.execute(
+            update(Run).where(Run.id == run_id).values(heartbeat_at=store.clock() - silent_for, worker=worker)
+        )
+
+
+@contextmanager
+def postgres_schema(base: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search path is a schema of its own, dropped afterwards: a fresh, empty store."""
     import sqlalchemy as sa
 
-    base = request.getfixturevalue("postgres_url")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     try:
@@ -174,6 +193,23 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
     finally:
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store URL: a SQLite file, or a PostgreSQL schema of its own dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    with postgres_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_store_url(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL store (a schema of its own), for what only a shared server can show."""
+    with postgres_schema(postgres_url) as url:
+        yield url
 
 
 RUN_ID = "20261128T090000Z-ab12"

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 from reportctl.spec.types import LocaleName, PositiveDuration, StrictModel, Theme, TimeZoneName
 
 CONFIG_NAME = "reportctl.yaml"
+MIN_SCHEDULER_LEASE = timedelta(seconds=3)
 
 
 class StateConfig(StrictModel):
@@ -34,6 +35,21 @@ class StateConfig(StrictModel):
     heartbeat_timeout: PositiveDuration = Field(
         default=timedelta(minutes=2), description="A run whose worker is silent this long is failed as 'worker lost'."
     )
+    scheduler_lease: PositiveDuration = Field(
+        default=timedelta(seconds=15),
+        description="How long a daemon's hold on the scheduler lasts unless renewed (every third of it); a standby "
+        "daemon takes over within this time after the holder stops. At least 3s.",
+    )
+
+    @field_validator("scheduler_lease")
+    @classmethod
+    def _renewable_lease(cls, value: timedelta) -> timedelta:
+        if value < MIN_SCHEDULER_LEASE:
+            raise ValueError(
+                f"{value.total_seconds():g}s is too short: the lease is renewed every third of it, so it must be "
+                f"at least {MIN_SCHEDULER_LEASE.total_seconds():g}s"
+            )
+        return value
 
 
 class DirectoryConfig(StrictModel):

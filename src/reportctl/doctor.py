@@ -98,6 +98,22 @@ def check_state_store(start: Path | None = None) -> Check:
     return Check("state", True, f"{shown} ({runs}{'+' if runs == 1000 else ''} runs recorded)")
 
 
+def check_scheduler(start: Path | None = None) -> list[Check]:
+    """Which daemon holds the scheduler lease (and so fires the schedules); nothing to say without a state store,
+    and nothing when it cannot be reached (the state check says so)."""
+    from reportctl.config import find_project
+    from reportctl.errors import ReportctlError
+    from reportctl.state import open_store
+    from reportctl.state.leader import describe_leader, read_lease
+
+    try:
+        with open_store(find_project(start), create=False) as store:
+            lease = read_lease(store)
+    except ReportctlError:
+        return []
+    return [Check("leader", True, describe_leader(lease), required=False)]
+
+
 def check_keyring() -> Check:
     from reportctl.secrets import keyring_backend
 
@@ -170,6 +186,7 @@ CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (
     check_browser,
     check_project,
     check_state_store,
+    check_scheduler,
     check_keyring,
     check_channels,
 )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CliResult
+from conftest import CliResult, silence
 from reportctl.config import find_project
 from reportctl.schedule.tick import run_tick
 from reportctl.state import RunState, StateStore
@@ -84,9 +84,12 @@ def test_overlap_skip_holds_across_processes(cli: Cli, hourly: Path, store_url: 
 
 
 def test_a_lost_worker_is_reaped_and_does_not_block_its_report(cli: Cli, hourly: Path, store_url: str) -> None:
+
     with StateStore(store_url) as store:
         stale = store.create_run("hourly", trigger="manual", now=datetime(2026, 11, 30, 8, tzinfo=UTC))
         store.transition(stale.id, RunState.GENERATING, now=datetime(2026, 11, 30, 8, tzinfo=UTC))
+        # lost: silent for an hour by the store's clock, on another host (liveness is never judged by --now)
+        silence(store, stale.id, silent_for=timedelta(hours=1))
     result = cli("schedule", "tick", "--now", T, "--json")
     (fire,) = json.loads(result.stdout)["fires"]
     assert fire["state"] == "COMPLETED"

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
 
+from conftest import silence
 from reportctl.state import RunState, StateStore
 from reportctl.state.ledger import DeliveryLedger, PlannedRecipient, counts_by_delivery
 
@@ -109,11 +109,7 @@ def test_a_run_lost_while_delivering_completes_and_keeps_its_ledger(store: State
     ledger.plan(run_id, "email", "email", _planned("a@x.org"))
     for state in (RunState.GENERATING, RunState.FORMATTING, RunState.DISTRIBUTING):
         store.transition(run_id, state, now=T0)
-    from reportctl.state.models import Run
-
-    with store._session(write=True) as session:  # its worker, on another host, silent for 5 minutes
-        silent = {"heartbeat_at": store.clock() - timedelta(minutes=5), "worker": "elsewhere.invalid:4242"}
-        session.execute(update(Run).where(Run.id == run_id).values(**silent))
+    silence(store, run_id)  # its worker, on another host, silent for 5 minutes
     (reaped,) = store.reap_lost(timedelta(minutes=2))
     assert reaped.state is RunState.COMPLETED and reaped.error is None
     assert "reportctl deliver" in (store.timeline(run_id)[-1].detail or "")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from conftest import silence
 from reportctl.state import IllegalTransition, RunState, StateStore, StateStoreError, UnknownRun, fire_key
 from reportctl.state.migrations import head_revisions
 
@@ -198,13 +199,15 @@ def test_reap_lost_fails_a_stale_run_and_spares_a_fresh_one(store: StateStore) -
     store.transition(stale.id, RunState.GENERATING, now=T0)
     fresh = store.create_run("fresh", now=T0)
     store.transition(fresh.id, RunState.GENERATING, now=T0)
-    assert store.heartbeat(fresh.id, now=T0 + timedelta(minutes=4))
-    reaped = store.reap_lost(timedelta(minutes=2), now=T0 + timedelta(minutes=5))
+    silence(store, stale.id)
+    silence(store, fresh.id)
+    silent_since = store.get_run(stale.id).heartbeat_at
+    assert silent_since is not None and store.heartbeat(fresh.id)
+    reaped = store.reap_lost(timedelta(minutes=2))
     assert [r.id for r in reaped] == [stale.id]
     assert reaped[0].state is RunState.FAILED
-    assert reaped[0].error is not None and reaped[0].error.startswith(
-        "worker lost (no heartbeat since 2026-11-28T09:00:00Z"
-    )
+    shown = silent_since.isoformat(timespec="seconds").replace("+00:00", "Z")
+    assert reaped[0].error == f"worker lost (no heartbeat since {shown} from elsewhere.invalid:4242)"
     assert store.get_run(fresh.id).state is RunState.GENERATING
     assert store.active_run("stale") is None
     assert not store.heartbeat(stale.id), "a reaped run's worker learns it has been given up"
@@ -234,9 +237,11 @@ def test_a_worker_killed_mid_run_is_detected_as_lost(store_url: str) -> None:
         worker.stdout.close()
     assert worker.returncode == -signal.SIGKILL
     with StateStore(store_url) as store:
-        assert store.get_run(run_id).state is RunState.GENERATING
-        assert store.reap_lost(timedelta(minutes=2)) == []
-        reaped = store.reap_lost(timedelta(seconds=1), now=datetime.now(UTC) + timedelta(seconds=30))
+        run = store.get_run(run_id)
+        assert run.state is RunState.GENERATING and run.worker is not None
+        assert store.reap_lost(timedelta(minutes=2)) == [], "its last beat is recent by the store's clock"
+        silence(store, run_id, silent_for=timedelta(minutes=3), worker=run.worker)
+        reaped = store.reap_lost(timedelta(minutes=2))
         assert [r.id for r in reaped] == [run_id]
         run = store.get_run(run_id)
         assert run.state is RunState.FAILED and run.error is not None and "worker lost" in run.error

@@ -198,10 +198,8 @@ def _ready_for_delivery(store: StateStore, record: RunRecord, heartbeat_timeout:
             f"run {record.id}: its files were deleted ({record.artifacts_note}); render the report again to deliver it"
         )
     if state is RunState.DISTRIBUTING:
-        from datetime import UTC, datetime
-
-        beat = record.heartbeat_at or record.created_at
-        if record.worker and not worker_has_stopped(record.worker, beat, heartbeat_timeout, datetime.now(UTC)):
+        beat = record.heartbeat_at or record.created_at  # stamped by the store's clock: judged by it
+        if record.worker and not worker_has_stopped(record.worker, beat, heartbeat_timeout, store.clock()):
             raise ReportctlError(
                 f"run {record.id} is being delivered by {record.worker} right now; wait for it to finish"
             )

@@ -129,19 +129,28 @@ def tick(
     """Run every report that fell due since the last tick (with no earlier tick: within each misfire grace).
 
     For teams that drive reportctl from cron or a CI schedule instead of the daemon; fires are claimed in the
-    state store, so a tick and a daemon never run the same fire twice.
+    state store, so a tick and a daemon never run the same fire twice. While a daemon holds the scheduler lease,
+    a tick fires nothing and says so (exit 0): the daemon runs the schedules.
     """
     from reportctl.batch import default_jobs
     from reportctl.config import find_project
-    from reportctl.schedule.tick import run_tick
+    from reportctl.schedule.tick import daemon_in_charge, run_tick
     from reportctl.state import open_store
 
     clock = parse_now(now)
     project = find_project()
-    with open_store(project) as store, progress(not as_json) as say:
-        outcomes, problems = run_tick(project, store, clock, say=say, jobs=jobs or default_jobs())
+    with open_store(project) as store:
+        leader = daemon_in_charge(store, clock)
+        if leader is not None:
+            if as_json:
+                print_json({"now": clock.isoformat(), "fires": [], "leader": leader.as_dict()})
+            else:
+                echo(f"nothing fired: the scheduler lease is held by {leader.describe()}; that daemon fires them")
+            return
+        with progress(not as_json) as say:
+            outcomes, problems = run_tick(project, store, clock, say=say, jobs=jobs or default_jobs())
     if as_json:
-        print_json({"now": clock.isoformat(), "fires": [outcome.as_dict() for outcome in outcomes]})
+        print_json({"now": clock.isoformat(), "fires": [outcome.as_dict() for outcome in outcomes], "leader": None})
     else:
         for outcome in outcomes:
             run = f" {outcome.run_id}" if outcome.run_id else ""
@@ -152,6 +161,32 @@ def tick(
         error(str(problem))
     if problems or any(outcome.state == "FAILED" for outcome in outcomes):
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+@app.command("status")
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Which daemon fires the schedules: the scheduler lease's holder, its fencing token and when it expires."""
+    from reportctl.config import find_project
+    from reportctl.schedule.daemon import DAEMON_TICK
+    from reportctl.state import NoStateStore, open_store
+    from reportctl.state.leader import describe_leader, read_lease
+
+    try:
+        with open_store(find_project(), create=False) as store:
+            lease, watermark = read_lease(store), store.last_tick(DAEMON_TICK)
+    except NoStateStore:
+        lease, watermark = None, None
+    if as_json:
+        print_json({"leader": lease.as_dict() if lease else None, "daemon_tick": _iso(watermark)})
+        return
+    echo(f"leader: {describe_leader(lease)}")
+    echo(f"daemon watermark: {_iso(watermark) or 'never'}")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    from datetime import UTC
+
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @app.command("daemon")
@@ -177,7 +212,8 @@ def daemon(
     """Run every scheduled spec on its cron schedule until SIGTERM or SIGINT.
 
     Specs are re-read on SIGHUP and when their files change; fires are claimed in the state store, so a daemon
-    and `schedule tick` never run the same fire twice.
+    and `schedule tick` never run the same fire twice. Only the daemon holding the scheduler lease fires; a second
+    daemon on the same state store stands by and takes over when the first stops (see `schedule status`).
     """
     import os
     import sys

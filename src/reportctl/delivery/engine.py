@@ -12,7 +12,6 @@ the copy is the same message (email's Message-ID, the webhook-id) and its receiv
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -304,17 +303,11 @@ def _release_stopped_claims(
 
 def worker_has_stopped(worker: str, last: datetime | None, heartbeat_timeout: timedelta, now: datetime) -> bool:
     """Whether the process ``host:pid`` is gone: asked directly on this host, judged by silence elsewhere."""
+    from reportctl.state.liveness import worker_alive_here
+
     host, _, pid = worker.rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
-        if int(pid) == os.getpid():
-            return False
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return not worker_alive_here(worker)
     return last is None or now - last > heartbeat_timeout
 
 
@@ -342,7 +335,7 @@ def _key(run_id: str, delivery: str, destination: str, hashes: Sequence[str]) ->
 
 
 def _worker() -> str:
-    from reportctl.state.store import worker_name
+    from reportctl.state.liveness import worker_name
 
     return worker_name()
 

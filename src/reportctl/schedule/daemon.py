@@ -6,6 +6,10 @@ fire goes through ``tick.run_fire`` (claim in the store, overlap skip or queue, 
 and ``schedule tick`` never run one fire twice. The daemon's own misfire rule is ``due_fires``: a fire is due when
 its planned time lies in (the spec's watermark, now]; only the latest within ``misfire_grace`` runs.
 
+Leadership: with a ``LeaseHolder`` only the holder of the scheduler lease fires; a standby keeps its specs loaded
+and checked but fires nothing until ``take_over``, which catches up from the store's watermark like a restart.
+Every claim carries the lease's fence, so a daemon deposed without knowing it yet records nothing (``Deposed``).
+
 Timeouts: a run past its spec's ``timeout`` is recorded FAILED "timed out after 10m" by ``check_timeouts``. With
 ``RenderWorkers`` (the running daemon) its worker process is killed there and then; a render function in the job's
 thread (tests) keeps going until its next state change, which the store refuses, so it stops there.
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
     from reportctl.config import Project
     from reportctl.schedule.metrics import DaemonMetrics
     from reportctl.schedule.specs import ScheduledSpec
+    from reportctl.state.leader import Fence, LeaseHolder
     from reportctl.state.models import RunRecord
     from reportctl.state.store import StateStore
 
@@ -95,9 +100,11 @@ class Daemon:
         jobs: JobControl | None = None,
         metrics: DaemonMetrics | None = None,
         logger: logging.Logger | None = None,
+        lease: LeaseHolder | None = None,
     ) -> None:
         self.project, self.store, self.clock = project, store, clock
-        self.jobs, self.metrics = jobs, metrics
+        self.jobs, self.metrics, self.lease = jobs, metrics, lease
+        self._leading = lease is None
         self.log = logger or logging.getLogger(LOGGER_NAME)
         self.stopping = threading.Event()
         self.specs: dict[str, ScheduledSpec] = {}
@@ -118,12 +125,36 @@ class Daemon:
 
     # --- specs ----------------------------------------------------------------------------------------------------
 
-    def start(self, now: datetime | None = None) -> ReloadResult:
-        """Load every spec and schedule its job; fires missed since the daemon's last tick run at once (catch-up)."""
+    def start(self, now: datetime | None = None, *, leading: bool = True) -> ReloadResult:
+        """Load every spec and schedule its job; fires missed since the daemon's last tick run at once (catch-up).
+        A standby (``leading=False``, another daemon holds the lease) loads and schedules alike but fires nothing."""
         self._start_since = self.store.last_tick(DAEMON_TICK)
+        self._leading = leading
         result = self.reload(now)
         self._started = True
         return result
+
+    @property
+    def leading(self) -> bool:
+        """Whether this daemon fires: no lease is used, or it holds the lease and it cannot have expired."""
+        return self._leading and (self.lease is None or self.lease.held())
+
+    def take_over(self, now: datetime | None = None) -> None:
+        """Start firing after standing by: fires missed since the store's watermark (the last leader's) are caught
+        up with the misfire rules of a restart; those the last leader claimed are found claimed and not run again."""
+        now = now or self.clock()
+        with self._lock:
+            self._start_since = self.store.last_tick(DAEMON_TICK)
+            for name, spec in self.specs.items():
+                self._since[name] = self._start_since or self._first_since(spec, now)
+            self._leading = True
+            specs = list(self.specs.values())
+        for spec in specs:
+            self._schedule(spec, now)
+
+    def stand_by(self) -> None:
+        """Stop firing at once (the lease is lost or cannot be renewed); runs already started go on."""
+        self._leading = False
 
     def reload(self, now: datetime | None = None) -> ReloadResult:
         """Re-read the specs: add, reschedule and drop jobs; an invalid spec keeps its last valid version running."""
@@ -209,7 +240,7 @@ class Daemon:
         now = now or self.clock()
         with self._lock:
             spec = self.specs.get(name)
-            if spec is None or self.stopping.is_set():
+            if spec is None or self.stopping.is_set() or not self.leading:
                 return []
             fires = self._due(spec, now)
             self._since[name] = now
@@ -221,7 +252,12 @@ class Daemon:
         outcomes: list[TickOutcome] = []
         missed = [fire for fire in fires if fire.misfired]
         if missed:
-            outcomes += self._with_store(spec, missed[-1], lambda: record_missed(self.store, spec, missed, now)) or []
+            outcomes += (
+                self._with_store(
+                    spec, missed[-1], lambda: record_missed(self.store, spec, missed, now, fence=self._fence())
+                )
+                or []
+            )
         for fire in runnable:
             try:
                 outcome = self._with_store(spec, fire, lambda f=fire: self._run(spec, f))  # type: ignore[misc]
@@ -246,18 +282,36 @@ class Daemon:
                 self.sleep,
                 render=self._render,
                 load=self._load,
+                fence=self._fence(),
             )
         except DaemonStopping:
             return self._cut_off_waiting(spec, fire)
 
+    def _fence(self) -> Fence | None:
+        """The fence this daemon's claims carry; ``Deposed`` when it uses a lease it no longer holds."""
+        from reportctl.state.leader import Deposed
+
+        if self.lease is None:
+            return None
+        fence = self.lease.fence
+        if fence is None or not self._leading:
+            raise Deposed("this daemon no longer holds the scheduler lease, so it fires nothing")
+        return fence
+
     def _with_store(self, spec: ScheduledSpec, fire: Fire, action: Callable[[], Any]) -> Any:
-        """``action`` retried with backoff while the store is unreachable, until the fire passes its misfire grace."""
+        """``action`` retried with backoff while the store is unreachable, until the fire passes its misfire grace.
+        A claim refused because another daemon took over ends here: this daemon stands by, the new leader fires."""
+        from reportctl.state.leader import Deposed
         from reportctl.state.store import StateStoreError
 
         delay = 1.0
         while True:
             try:
                 return action()
+            except Deposed as exc:
+                self.stand_by()
+                log_event(self.log, logging.WARNING, "fire.refused", str(exc), report=spec.name)
+                return None
             except StateStoreError as exc:
                 late = self.clock() - fire.planned
                 if late > spec.misfire_grace or self.stopping.is_set():
@@ -402,12 +456,11 @@ class Daemon:
             return False  # finished meanwhile, or the store is down (the reaper will find it later)
         return True
 
-    def reap(self, now: datetime | None = None) -> list[str]:
-        """End the runs whose worker stopped beating (anywhere); the run ids.
-
-        A run lost while delivering is complete; its pending recipients are delivered in the background.
+    def reap(self) -> list[str]:
+        """End the runs whose worker is lost (silent by the store's clock, and gone if it ran on this host); the
+        run ids. A run lost while delivering is complete; its pending recipients are delivered in the background.
         """
-        reaped = self.store.reap_lost(self.project.config.state.heartbeat_timeout, now or self.clock())
+        reaped = self.store.reap_lost(self.project.config.state.heartbeat_timeout)
         for run in reaped:
             log_event(self.log, logging.WARNING, "run.worker_lost", run.error or "", report=run.report, run_id=run.id)
             if run.state is RunState.COMPLETED:
@@ -447,9 +500,10 @@ class Daemon:
         return min(mark.astimezone(UTC) for mark in marks)
 
     def save_watermark(self, now: datetime | None = None) -> datetime:
-        """Record the daemon's tick in the store (see ``watermark``)."""
+        """Record the daemon's tick in the store (see ``watermark``); a daemon that uses a lease records it only
+        while it holds it (``Deposed`` otherwise), so a deposed leader never moves the new leader's watermark."""
         mark = self.watermark(now or self.clock())
-        self.store.set_last_tick(DAEMON_TICK, mark)
+        self.store.set_last_tick(DAEMON_TICK, mark, fence=self._fence())
         return mark
 
 

@@ -5,6 +5,10 @@ mtimes are polled every 2 s), and for housekeeping (timeouts each second, ``reap
 the daemon's tick in the store every 10 s). Jobs run ``Daemon.dispatch_spec`` in the thread pool of their
 priority; each thread hands its runs to a worker process of its own (``RenderWorkers``), so runs of one pool render
 side by side on separate cores, and a run past its timeout is stopped by killing its process.
+
+Only the holder of the scheduler lease fires. The main loop renews it every third of ``state.scheduler_lease`` (a
+standby tries to take it as often); a leader that cannot renew stands by at once, a standby that wins the lease
+takes over and catches up. A clean shutdown releases the lease first, so a standby takes over within a renewal.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from typing import TYPE_CHECKING, Any
 from reportctl.schedule.daemon import Daemon
 from reportctl.schedule.logs import log_event
 from reportctl.schedule.workers import RenderWorkers
+from reportctl.state.leader import LeaseHolder
 
 if TYPE_CHECKING:
     from reportctl.config import Project
     from reportctl.schedule.apscheduler_trigger import PlannedFireTrigger
     from reportctl.schedule.metrics import DaemonMetrics
     from reportctl.schedule.specs import ScheduledSpec
+    from reportctl.state.leader import LeaseState
     from reportctl.state.store import StateStore
 
 POOL_SIZES = {"critical": 2, "standard": 4}
@@ -90,10 +96,12 @@ class DaemonService:
         executors = {name: ThreadPoolExecutor(size) for name, size in POOL_SIZES.items()}
         self.scheduler = BackgroundScheduler(executors=executors, timezone=UTC)
         self.workers = RenderWorkers(project)
+        self.lease = LeaseHolder(store, project.config.state.scheduler_lease)
         self.daemon = Daemon(
             project, store, render=self.workers, jobs=ApschedulerJobs(self.scheduler, self._run_job),
-            metrics=metrics, logger=logger,
+            metrics=metrics, logger=logger, lease=self.lease,
         )  # fmt: skip
+        self._held_token: int | None = None
         self._reload_asked = False
         self._stops = 0
         self._in_flight = 0
@@ -133,22 +141,70 @@ class DaemonService:
         for number in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             signal.signal(number, self._on_signal)
         began = time.monotonic()
-        result = self.daemon.start()
+        lease = self.lease.acquire()
+        leading = lease.holder == self.lease.holder
+        self._held_token = lease.token if leading else None
+        result = self.daemon.start(leading=leading)
         self.scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
         self.scheduler.start()
         log_event(
             self.log, logging.INFO, "daemon.started", f"scheduled {len(self.daemon.specs)} jobs",
             jobs=len(self.daemon.specs), invalid=len(result.problems), seconds=round(time.monotonic() - began, 3),
         )  # fmt: skip
+        if leading:
+            log_event(
+                self.log, logging.INFO, "daemon.leading", f"leader: holding the scheduler lease as {lease.describe()}",
+                token=lease.token,
+            )  # fmt: skip
+        else:
+            self._log_standby(lease)
         self._serve()
         return self._shut_down()
 
+    def _keep_lease(self) -> None:
+        """Renew the lease (a standby: try to take it); stand by at once when it is lost or cannot be renewed, take
+        over when it is won."""
+        from reportctl.state.store import StateStoreError
+
+        was_leading = self.daemon.leading
+        try:
+            lease = self.lease.acquire()
+        except StateStoreError as exc:
+            if self._held_token is not None:
+                self._held_token = None
+                self.daemon.stand_by()
+                log_event(
+                    self.log, logging.WARNING, "daemon.lease_lost",
+                    f"cannot renew the scheduler lease, firing nothing until it is held again: {exc}",
+                )  # fmt: skip
+            return
+        if lease.holder == self.lease.holder:
+            if not was_leading or lease.token != self._held_token:
+                self._held_token = lease.token
+                self.daemon.take_over()
+                log_event(
+                    self.log, logging.INFO, "daemon.took_over",
+                    f"leader: took over the scheduler lease as {lease.describe()}; catching up missed fires",
+                    token=lease.token,
+                )  # fmt: skip
+        elif self._held_token is not None or was_leading:
+            self._held_token = None
+            self.daemon.stand_by()
+            self._log_standby(lease)
+
+    def _log_standby(self, lease: LeaseState) -> None:
+        log_event(
+            self.log, logging.INFO, "daemon.standby", f"standby: the scheduler lease is held by {lease.describe()}",
+            holder=lease.holder, token=lease.token,
+        )  # fmt: skip
+
     def _serve(self) -> None:
+        from reportctl.state.leader import Deposed
         from reportctl.state.store import StateStoreError
 
         snapshot = _spec_mtimes(self.daemon.project.spec_dirs)
         reap_every = self.daemon.project.config.state.heartbeat_timeout.total_seconds() / 2
-        last_poll = last_reap = last_save = time.monotonic()
+        last_poll = last_reap = last_save = last_lease = time.monotonic()
         while not self._stops:
             time.sleep(SIGNAL_POLL_SECONDS)  # signals set flags only; this is how soon they are noticed
             if self._stops:
@@ -161,15 +217,18 @@ class DaemonService:
                 changed, snapshot = fresh != snapshot, fresh
             if self._reload_asked or changed:
                 self._reload("SIGHUP" if self._reload_asked else "files changed")
+            if now - last_lease >= self.lease.renew_every:
+                last_lease = now
+                self._keep_lease()
             try:
                 self.daemon.check_timeouts()
-                if now - last_reap >= reap_every:
+                if now - last_reap >= reap_every and self.daemon.leading:
                     last_reap = now
                     self.daemon.reap()
-                if now - last_save >= TICK_SAVE_SECONDS:
+                if now - last_save >= TICK_SAVE_SECONDS and self.daemon.leading:
                     last_save = now
                     self.daemon.save_watermark()
-            except StateStoreError as exc:
+            except (StateStoreError, Deposed) as exc:
                 log_event(self.log, logging.WARNING, "store.unreachable", str(exc))
 
     def _reload(self, why: str) -> None:
@@ -182,26 +241,38 @@ class DaemonService:
         )  # fmt: skip
 
     def _shut_down(self) -> ServiceExit:
-        from reportctl.state.store import StateStoreError
-
         grace = self.grace.total_seconds()
         log_event(self.log, logging.INFO, "daemon.stopping", f"letting running reports finish within {grace:g}s")
         self.daemon.stopping.set()
         self.scheduler.shutdown(wait=False)
+        self._hand_over()
         deadline = time.monotonic() + grace
         while self._busy() and time.monotonic() < deadline and self._stops < 2:
             time.sleep(SIGNAL_POLL_SECONDS)
         cut = self.daemon.cut_off()
         self.workers.close()
-        try:
-            self.daemon.save_watermark()
-        except StateStoreError as exc:
-            log_event(self.log, logging.WARNING, "store.unreachable", str(exc))
         if self.metrics is not None:
             self.metrics.close()
         code = 130 if self._stops >= 2 else 0
         log_event(self.log, logging.INFO, "daemon.stopped", f"{len(cut)} runs cut off", cut_off=len(cut), code=code)
         return ServiceExit(code, self._busy())
+
+    def _hand_over(self) -> None:
+        """A leader that stops records its watermark, then releases the lease: a standby takes over at its next
+        try, and catches up whatever this daemon had not claimed. Runs already going here finish here."""
+        from reportctl.state.leader import Deposed
+        from reportctl.state.store import StateStoreError
+
+        if not self.daemon.leading:
+            return
+        try:
+            self.daemon.save_watermark()
+            self.lease.release()
+        except (StateStoreError, Deposed) as exc:
+            log_event(self.log, logging.WARNING, "store.unreachable", str(exc))
+            return
+        self.daemon.stand_by()
+        log_event(self.log, logging.INFO, "daemon.lease_released", "released the scheduler lease for a standby")
 
     def _busy(self) -> bool:
         with self._count:

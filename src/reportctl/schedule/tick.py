@@ -7,6 +7,10 @@ scheduled time, so "yesterday" means the day before the fire even when the tick 
 
 With ``jobs`` above one, reports that fell due render at once, each report's fires in order in one worker process
 of a pool (PDF and Excel writers hold the GIL, so threads would take turns), critical reports submitted first.
+
+A tick leaves the schedules to a daemon that holds the scheduler lease (``daemon_in_charge``): a project that runs
+a daemon keeps one place that fires, with its priorities and pools, and a leftover cron entry does no harm.
+``--now`` is the time fires are planned for, never a clock for liveness: lost workers are judged by the store's.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
     from reportctl.config import Project
     from reportctl.schedule.specs import ScheduledSpec
     from reportctl.schedule.triggers import Fire
+    from reportctl.state.leader import Fence, LeaseState
     from reportctl.state.store import StateStore
 
 TICK_NAME = "tick"
@@ -82,7 +87,7 @@ def run_tick(
 
     say = say or (lambda _message: None)
     specs, problems = scheduled_specs([d for d in project.spec_dirs if d.is_dir()], project)
-    for lost in store.reap_lost(project.config.state.heartbeat_timeout, now):
+    for lost in store.reap_lost(project.config.state.heartbeat_timeout):
         if lost.state is RunState.COMPLETED:  # lost while delivering: finish it, nobody gets it twice
             _resume_delivery(store, project, lost, say)
     since = store.last_tick(TICK_NAME)
@@ -113,6 +118,19 @@ def run_tick(
     return outcomes, problems
 
 
+def daemon_in_charge(store: StateStore, now: datetime) -> LeaseState | None:
+    """The daemon holding the scheduler lease, by the store's clock, or None. While one holds it a tick fires
+    nothing; its watermark moves to ``now`` all the same, so a tick after the daemon has gone does not go back over
+    fires that were the daemon's."""
+    from reportctl.state.leader import read_lease
+
+    lease = read_lease(store)
+    if lease is None or not lease.live:
+        return None
+    store.set_last_tick(TICK_NAME, now)
+    return lease
+
+
 def _run_in_processes(
     project: Project, due: list[tuple[ScheduledSpec, list[Fire]]], now: datetime, jobs: int, say: Callable[[str], None]
 ) -> list[TickOutcome]:
@@ -135,11 +153,15 @@ def _run_fires(project: Project, spec: ScheduledSpec, fires: list[Fire], now: da
         return [run_fire(project, store, spec, fire, now, lambda _message: None, time.sleep) for fire in fires]
 
 
-def record_missed(store: StateStore, spec: ScheduledSpec, missed: list[Fire], now: datetime) -> list[TickOutcome]:
+def record_missed(
+    store: StateStore, spec: ScheduledSpec, missed: list[Fire], now: datetime, *, fence: Fence | None = None
+) -> list[TickOutcome]:
     """One SKIPPED run for the latest missed fire, saying how many were missed: a record, not a backlog."""
 
     latest = missed[-1]
-    claim = store.claim_fire(spec.name, latest.scheduled, latest.planned, spec_path=str(spec.path), now=now)
+    claim = store.claim_fire(
+        spec.name, latest.scheduled, latest.planned, fence=fence, spec_path=str(spec.path), now=now
+    )
     if claim is None:
         return []
     count = len(missed)
@@ -161,8 +183,10 @@ def run_fire(
     *,
     render: RenderFire = render_fire,
     load: Callable[[ScheduledSpec], Any] | None = None,
+    fence: Fence | None = None,
 ) -> TickOutcome:
-    """Claim one due fire and run it: overlap skip or queue, then render with retries (shared by tick and daemon)."""
+    """Claim one due fire and run it: overlap skip or queue, then render with retries (shared by tick and daemon).
+    A daemon's claim carries its scheduler lease's ``fence``: ``Deposed`` when another daemon has taken over."""
     from reportctl.run_record import jsonable_parameters
     from reportctl.runner import resolve_parameters
     from reportctl.spec.revisions import load_spec_at
@@ -179,6 +203,7 @@ def run_fire(
         spec.name,
         fire.scheduled,
         fire.planned,
+        fence=fence,
         spec_path=str(spec.path),
         spec_hash=loaded.spec_hash if loaded else "",
         revision=spec.rev,

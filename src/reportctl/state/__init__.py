@@ -49,7 +49,7 @@ _LOCATIONS = {
     "new_run_id": "reportctl.state.lifecycle",
     "open_store": "reportctl.state.store",
     "state_url": "reportctl.state.store",
-    "worker_name": "reportctl.state.store",
+    "worker_name": "reportctl.state.liveness",
 }
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
         is_legal,
         new_run_id,
     )
+    from reportctl.state.liveness import worker_name
     from reportctl.state.models import RunRecord, StateChange
     from reportctl.state.store import (
         STATE_URL_ENV,
@@ -73,7 +74,6 @@ if TYPE_CHECKING:
         fire_key,
         open_store,
         state_url,
-        worker_name,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -155,6 +156,24 @@ class SchedulerTick(Base):
 
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_tick_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SchedulerLease(Base):
+    """Which daemon may fire schedules: one row per lease, held until ``expires_at`` by the store's clock.
+
+    ``token`` is the fencing token: it grows by one whenever the lease changes hands, and a claim that carries an
+    older token is refused, so a deposed holder records nothing.
+    """
+
+    __tablename__ = "scheduler_lease"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(300))
+    """``host:pid/suffix`` of the holding process; the random suffix tells a restarted process with a reused pid."""
+    token: Mapped[int] = mapped_column(BigInteger)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    renewed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 @dataclass(frozen=True)

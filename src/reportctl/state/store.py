@@ -6,21 +6,20 @@ never hold a session or a lock. State changes are compare-and-set updates, so tw
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, String, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import CursorResult, String, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Session
 
 from reportctl.errors import ReportctlError, first_line
+from reportctl.state.leader import Fence, check_fence, store_now
 from reportctl.state.lifecycle import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -32,6 +31,7 @@ from reportctl.state.lifecycle import (
     is_legal,
     new_run_id,
 )
+from reportctl.state.liveness import worker_alive_here, worker_name
 from reportctl.state.migrations import (
     STATE_URL_ENV,
     create_state_engine,
@@ -55,12 +55,15 @@ __all__ = [
     "fire_key",
     "open_store",
     "state_url",
-    "worker_name",
 ]
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
 # built once: a statement executed with parameters is compiled once, one made with .values() on every call
 _INSERT_RUN = insert(Run.__table__)  # type: ignore[arg-type]
+# on PostgreSQL a new run's first heartbeat is the server's time, whatever the inserting machine's clock says
+_INSERT_RUN_SERVER_BEAT = (
+    insert(Run.__table__).values(heartbeat_at=func.now()).returning(Run.heartbeat_at)  # type: ignore[arg-type]
+)
 _INSERT_STATE = insert(RunStateRow.__table__)  # type: ignore[arg-type]
 _ACTIVE_RUN = (
     select(Run.id)
@@ -97,11 +100,6 @@ def open_store(project: Project, *, create: bool = True) -> StateStore:
 def fire_key(report: str, scheduled_for: datetime) -> str:
     """The unique name of one scheduled fire: ``<report>@<scheduled time in ISO UTC>``."""
     return f"{report}@{_iso(scheduled_for)}"
-
-
-def worker_name() -> str:
-    """This process as ``host:pid``, recorded on the runs it executes."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class StateStore:
@@ -148,6 +146,15 @@ class StateStore:
         except DBAPIError as exc:
             raise StateStoreError(f"state store {self.url}: {describe_failure(exc)}") from exc
 
+    def clock(self) -> datetime:
+        """The time by the store's clock: the PostgreSQL server's (one clock for every machine that shares the
+        store, whatever their own clocks say); this machine's for SQLite, a file only processes of one machine
+        share."""
+        if self._engine.dialect.name != "postgresql":
+            return datetime.now(UTC)
+        with self._session() as session:
+            return store_now(session)
+
     def create_run(self, report: str, *, detail: str | None = None, **fields: Any) -> RunRecord:
         """Record a new SCHEDULED run (``fields`` as ``_run_values`` takes them: trigger, parameters, spec_hash ...);
         a duplicate ``fire_key`` raises ``IntegrityError`` (see ``claim_fire``)."""
@@ -157,22 +164,35 @@ class StateStore:
         return RunRecord.of(Run(**values))
 
     def claim_fire(
-        self, report: str, scheduled_for: datetime, planned_at: datetime | None = None, **fields: Any
+        self,
+        report: str,
+        scheduled_for: datetime,
+        planned_at: datetime | None = None,
+        *,
+        fence: Fence | None = None,
+        **fields: Any,
     ) -> RunRecord | None:
         """Record the run of one scheduled fire, or None when any process anywhere has claimed it already
-        (``fields`` as ``create_run`` takes them, ``now`` included)."""
-        return self._claim(report, scheduled_for, planned_at, fields, find_active=False)[0]
+        (``fields`` as ``create_run`` takes them, ``now`` included). With a ``fence`` (a daemon's scheduler lease)
+        the claim is refused with ``Deposed``, recording nothing, when that lease has changed hands since."""
+        return self._claim(report, scheduled_for, planned_at, fields, find_active=False, fence=fence)[0]
 
     def claim_fire_noting_active(
-        self, report: str, scheduled_for: datetime, planned_at: datetime | None = None, **fields: Any
+        self,
+        report: str,
+        scheduled_for: datetime,
+        planned_at: datetime | None = None,
+        *,
+        fence: Fence | None = None,
+        **fields: Any,
     ) -> tuple[RunRecord | None, RunRecord | None]:
         """``claim_fire``, and the report's newest unfinished run before the claim (``active_run``), read in the same
         transaction: one round trip instead of two for every fire the daemon runs."""
-        return self._claim(report, scheduled_for, planned_at, fields, find_active=True)
+        return self._claim(report, scheduled_for, planned_at, fields, find_active=True, fence=fence)
 
     def _claim(
         self, report: str, scheduled_for: datetime, planned_at: datetime | None, fields: dict[str, Any], *,
-        find_active: bool,
+        find_active: bool, fence: Fence | None,
     ) -> tuple[RunRecord | None, RunRecord | None]:  # fmt: skip
         key = fire_key(report, scheduled_for)
         for _ in range(3):
@@ -181,6 +201,8 @@ class StateStore:
             )
             try:
                 with self._session(write=True) as session:
+                    if fence is not None:
+                        check_fence(session, fence)
                     active = _active_record(session, report) if find_active else None
                     _insert_run(session, values, None)
                 return RunRecord.of(Run(**values)), active
@@ -236,11 +258,12 @@ class StateStore:
             session.expire(run)
             return RunRecord.of(run)
 
-    def heartbeat(self, run_id: str, *, now: datetime | None = None) -> bool:
-        """Say the run's worker is alive; False when the run has ended (for instance reaped), so the worker stops."""
+    def heartbeat(self, run_id: str) -> bool:
+        """Say the run's worker is alive, stamped with the store's time (not the worker's, which may be skewed);
+        False when the run has ended (for instance reaped), so the worker stops."""
         with self._session(write=True) as session:
             result = session.execute(
-                update(Run).where(Run.id == run_id, Run.state.in_(_ACTIVE)).values(heartbeat_at=_utc(now))
+                update(Run).where(Run.id == run_id, Run.state.in_(_ACTIVE)).values(heartbeat_at=_beat_time(session))
             )
             return _rowcount(result) == 1
 
@@ -249,21 +272,24 @@ class StateStore:
         with self._session() as session:
             return _active_record(session, report)
 
-    def reap_lost(self, heartbeat_timeout: timedelta, now: datetime | None = None) -> list[RunRecord]:
-        """End every unfinished run whose worker has not beaten within the timeout: its process is gone.
+    def reap_lost(self, heartbeat_timeout: timedelta) -> list[RunRecord]:
+        """End every unfinished run whose worker is lost: silent for ``heartbeat_timeout`` by the store's clock (no
+        caller's clock or ``--now`` counts) and, when it ran on this host, its process gone.
 
         A run lost while rendering fails; one lost while delivering is complete (its artifacts exist) and its ledger
         keeps the recipients still pending for ``reportctl deliver``.
         """
-        now = _utc(now)
-        cutoff = now - heartbeat_timeout
-        stale = or_(
-            and_(Run.heartbeat_at.is_not(None), Run.heartbeat_at < cutoff),
-            and_(Run.heartbeat_at.is_(None), Run.created_at < cutoff),
-        )
         reaped: list[RunRecord] = []
         with self._session(write=True) as session:
+            now = store_now(session)
+            cutoff = now - heartbeat_timeout
+            stale = or_(
+                and_(Run.heartbeat_at.is_not(None), Run.heartbeat_at < cutoff),
+                and_(Run.heartbeat_at.is_(None), Run.created_at < cutoff),
+            )
             for run in session.scalars(select(Run).where(Run.state.in_(_ACTIVE), stale)).all():
+                if worker_alive_here(run.worker):
+                    continue  # silent, but its process is still running here (a stalled store, a busy GIL)
                 last = run.heartbeat_at or run.created_at
                 error = f"worker lost (no heartbeat since {_iso(last)} from {run.worker or 'unknown worker'})"
                 if run.state == RunState.DISTRIBUTING.value:
@@ -368,12 +394,15 @@ class StateStore:
         with self._session() as session:
             return session.scalar(select(SchedulerTick.last_tick_at).where(SchedulerTick.name == name))
 
-    def set_last_tick(self, name: str, at: datetime) -> None:
-        """Record that the scheduler ``name`` has handled everything due up to ``at``."""
+    def set_last_tick(self, name: str, at: datetime, *, fence: Fence | None = None) -> None:
+        """Record that the scheduler ``name`` has handled everything due up to ``at``; with a ``fence``, only while
+        that scheduler lease is still held (``Deposed`` otherwise)."""
         at = _utc(at)
         for _ in range(2):
             try:
                 with self._session(write=True) as session:
+                    if fence is not None:
+                        check_fence(session, fence)
                     updated = session.execute(
                         update(SchedulerTick).where(SchedulerTick.name == name).values(last_tick_at=at)
                     )
@@ -411,7 +440,7 @@ def _move(
     """Compare-and-set the run's state from what was read to ``target``, with its times; False if it moved meanwhile."""
     changes: dict[str, Any] = {**values, "state": target.value}
     if target is RunState.GENERATING:
-        changes.update(started_at=now, worker=worker_name(), heartbeat_at=now)
+        changes.update(started_at=now, worker=worker_name(), heartbeat_at=_beat_time(session))
     if target in TERMINAL_STATES:
         changes["finished_at"] = now
         changes["duration_seconds"] = round((now - (run.started_at or run.created_at)).total_seconds(), 3)
@@ -486,10 +515,20 @@ def _active_record(session: Session, report: str) -> RunRecord | None:
 
 def _insert_run(session: Session, values: dict[str, Any], detail: str | None) -> None:
     """Insert a run and the first entry of its timeline: Core statements built once, not the ORM's unit of work
-    (the daemon claims a run for every fire, thousands a minute)."""
-    session.execute(_INSERT_RUN, values)
+    (the daemon claims a run for every fire, thousands a minute). Its first heartbeat is the store's time, written
+    back into ``values`` so the caller's snapshot matches the row."""
+    if session.get_bind().dialect.name == "postgresql":
+        values["heartbeat_at"] = session.execute(_INSERT_RUN_SERVER_BEAT, values).scalar_one()
+    else:
+        values["heartbeat_at"] = datetime.now(UTC)
+        session.execute(_INSERT_RUN, values)
     state = {"run_id": values["id"], "state": values["state"], "at": values["created_at"], "detail": detail}
     session.execute(_INSERT_STATE, state)
+
+
+def _beat_time(session: Session) -> Any:
+    """A heartbeat's time for an UPDATE: the PostgreSQL server's ``now()``, this machine's for SQLite."""
+    return func.now() if session.get_bind().dialect.name == "postgresql" else datetime.now(UTC)
 
 
 def _utc(moment: datetime | None) -> datetime:
