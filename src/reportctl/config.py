@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from reportctl.spec.types import LocaleName, PositiveDuration, StrictModel, Theme, TimeZoneName
 
@@ -75,6 +75,56 @@ class CacheConfig(StrictModel):
     )
 
 
+class LocalExecutor(StrictModel):
+    """Runs render on the machine that fires them, in worker processes of the daemon (or of a tick)."""
+
+    kind: Literal["local"] = "local"
+
+
+Priority = Literal["critical", "standard"]
+DEFAULT_QUEUES: dict[Priority, str] = {"critical": "reportctl.critical", "standard": "reportctl.standard"}
+
+
+class CeleryExecutor(StrictModel):
+    """Runs carried by Celery on a Redis broker to ``reportctl worker`` processes on any number of machines."""
+
+    kind: Literal["celery"]
+    broker: str = Field(
+        description="The Redis broker: redis://host:6379/0, rediss:// for TLS (${secret:NAME} allowed); "
+        "REPORTCTL_BROKER_URL overrides it."
+    )
+    queues: dict[Priority, str] = Field(
+        default_factory=lambda: dict(DEFAULT_QUEUES),
+        description="The queue of each priority; workers choose theirs with `reportctl worker --queues`.",
+    )
+    visibility_timeout: PositiveDuration = Field(
+        default=timedelta(hours=2),
+        description="How long a run taken by a worker that vanished stays invisible before Redis hands it to "
+        "another worker; it must exceed the longest report timeout.",
+    )
+
+    @field_validator("queues")
+    @classmethod
+    def _every_priority(cls, value: dict[Priority, str]) -> dict[Priority, str]:
+        """A priority left out keeps its default queue."""
+        return DEFAULT_QUEUES | value
+
+    @field_validator("broker")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "${secret:")):
+            raise ValueError(f"broker must be a redis:// or rediss:// URL, not '{value[:60]}'")
+        return value
+
+
+def _executor_by_name(value: Any) -> Any:
+    """``executor: local`` (a name) means ``{kind: local}``."""
+    return {"kind": value} if isinstance(value, str) else value
+
+
+Executor = Annotated[LocalExecutor | CeleryExecutor, Field(discriminator="kind"), BeforeValidator(_executor_by_name)]
+
+
 class ProjectConfig(StrictModel):
     """Settings shared by every spec of a reports project."""
 
@@ -99,6 +149,11 @@ class ProjectConfig(StrictModel):
     )
     cache: CacheConfig = Field(
         default_factory=CacheConfig, description="The query cache under .reportctl/cache, shared by every run."
+    )
+    executor: Executor = Field(
+        default_factory=LocalExecutor,
+        description="Where runs render: local (worker processes of the daemon) or {kind: celery, broker: "
+        "redis://...} (queued for `reportctl worker` processes on any machine).",
     )
     snapshots: bool = Field(
         default=False,

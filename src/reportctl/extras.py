@@ -1,6 +1,7 @@
 """Optional parts of reportctl: libraries that only some specs need are extras, installed on request.
 
-``pip install 'reportctl[s3]'`` (boto3), ``[postgres]`` (psycopg), ``[mysql]`` (pymysql) or ``[all]``. A spec that
+``pip install 'reportctl[s3]'`` (boto3), ``[postgres]`` (psycopg), ``[mysql]`` (pymysql),
+``[celery]`` (Celery with Redis, for ``executor: celery``) or ``[all]``. A spec that
 uses one without it fails validate and render with one line naming the extra, never an ImportError.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
-EXTRAS = {"boto3": "s3", "psycopg": "postgres", "pymysql": "mysql"}
+EXTRAS = {"boto3": "s3", "psycopg": "postgres", "pymysql": "mysql", "celery": "celery"}
 """The module each extra brings, by import name."""
 
 

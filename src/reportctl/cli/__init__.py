@@ -25,6 +25,7 @@ from reportctl.cli import (
     schedule,
     secrets,
     validate,
+    worker,
 )
 from reportctl.cli.output import State
 
@@ -64,6 +65,7 @@ app.command("doctor")(doctor.doctor)
 app.command("history")(history.history)
 app.command("diff")(diff.diff)
 app.command("replay")(replay.replay)
+app.command("worker")(worker.worker)
 app.add_typer(runs.app, name="runs")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(secrets.app, name="secrets")

@@ -397,7 +397,8 @@ class Daemon:
             self.log, level, event, outcome.detail, report=outcome.report, run_id=outcome.run_id,
             scheduled=outcome.scheduled.isoformat(),
         )  # fmt: skip
-        if self.metrics is not None and outcome.state != "CLAIMED":
+        # a CLAIMED fire is another daemon's; a QUEUED one ends on a Celery worker, which records how
+        if self.metrics is not None and outcome.state not in ("CLAIMED", "QUEUED"):
             at = self.clock().timestamp() if outcome.state == "COMPLETED" else None
             self.metrics.run_finished(outcome.report, outcome.state, at=at)
 
@@ -487,6 +488,8 @@ class Daemon:
             report=run.report,
             run_id=run.id,
         )
+        for note in report.notes:  # e.g. the recipients the lost worker was sending to, now unknown: for an operator
+            log_event(self.log, logging.WARNING, "delivery.note", note, report=run.report, run_id=run.id)
 
     def watermark(self, now: datetime) -> datetime:
         """Everything planned up to this time has been handed to a job: where a restarted daemon catches up from."""

@@ -224,7 +224,45 @@ def run_fire(
         say(f"{spec.name}: waiting for run {active.id} to finish")
         while _still_active(store, active.id):
             sleep(QUEUE_POLL_SECONDS)
+    if project.config.executor.kind == "celery":
+        return _queue(project, store, spec, fire, claim.id, parameters, now - fire.planned, say, sleep)
     return _render_with_retries(store, spec, loaded, parameters, resolved, fire, claim.id, say, sleep, render)
+
+
+def _queue(
+    project: Project,
+    store: StateStore,
+    spec: ScheduledSpec,
+    fire: Fire,
+    run_id: str,
+    parameters: dict[str, str],
+    late: timedelta,
+    say: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> TickOutcome:
+    """Send the claimed run to its Celery queue. While the broker cannot be reached the run waits (SCHEDULED)
+    and sending is retried with backoff until the fire is later than its misfire grace: then it is SKIPPED."""
+    from reportctl.schedule.celery_executor import BrokerUnreachable, queue_run
+
+    started, wait = time.monotonic(), 1.0
+    while True:
+        waited = timedelta(seconds=time.monotonic() - started)
+        try:
+            queue = queue_run(project, spec, run_id, parameters, fire.scheduled, late + waited, store.clock())
+        except BrokerUnreachable as exc:
+            if late + waited > spec.misfire_grace:
+                detail = f"not queued: {exc}; retried for {_seconds(waited.total_seconds())}, past misfire_grace"
+                store.transition(run_id, RunState.SKIPPED, detail=detail)
+                return TickOutcome(spec.name, fire.scheduled, "SKIPPED", run_id, detail)
+            say(f"{spec.name}: {exc}; run {run_id} waits, sending again in {wait:g} s")
+            sleep(wait)
+            wait = min(wait * 2, 30.0)
+            continue
+        except ReportctlError as exc:  # a spec outside the project: recorded, not left waiting
+            message = str(exc).splitlines()[0]
+            store.transition(run_id, RunState.FAILED, error=message)
+            return TickOutcome(spec.name, fire.scheduled, "FAILED", run_id, message)
+        return TickOutcome(spec.name, fire.scheduled, "QUEUED", run_id, f"queued on {queue}")
 
 
 def _still_active(store: StateStore, run_id: str) -> bool:
@@ -289,3 +327,5 @@ def _resume_delivery(store: StateStore, project: Project, run: Any, say: Callabl
         say(f"{run.report}: could not finish the delivery of run {run.id}: {exc}")
         return
     say(f"{run.report}: finished the delivery of run {run.id}: {report.summary() or 'nothing left'}")
+    for note in report.notes:  # e.g. the recipients the lost worker was sending to, now unknown
+        say(f"{run.report}: {note}")

@@ -66,7 +66,7 @@ class RenderWorkers:
         try:
             return worker.render(loaded, run_id, parameters, now)
         except WorkerLost as lost:
-            _after_lost_run(store, loaded, run_id, str(lost), now)
+            fail_lost_run(store, loaded, run_id, str(lost), now)
             raise
         finally:
             with self._lock:
@@ -193,9 +193,10 @@ def serve(connection: Connection, project: Project) -> None:
                 return
 
 
-def _after_lost_run(store: StateStore, loaded: Any, run_id: str, error: str, now: datetime) -> None:
-    """A run whose worker is gone: recorded FAILED if the daemon has not done so (a crash), its ``when: failure``
-    deliveries sent as its worker would have, and the report's history tidied."""
+def fail_lost_run(store: StateStore, loaded: Any, run_id: str, error: str, now: datetime) -> None:
+    """A run that ended without recording its end (its worker lost, killed at its timeout, or broken by a bug):
+    recorded FAILED if nobody has done so, its ``when: failure`` deliveries sent as its worker would have, and the
+    report's history tidied."""
     from reportctl.state.lifecycle import RunState
     from reportctl.state.recording import housekeeping, send_failure_deliveries
 
@@ -208,4 +209,4 @@ def _after_lost_run(store: StateStore, loaded: Any, run_id: str, error: str, now
         housekeeping(store, loaded.project, loaded.spec.name)
 
 
-__all__ = ["MAX_RUNS", "RenderWorkers", "RenderedRun", "WorkerLost", "serve"]
+__all__ = ["MAX_RUNS", "RenderWorkers", "RenderedRun", "WorkerLost", "fail_lost_run", "serve"]

@@ -43,6 +43,7 @@ def check_spec(loaded: LoadedSpec, *, connect: bool = False) -> list[Problem]:
     _check_formats(loaded, problems)
     _check_theme(loaded, problems)
     _check_pdf_length(loaded, problems)
+    _check_timeout(loaded, problems)
     if loaded.spec.abstract:
         # a base may name datasets, columns and parameters that the specs extending it define: compile only
         _check_templates(loaded, None, problems)
@@ -98,6 +99,26 @@ def _check_parameters(loaded: LoadedSpec, now: datetime, problems: list[Problem]
             except ValueError as exc:
                 problems.append(loaded.problem(at, str(exc)))
     return bind_values(spec.parameters, values)
+
+
+def _check_timeout(loaded: LoadedSpec, problems: list[Problem]) -> None:
+    """With ``executor: celery``, a scheduled report's timeout must end before Redis would hand its run to another
+    worker (the visibility timeout), or a long run would be handed out while it still renders."""
+    from reportctl.config import CeleryExecutor
+    from reportctl.spec.types import format_duration_spec
+
+    executor, schedule = loaded.project.config.executor, loaded.spec.schedule
+    if not isinstance(executor, CeleryExecutor) or schedule is None or schedule.timeout is None:
+        return
+    if schedule.timeout >= executor.visibility_timeout:
+        limit = format_duration_spec(executor.visibility_timeout)
+        problems.append(
+            loaded.problem(
+                ("schedule", "timeout"),
+                f"{format_duration_spec(schedule.timeout)} is not shorter than executor.visibility_timeout {limit} "
+                "in reportctl.yaml; raise visibility_timeout above the longest report timeout",
+            )
+        )
 
 
 def _check_templates(

@@ -1,0 +1,341 @@
+"""``executor: celery``: the daemon (or a tick) claims each fire and queues it; ``reportctl worker`` renders it.
+
+A queued run is already in the state store (SCHEDULED, with its spec hash, revision and parameters) before its
+message leaves, so a message lost or repeated loses or doubles nothing: the message only names the run. A worker
+takes one message at a time (prefetch 1) and acknowledges it when the run has ended (acks late), so a worker that
+dies mid-run leaves its message to Redis to hand to another worker after the visibility timeout. What a worker
+renders is checked against what the fire recorded: the same reportctl version, the same spec (by hash, read at the
+recorded revision or commit from the worker's own checkout), and a fire that waited in the queue past its misfire
+grace is recorded SKIPPED rather than rendered late.
+
+Celery is an extra (``pip install 'reportctl[celery]'``); nothing here imports it until a run is queued or a
+worker starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from reportctl import __version__
+from reportctl.errors import ReportctlError, SourceError, UsageError, exception_line
+from reportctl.state.lifecycle import RunState
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from reportctl.config import CeleryExecutor, Project
+    from reportctl.schedule.specs import ScheduledSpec
+    from reportctl.state.store import StateStore
+
+TASK = "reportctl.run"
+BROKER_ENV = "REPORTCTL_BROKER_URL"
+MAX_TASKS_PER_CHILD = 100
+"""A worker's pool process is replaced after this many runs, so memory a library keeps does not pile up."""
+
+log = logging.getLogger("reportctl.worker")
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """The message of one queued run: the run's id and what the worker needs to check it renders the same run."""
+
+    run_id: str
+    report: str
+    spec: str
+    """The spec's path relative to the project root (workers have their own checkouts, elsewhere)."""
+    revision: str | None
+    parameters: dict[str, str]
+    scheduled: str
+    queued_at: str
+    """When the message was sent, by the store's clock."""
+    late_seconds: float
+    """How late the fire already was when it was queued (0 for a retry)."""
+    priority: str
+    timeout_seconds: float | None
+    misfire_grace_seconds: float
+    retries: int
+    attempt: int = 1
+    version: str = __version__
+
+
+class BrokerUnreachable(ReportctlError):
+    """The broker did not take a message (Redis down or refusing); the run it named stays SCHEDULED."""
+
+
+def celery_settings(project: Project) -> CeleryExecutor:
+    """The project's ``executor: celery`` settings; a usage error when the project renders locally."""
+    from reportctl.config import CeleryExecutor
+
+    executor = project.config.executor
+    if not isinstance(executor, CeleryExecutor):
+        raise UsageError(
+            f"{project.config_file or 'reportctl.yaml'}: executor is '{executor.kind}'; "
+            "set executor: {kind: celery, broker: redis://HOST:6379/0} to run workers"
+        )
+    return executor
+
+
+def broker_url(settings: CeleryExecutor) -> str:
+    """The broker URL: REPORTCTL_BROKER_URL, else ``executor.broker`` with its secrets resolved."""
+    from reportctl.secrets import resolve_secrets
+
+    return os.environ.get(BROKER_ENV) or resolve_secrets(settings.broker)
+
+
+def celery_app(project: Project) -> Celery:
+    """The Celery application of a project: its broker, its queues, and the ``reportctl.run`` task."""
+    from reportctl.extras import missing_extra
+
+    problem = missing_extra("celery", "executor: celery")
+    if problem:
+        raise UsageError(problem)
+    from celery import Celery
+
+    settings = celery_settings(project)
+    app = Celery("reportctl", broker=broker_url(settings), set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # the state store holds every outcome
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_max_tasks_per_child=MAX_TASKS_PER_CHILD,
+        worker_hijack_root_logger=False,
+        task_default_queue=settings.queues["standard"],
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": int(settings.visibility_timeout.total_seconds())},
+    )
+    app.reportctl_project = project
+
+    @app.task(name=TASK, bind=True)  # type: ignore[untyped-decorator]  # Celery has no type hints
+    def run(task: Any, **message: Any) -> str:
+        return execute(task.app.reportctl_project, QueuedRun(**message), task.request.hostname or "")
+
+    return app
+
+
+def queue_run(
+    project: Project, spec: ScheduledSpec, run_id: str, parameters: dict[str, str], scheduled: datetime,
+    late: timedelta, queued_at: datetime, *, app: Celery | None = None,
+) -> str:  # fmt: skip
+    """Send the recorded run ``run_id`` of a fire of ``spec``, ``late`` already, to its priority's queue; the
+    queue's name."""
+    try:
+        within = spec.path.resolve().relative_to(project.root.resolve()).as_posix()
+    except ValueError:
+        raise UsageError(
+            f"{spec.path}: executor: celery needs specs inside the project folder {project.root}, where workers "
+            "find them in their own checkouts"
+        ) from None
+    message = QueuedRun(
+        run_id=run_id,
+        report=spec.name,
+        spec=within,
+        revision=spec.rev,
+        parameters=parameters,
+        scheduled=scheduled.isoformat(),
+        queued_at=queued_at.isoformat(),
+        late_seconds=late.total_seconds(),
+        priority=spec.priority,
+        timeout_seconds=spec.timeout.total_seconds() if spec.timeout else None,
+        misfire_grace_seconds=spec.misfire_grace.total_seconds(),
+        retries=spec.retries,
+    )
+    return send(project, message, app=app)
+
+
+def send(project: Project, message: QueuedRun, *, countdown: float = 0, app: Celery | None = None) -> str:
+    """Send ``message`` to its priority's queue (the run's id is the task's id); the queue's name."""
+    queue = celery_settings(project).queues[message.priority]  # type: ignore[index]
+    from kombu.exceptions import OperationalError
+    from kombu.utils.url import maybe_sanitize_url
+
+    timeout = message.timeout_seconds
+    app = app or celery_app(project)
+    try:
+        app.send_task(
+            TASK,
+            kwargs=asdict(message),
+            queue=queue,
+            task_id=message.run_id,
+            countdown=countdown or None,
+            soft_time_limit=timeout,
+            time_limit=timeout + 30 if timeout else None,
+            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        )
+    except (OperationalError, OSError) as exc:
+        where = maybe_sanitize_url(app.conf.broker_url)  # the password masked
+        why = str(exc).rstrip(".")
+        raise BrokerUnreachable(f"the broker {where} did not take run {message.run_id}: {why}") from None
+    return queue
+
+
+def execute(project: Project, message: QueuedRun, worker: str = "") -> str:
+    """Render and deliver the queued run on this worker; what became of it, for the worker's log.
+
+    A message for a run that has already ended, or that another worker is rendering, is dropped: Redis may hand a
+    message out again (a worker that vanished, a visibility timeout), and the state store says what happened.
+    """
+    from reportctl.state import open_store
+
+    with open_store(project) as store:
+        record = store.get_run(message.run_id)
+        if record.state is not RunState.SCHEDULED:
+            return f"run {record.id} is {record.state.value}: nothing to do"
+        refusal = _refusal(project, store, message)
+        if refusal is not None:
+            state, why = refusal
+            store.transition(record.id, state, error=why if state is RunState.FAILED else None, detail=why)
+            log.warning("%s %s: %s", message.report, record.id, why)
+            return why
+        return _render(project, store, message, worker)
+
+
+def _refusal(project: Project, store: StateStore, message: QueuedRun) -> tuple[RunState, str] | None:
+    """Why this worker must not render the run (FAILED: another version; SKIPPED: waited past its grace)."""
+    if message.version != __version__:
+        return RunState.FAILED, (
+            f"the run was queued by reportctl {message.version} and this worker runs {__version__}; "
+            "run one version on daemons and workers"
+        )
+    waited = store.clock() - datetime.fromisoformat(message.queued_at)
+    if waited + timedelta(seconds=message.late_seconds) > timedelta(seconds=message.misfire_grace_seconds):
+        grace = _seconds(message.misfire_grace_seconds)
+        return RunState.SKIPPED, f"waited {_seconds(waited)} in the queue, past misfire_grace {grace}"
+    return None
+
+
+def _render(project: Project, store: StateStore, message: QueuedRun, worker: str) -> str:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from reportctl.schedule.workers import fail_lost_run
+    from reportctl.state.recording import render_recorded
+
+    record = store.get_run(message.run_id)
+    try:
+        loaded = _load_same_spec(project, message, record.spec_hash, record.git_commit)
+    except ReportctlError as exc:
+        why = str(exc).splitlines()[0]
+        store.transition(record.id, RunState.FAILED, error=why)
+        return why
+    scheduled = datetime.fromisoformat(message.scheduled)
+    try:
+        result = render_recorded(store, loaded, record.id, deliver=True, parameters=message.parameters, now=scheduled)
+    except SourceError as exc:
+        if message.attempt > message.retries:
+            return f"FAILED: {str(exc).splitlines()[0]}"
+        # the spec asks for retries of a source that failed to answer: a new attempt, queued with backoff
+        delay = min(2 ** (message.attempt - 1), 60)
+        due = store.clock() + timedelta(seconds=delay)
+        retry = store.create_run(
+            message.report,
+            trigger="retry",
+            attempt=message.attempt + 1,
+            spec_path=record.spec_path,
+            spec_hash=record.spec_hash,
+            revision=message.revision,
+            parameters=record.parameters,
+            scheduled_for=scheduled,
+            planned_at=due,
+        )
+        again = replace(
+            message, run_id=retry.id, attempt=message.attempt + 1, queued_at=due.isoformat(), late_seconds=0.0
+        )
+        send(project, again, countdown=delay)
+        return f"FAILED: {str(exc).splitlines()[0]}; attempt {again.attempt} is run {retry.id} in {delay} s"
+    except ReportctlError as exc:
+        return f"FAILED: {str(exc).splitlines()[0]}"
+    except SoftTimeLimitExceeded:
+        error = f"timed out after {_seconds(message.timeout_seconds or 0)} (the report's timeout)"
+        fail_lost_run(store, loaded, record.id, error, scheduled)
+        return f"FAILED: {error}"
+    except Exception as exc:  # a bug in one report must not leave its run looking alive
+        error = f"internal error: {exception_line(exc)}"
+        fail_lost_run(store, loaded, record.id, error, scheduled)
+        return f"FAILED: {error}"
+    return f"COMPLETED on {worker or 'this worker'}: {result.directory}"
+
+
+def _load_same_spec(project: Project, message: QueuedRun, spec_hash: str, commit: str | None) -> Any:
+    """The spec as the fire recorded it: read at its revision (or the working tree), else at the commit the run
+    recorded; a spec error when this worker's checkout has neither."""
+    from reportctl.errors import Problem, SpecError
+    from reportctl.spec.revisions import load_spec_at
+
+    path = project.root / message.spec
+    loaded = load_spec_at(path, message.revision, project)
+    if not spec_hash or loaded.spec_hash == spec_hash:
+        return loaded
+    if commit:
+        try:
+            at_commit = load_spec_at(path, commit, project)
+        except ReportctlError:
+            at_commit = None
+        if at_commit is not None and at_commit.spec_hash == spec_hash:
+            return at_commit
+    where = f"commit {commit[:12]} does not have it either" if commit else "the run recorded no commit"
+    problem = Problem(
+        f"this worker's copy differs from the spec the fire recorded (hash {spec_hash[:12]}) and {where}; "
+        "deploy the same revision to workers and daemons",
+        file=path,
+    )
+    raise SpecError([problem])
+
+
+def _seconds(value: timedelta | float) -> str:
+    from reportctl.spec.types import format_duration_spec
+
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    return format_duration_spec(timedelta(seconds=int(seconds)))
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    """What the broker says: runs waiting in each priority's queue, and the workers that answered a ping."""
+
+    queued: dict[str, int]
+    workers: list[str]
+
+
+def broker_status(project: Project, *, timeout: float = 1.0, app: Celery | None = None) -> BrokerStatus:
+    """Queue depths (Redis list lengths) and the names of the workers that answer within ``timeout`` seconds;
+    ``BrokerUnreachable`` when Redis does not answer."""
+    from kombu.exceptions import OperationalError
+    from kombu.utils.url import maybe_sanitize_url
+
+    settings = celery_settings(project)
+    app = app or celery_app(project)
+    try:
+        with app.connection_for_read() as connection:
+            client = connection.default_channel.client
+            queued = {str(priority): int(client.llen(queue)) for priority, queue in settings.queues.items()}
+        answers = app.control.inspect(timeout=timeout).ping() or {}
+    except (OperationalError, OSError) as exc:
+        where = maybe_sanitize_url(app.conf.broker_url)
+        raise BrokerUnreachable(f"the broker {where} does not answer: {str(exc).rstrip('.')}") from None
+    return BrokerStatus(queued, sorted(answers))
+
+
+def worker_argv(queues: list[str], concurrency: int, name: str | None) -> list[str]:
+    """The arguments of ``celery worker`` for ``reportctl worker``."""
+    argv = ["worker", "--queues", ",".join(queues), "--concurrency", str(concurrency), "--pool", "prefork"]
+    argv += ["--loglevel", "INFO", "--prefetch-multiplier", "1", "--without-gossip", "--without-mingle"]
+    return [*argv, "--hostname", name or "reportctl@%h"]
+
+
+__all__ = [
+    "BROKER_ENV",
+    "TASK",
+    "BrokerUnreachable",
+    "QueuedRun",
+    "celery_app",
+    "execute",
+    "queue_run",
+    "send",
+    "worker_argv",
+]

@@ -1,0 +1,283 @@
+"""``executor: celery``: fires queued on the machine's Redis, rendered by real ``reportctl worker`` processes.
+
+Each test has queues of its own (a random prefix), so tests and other runs on the same Redis never take each
+other's messages; workers are started as processes and stopped by their process id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from conftest import CliResult, require_service
+from daemon_process import DaemonProcess
+from reportctl import __version__
+from reportctl.config import find_project
+from reportctl.schedule.celery_executor import BrokerStatus, QueuedRun, broker_status, execute
+from reportctl.state import RunState, StateStore
+
+Cli = Callable[..., CliResult]
+REDIS = "redis://127.0.0.1:6379/0"
+SPEC = """\
+apiVersion: reportctl/v1
+name: hourly
+sources:
+  metrics: {kind: sample, rows: 200}
+sections:
+  - {id: t, type: table, dataset: metrics}
+outputs: [csv]
+schedule: {cron: "0 * * * *", timezone: UTC, misfire_grace: 30m, priority: PRIORITY}
+"""
+T = "2026-11-30T09:05:00+00:00"
+
+
+@pytest.fixture
+def celery_project(project: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    require_service("Redis", "127.0.0.1", 6379)
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    (project / "reportctl.yaml").write_text(
+        "timezone: UTC\n"
+        f"executor: {{kind: celery, broker: '{REDIS}', "
+        f"queues: {{critical: {prefix}.critical, standard: {prefix}.standard}}}}\n"
+    )
+    monkeypatch.setenv("REPORTCTL_STATE_URL", store_url)
+    (project / "specs" / "hourly.yaml").write_text(SPEC.replace("PRIORITY", "standard"))
+    return project
+
+
+@contextmanager
+def running_worker(project: Path, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``reportctl worker -c 1`` in ``project``, stopped by its process id (SIGTERM, then SIGKILL)."""
+    command = [sys.executable, "-m", "reportctl", "worker", "--concurrency", "1", "--name", name]
+    with subprocess.Popen(command, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def worker(celery_project: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with running_worker(celery_project, "w1@test") as process:
+        yield process
+
+
+def _wait_for_end(store_url: str, run_id: str, timeout: float = 90) -> RunState:
+    deadline = time.monotonic() + timeout
+    with StateStore(store_url) as store:
+        while time.monotonic() < deadline:
+            state = store.get_run(run_id).state
+            if state.terminal:
+                return state
+            time.sleep(0.3)
+    raise AssertionError(f"run {run_id} did not end within {timeout:g} s")
+
+
+def test_a_tick_queues_the_fire_and_a_worker_renders_and_records_it(
+    cli: Cli, celery_project: Path, worker: subprocess.Popen[bytes], store_url: str
+) -> None:
+    result = cli("schedule", "tick", "--now", T, "--json")
+    assert result.exit_code == 0, result.stderr
+    (fire,) = json.loads(result.stdout)["fires"]
+    queue = (fire["state"], fire["detail"])
+    assert queue[0] == "QUEUED" and queue[1].startswith("queued on t") and queue[1].endswith(".standard")
+    assert _wait_for_end(store_url, fire["run_id"]) is RunState.COMPLETED
+    with StateStore(store_url) as store:
+        run = store.get_run(fire["run_id"])
+    assert run.worker is not None and run.worker.startswith(f"{socket.gethostname()}:")
+    assert int(run.worker.rsplit(":", 1)[1]) != os.getpid()  # rendered by the worker's process, not the tick
+    (artifact,) = run.artifacts
+    assert (Path(run.output_dir or "") / artifact["path"]).stat().st_size > 0
+    # a second tick at the same time finds the fire claimed: nothing queued twice
+    assert json.loads(cli("schedule", "tick", "--now", T, "--json").stdout)["fires"] == []
+
+
+def _queued(celery_project: Path, store_url: str, **changes: object) -> QueuedRun:
+    """A fire of ``hourly`` claimed in the store as a tick would, and the message that names it."""
+    from reportctl.spec.loader import load_spec
+
+    loaded = load_spec(celery_project / "specs" / "hourly.yaml", find_project(celery_project))
+    scheduled = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    with StateStore(store_url) as store:
+        claim = store.claim_fire(
+            "hourly", scheduled, scheduled, spec_path="specs/hourly.yaml", spec_hash=loaded.spec_hash
+        )
+        assert claim is not None
+        now = store.clock()
+    message = QueuedRun(
+        run_id=claim.id, report="hourly", spec="specs/hourly.yaml", revision=None, parameters={},
+        scheduled=scheduled.isoformat(), queued_at=now.isoformat(), late_seconds=60.0, priority="standard",
+        timeout_seconds=None, misfire_grace_seconds=1800.0, retries=0,
+    )  # fmt: skip
+    return replace(message, **changes)  # type: ignore[arg-type]
+
+
+def test_a_message_handed_out_twice_renders_the_run_once(celery_project: Path, store_url: str) -> None:
+    message = _queued(celery_project, store_url)
+    project = find_project(celery_project)
+    assert execute(project, message, "w1").startswith("COMPLETED on w1")
+    assert execute(project, message, "w2") == f"run {message.run_id} is COMPLETED: nothing to do"
+    with StateStore(store_url) as store:
+        states = [change.state for change in store.timeline(message.run_id)]
+    assert states.count(RunState.GENERATING) == 1
+
+
+def test_a_worker_of_another_version_refuses_the_run(celery_project: Path, store_url: str) -> None:
+    message = _queued(celery_project, store_url, version="0.0.1")
+    why = execute(find_project(celery_project), message)
+    assert why == (
+        f"the run was queued by reportctl 0.0.1 and this worker runs {__version__}; run one version on daemons and "
+        "workers"
+    )
+    with StateStore(store_url) as store:
+        run = store.get_run(message.run_id)
+    assert (run.state, run.error) == (RunState.FAILED, why)
+
+
+def test_a_run_that_waited_in_the_queue_past_its_grace_is_skipped_not_rendered_late(
+    celery_project: Path, store_url: str
+) -> None:
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    message = _queued(celery_project, store_url, queued_at=an_hour_ago)
+    why = execute(find_project(celery_project), message)
+    assert why.startswith("waited 1h") and why.endswith("in the queue, past misfire_grace 30m")
+    with StateStore(store_url) as store:
+        run = store.get_run(message.run_id)
+    assert run.state is RunState.SKIPPED and not run.artifacts
+
+
+def test_a_worker_whose_checkout_has_another_spec_fails_the_run_saying_so(celery_project: Path, store_url: str) -> None:
+    message = _queued(celery_project, store_url)
+    with StateStore(store_url) as store:
+        recorded = store.get_run(message.run_id).spec_hash
+    spec = celery_project / "specs" / "hourly.yaml"
+    spec.write_text(spec.read_text().replace("rows: 200", "rows: 300"))  # the worker's copy moved on
+    why = execute(find_project(celery_project), message)
+    assert why == (
+        f"{spec}: this worker's copy differs from the spec the fire recorded (hash {recorded[:12]}) and the run "
+        "recorded no commit; deploy the same revision to workers and daemons"
+    )
+    with StateStore(store_url) as store:
+        assert store.get_run(message.run_id).state is RunState.FAILED
+
+
+def test_a_fire_the_broker_never_takes_is_recorded_skipped_with_the_reason(
+    cli: Cli, celery_project: Path, store_url: str
+) -> None:
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    config = celery_project / "reportctl.yaml"
+    config.write_text(config.read_text().replace(REDIS, f"redis://127.0.0.1:{port}/0"))
+    spec = celery_project / "specs" / "hourly.yaml"
+    spec.write_text(spec.read_text().replace("misfire_grace: 30m", "misfire_grace: 2s"))
+    # a second late: sending is tried again (after 1 s, 2 s) until the fire is later than its grace
+    result = cli("schedule", "tick", "--now", "2026-11-30T09:00:01+00:00", "--json")
+    assert result.exit_code == 0, result.stderr
+    (fire,) = json.loads(result.stdout)["fires"]
+    assert fire["state"] == "SKIPPED"
+    assert fire["detail"].startswith(f"not queued: the broker redis://127.0.0.1:{port}/0 did not take run ")
+    assert re.search(r"Connection refused; retried for [1-9][0-9]*s, past misfire_grace$", fire["detail"])
+    with StateStore(store_url) as store:
+        assert store.get_run(fire["run_id"]).state is RunState.SKIPPED
+
+
+def test_worker_refuses_a_project_that_renders_locally(cli: Cli, project: Path) -> None:
+    result = cli("worker")
+    assert result.exit_code == 2
+    assert "executor is 'local'; set executor: {kind: celery, broker: redis://HOST:6379/0} to run workers" in (
+        result.stderr
+    )
+
+
+def test_an_executor_that_is_not_redis_is_a_one_line_error(cli: Cli, project: Path) -> None:
+    (project / "reportctl.yaml").write_text("executor: {kind: celery, broker: 'amqp://guest@localhost//'}\n")
+    result = cli("worker")
+    assert result.exit_code != 0
+    assert "broker must be a redis:// or rediss:// URL" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_validate_refuses_a_timeout_the_visibility_timeout_does_not_cover(cli: Cli, celery_project: Path) -> None:
+    config = celery_project / "reportctl.yaml"
+    config.write_text(config.read_text().rstrip().removesuffix("}") + ", visibility_timeout: 1h}\n")
+    spec = celery_project / "specs" / "hourly.yaml"
+    spec.write_text(spec.read_text().replace("priority: standard", "priority: standard, timeout: 90m"))
+    result = cli("validate", str(spec))
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0] == (
+        "specs/hourly.yaml:8:95: schedule.timeout: 1h30m is not shorter than executor.visibility_timeout 1h in "
+        "reportctl.yaml; raise visibility_timeout above the longest report timeout"
+    )
+    spec.write_text(spec.read_text().replace("timeout: 90m", "timeout: 50m"))
+    assert cli("validate", str(spec)).exit_code == 0
+
+
+def test_the_daemon_queues_its_fires_for_a_worker(
+    celery_project: Path, worker: subprocess.Popen[bytes], store_url: str
+) -> None:
+    """A real daemon with `executor: celery`: its catch-up fire (an every-minute schedule, never fired before) is
+    claimed and queued by the daemon and rendered by the worker process."""
+    spec = celery_project / "specs" / "hourly.yaml"
+    spec.write_text(spec.read_text().replace('cron: "0 * * * *"', 'cron: "* * * * *"'))
+    daemon = DaemonProcess(celery_project)
+    try:
+        queued = daemon.wait_for("run.queued")
+        assert queued["report"] == "hourly" and queued["message"].startswith("queued on t")
+        assert _wait_for_end(store_url, queued["run_id"]) is RunState.COMPLETED
+    finally:
+        daemon.stop()
+    with StateStore(store_url) as store:
+        run = store.get_run(queued["run_id"])
+    assert run.worker is not None and int(run.worker.rsplit(":", 1)[1]) not in (daemon.pid, os.getpid())
+
+
+def test_a_spec_outside_the_project_fails_its_fire_saying_why(
+    cli: Cli, celery_project: Path, store_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    (celery_project / "specs" / "hourly.yaml").rename(outside / "hourly.yaml")
+    config = celery_project / "reportctl.yaml"
+    config.write_text(config.read_text() + f"specs: [specs, '{outside}']\n")
+    result = cli("schedule", "tick", "--now", T, "--json")
+    assert result.exit_code == 1
+    (fire,) = json.loads(result.stdout)["fires"]
+    assert fire["state"] == "FAILED"
+    assert fire["detail"] == (
+        f"{outside / 'hourly.yaml'}: executor: celery needs specs inside the project folder {celery_project}, where "
+        "workers find them in their own checkouts"
+    )
+
+
+def test_the_broker_status_counts_queued_runs_and_names_the_workers(
+    cli: Cli, celery_project: Path, store_url: str
+) -> None:
+    project = find_project(celery_project)
+    assert broker_status(project, timeout=0.5) == BrokerStatus({"critical": 0, "standard": 0}, [])
+    assert cli("schedule", "tick", "--now", T).exit_code == 0  # no worker runs: the fire waits in its queue
+    assert broker_status(project, timeout=0.5).queued == {"critical": 0, "standard": 1}
+    with running_worker(celery_project, "status@test"):
+        deadline = time.monotonic() + 60
+        status = broker_status(project, timeout=0.5)
+        while "status@test" not in status.workers or status.queued["standard"]:
+            assert time.monotonic() < deadline, f"the worker did not show up and take the run: {status}"
+            status = broker_status(project, timeout=0.5)
