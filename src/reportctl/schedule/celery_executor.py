@@ -296,15 +296,15 @@ def _seconds(value: timedelta | float) -> str:
 
 @dataclass(frozen=True)
 class BrokerStatus:
-    """What the broker says: runs waiting in each priority's queue, and the workers that answered a ping."""
+    """What the broker says: runs waiting in each priority's queue, and the workers taking from those queues."""
 
     queued: dict[str, int]
     workers: list[str]
 
 
 def broker_status(project: Project, *, timeout: float = 1.0, app: Celery | None = None) -> BrokerStatus:
-    """Queue depths (Redis list lengths) and the names of the workers that answer within ``timeout`` seconds;
-    ``BrokerUnreachable`` when Redis does not answer."""
+    """Queue depths (Redis list lengths) and the names of the workers that consume this project's queues and
+    answer within ``timeout`` seconds; ``BrokerUnreachable`` when Redis does not answer."""
     from kombu.exceptions import OperationalError
     from kombu.utils.url import maybe_sanitize_url
 
@@ -314,11 +314,13 @@ def broker_status(project: Project, *, timeout: float = 1.0, app: Celery | None 
         with app.connection_for_read() as connection:
             client = connection.default_channel.client
             queued = {str(priority): int(client.llen(queue)) for priority, queue in settings.queues.items()}
-        answers = app.control.inspect(timeout=timeout).ping() or {}
+        answers = app.control.inspect(timeout=timeout).active_queues() or {}
     except (OperationalError, OSError) as exc:
         where = maybe_sanitize_url(app.conf.broker_url)
         raise BrokerUnreachable(f"the broker {where} does not answer: {str(exc).rstrip('.')}") from None
-    return BrokerStatus(queued, sorted(answers))
+    ours = set(settings.queues.values())  # a broker may serve other projects' workers too
+    workers = [name for name, queues in answers.items() if ours & {queue["name"] for queue in queues}]
+    return BrokerStatus(queued, sorted(workers))
 
 
 def worker_argv(queues: list[str], concurrency: int, name: str | None) -> list[str]:
