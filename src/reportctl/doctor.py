@@ -114,6 +114,33 @@ def check_scheduler(start: Path | None = None) -> list[Check]:
     return [Check("leader", True, describe_leader(lease), required=False)]
 
 
+def check_executor(start: Path | None = None) -> list[Check]:
+    """With ``executor: celery``: whether the broker answers, the runs waiting in each queue and the workers that
+    take from them (none is worth a fix: queued runs wait for one). Nothing for the local executor."""
+    from reportctl.config import CeleryExecutor, find_project
+    from reportctl.errors import ReportctlError
+
+    try:
+        project = find_project(start)
+    except ReportctlError:  # invalid settings: the project check says so
+        return []
+    if not isinstance(project.config.executor, CeleryExecutor):
+        return []
+    from reportctl.schedule.celery_executor import broker_status
+
+    try:
+        status = broker_status(project)
+    except ReportctlError as exc:
+        return [Check("broker", False, str(exc), "start Redis or fix executor.broker (REPORTCTL_BROKER_URL)")]
+    waiting = ", ".join(f"{priority} {count}" for priority, count in status.queued.items())
+    checks = [Check("broker", True, f"runs queued: {waiting}")]
+    if status.workers:
+        checks.append(Check("workers", True, ", ".join(status.workers)))
+    else:
+        checks.append(Check("workers", False, "no worker takes from this project's queues", "start `reportctl worker`"))
+    return checks
+
+
 def check_keyring() -> Check:
     from reportctl.secrets import keyring_backend
 
@@ -187,6 +214,7 @@ CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (
     check_project,
     check_state_store,
     check_scheduler,
+    check_executor,
     check_keyring,
     check_channels,
 )

@@ -281,3 +281,27 @@ def test_the_broker_status_counts_queued_runs_and_names_the_workers(
         while "status@test" not in status.workers or status.queued["standard"]:
             assert time.monotonic() < deadline, f"the worker did not show up and take the run: {status}"
             status = broker_status(project, timeout=0.5)
+
+
+def test_doctor_says_what_waits_in_the_queues_and_which_workers_take_them(cli: Cli, celery_project: Path) -> None:
+    assert cli("schedule", "tick", "--now", T).exit_code == 0
+    alone = cli("doctor", "--json")
+    checks = {check["name"]: check for check in json.loads(alone.stdout)}
+    assert (checks["broker"]["ok"], checks["broker"]["detail"]) == (True, "runs queued: critical 0, standard 1")
+    assert (checks["workers"]["ok"], checks["workers"]["fix"]) == (False, "start `reportctl worker`")
+    assert alone.exit_code == 1
+    with running_worker(celery_project, "doctor@test"):
+        deadline = time.monotonic() + 60
+        while "doctor@test" not in broker_status(find_project(celery_project), timeout=0.5).workers:
+            assert time.monotonic() < deadline, "the worker never answered"
+        checks = {check["name"]: check for check in json.loads(cli("doctor", "--json").stdout)}
+    assert checks["workers"]["ok"] and checks["workers"]["detail"] == "doctor@test"
+
+
+def test_doctor_names_a_broker_that_does_not_answer(cli: Cli, celery_project: Path) -> None:
+    config = celery_project / "reportctl.yaml"
+    config.write_text(config.read_text().replace(REDIS, "redis://127.0.0.1:9/0"))
+    checks = {check["name"]: check for check in json.loads(cli("doctor", "--json").stdout)}
+    assert not checks["broker"]["ok"] and "workers" not in checks
+    assert checks["broker"]["detail"].startswith("the broker redis://127.0.0.1:9/0 does not answer: ")
+    assert checks["broker"]["fix"] == "start Redis or fix executor.broker (REPORTCTL_BROKER_URL)"
