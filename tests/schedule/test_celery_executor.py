@@ -23,12 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CliResult, require_service
+from conftest import CliResult, require_service, silence
 from daemon_process import DaemonProcess
 from reportctl import __version__
 from reportctl.config import find_project
 from reportctl.schedule.celery_executor import BrokerStatus, QueuedRun, broker_status, execute
 from reportctl.state import RunState, StateStore
+from slow_source import SlowSource
 
 Cli = Callable[..., CliResult]
 REDIS = "redis://127.0.0.1:6379/0"
@@ -305,3 +306,63 @@ def test_doctor_names_a_broker_that_does_not_answer(cli: Cli, celery_project: Pa
     assert not checks["broker"]["ok"] and "workers" not in checks
     assert checks["broker"]["detail"].startswith("the broker redis://127.0.0.1:9/0 does not answer: ")
     assert checks["broker"]["fix"] == "start Redis or fix executor.broker (REPORTCTL_BROKER_URL)"
+
+
+SLOW = """\
+apiVersion: reportctl/v1
+name: hourly
+sources:
+  metrics: {kind: http, url: "URL", timeout: 120s, retries: 0}
+sections:
+  - {id: t, type: table, dataset: metrics}
+outputs: [csv]
+schedule: {cron: "0 * * * *", timezone: UTC, misfire_grace: 30m}
+"""
+
+
+def test_a_run_whose_worker_process_is_killed_is_rendered_again_under_the_same_record(
+    cli: Cli, celery_project: Path, worker: subprocess.Popen[bytes], store_url: str
+) -> None:
+    source = SlowSource()
+    try:
+        (celery_project / "specs" / "hourly.yaml").write_text(SLOW.replace("URL", source.url))
+        (fire,) = json.loads(cli("schedule", "tick", "--now", T, "--json").stdout)["fires"]
+        assert source.asked.wait(60), "the worker never asked the source"
+        with StateStore(store_url) as store:
+            lost = store.get_run(fire["run_id"]).worker
+        assert lost is not None and int(lost.rsplit(":", 1)[1]) != worker.pid  # the pool process, not the worker
+        os.kill(int(lost.rsplit(":", 1)[1]), signal.SIGKILL)
+        source.release.set()  # the next attempt's request is answered at once
+        assert _wait_for_end(store_url, fire["run_id"]) is RunState.COMPLETED
+    finally:
+        source.close()
+    with StateStore(store_url) as store:
+        run = store.get_run(fire["run_id"])
+        timeline = [(change.state, change.detail) for change in store.timeline(run.id)]
+    assert run.attempt == 2 and run.worker not in (None, lost) and len(run.artifacts) == 1
+    assert [state for state, _ in timeline] == [
+        RunState.SCHEDULED, RunState.GENERATING, RunState.SCHEDULED, RunState.GENERATING, RunState.FORMATTING,
+        RunState.DISTRIBUTING, RunState.COMPLETED,
+    ]  # fmt: skip
+    assert timeline[2][1] == f"worker {lost} lost while GENERATING; rendered again by another worker"
+
+
+def test_a_run_lost_a_second_time_fails_and_one_still_rendering_is_left_alone(
+    celery_project: Path, store_url: str
+) -> None:
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as ended:
+        ended.wait()
+    gone, here = f"{socket.gethostname()}:{ended.pid}", f"{socket.gethostname()}:{os.getpid()}"
+    project = find_project(celery_project)
+    rendering = _queued(celery_project, store_url)
+    with StateStore(store_url) as store:
+        store.transition(rendering.run_id, RunState.GENERATING)  # by this process, alive
+        assert execute(project, rendering) == f"run {rendering.run_id} is GENERATING on {here}: nothing to do"
+        silence(store, rendering.run_id, worker=gone, silent_for=timedelta(0))
+        assert store.requeue_lost(rendering.run_id, gone, "lost once") is not None
+        store.transition(rendering.run_id, RunState.GENERATING)
+        silence(store, rendering.run_id, worker=gone, silent_for=timedelta(0))
+    assert execute(project, rendering) == f"run {rendering.run_id} is FAILED: nothing to do"
+    with StateStore(store_url) as store:
+        run = store.get_run(rendering.run_id)
+    assert run.error == f"worker {gone} lost while GENERATING, the second time; not tried again"

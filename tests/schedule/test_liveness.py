@@ -3,7 +3,6 @@ ran on this host, its process is gone. ``schedule tick --now`` plans fires; it i
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import signal
@@ -20,6 +19,7 @@ import pytest
 from conftest import CliResult, silence
 from reportctl.state import RunState, StateStore
 from reportctl.state.liveness import worker_alive_here
+from slow_source import SlowSource
 
 Cli = Callable[..., CliResult]
 HOST = socket.gethostname()
@@ -105,37 +105,6 @@ sections:
 outputs: [csv]
 schedule: {cron: "0 * * * *", timezone: UTC, misfire_grace: 2h, overlap: skip, retries: 0}
 """
-
-
-class SlowSource:
-    """A local HTTP source that answers only when the test says so, so a run stays GENERATING meanwhile."""
-
-    def __init__(self) -> None:
-        self.asked, self.release = threading.Event(), threading.Event()
-        source = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                source.asked.set()
-                source.release.wait(120)
-                body = json.dumps([{"service": "api", "latency_ms": 120}]).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/metrics"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def test_a_tick_planned_ahead_does_not_fail_a_run_that_is_rendering(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     from reportctl.config import CeleryExecutor, Project
     from reportctl.schedule.specs import ScheduledSpec
+    from reportctl.state.models import RunRecord
     from reportctl.state.store import StateStore
 
 TASK = "reportctl.run"
@@ -195,8 +197,10 @@ def execute(project: Project, message: QueuedRun, worker: str = "", *, store: St
         with open_store(project) as opened:
             return execute(project, message, worker, store=opened)
     record = store.get_run(message.run_id)
+    if record.state in (RunState.GENERATING, RunState.FORMATTING):
+        record = _take_over(project, store, record, message)
     if record.state is not RunState.SCHEDULED:
-        return f"run {record.id} is {record.state.value}: nothing to do"
+        return f"run {record.id} is {record.state.value}{_by(record)}: nothing to do"
     refusal = _refusal(project, store, message)
     if refusal is not None:
         state, why = refusal
@@ -204,6 +208,36 @@ def execute(project: Project, message: QueuedRun, worker: str = "", *, store: St
         log.warning("%s %s: %s", message.report, record.id, why)
         return why
     return _render(project, store, message, worker)
+
+
+def _take_over(project: Project, store: StateStore, record: RunRecord, message: QueuedRun) -> RunRecord:
+    """A run still rendering when its message comes again: its worker process was killed (Celery hands the message
+    out again at once) or its machine vanished (after the visibility timeout). When that worker is gone (on this
+    host: its process; elsewhere: no heartbeat within ``state.heartbeat_timeout`` by the store's clock), the run
+    goes back to SCHEDULED as its next attempt, once, and is rendered here under the same record; its deliveries
+    had not started. Lost a second time, it fails. Otherwise it is left to its worker."""
+    from reportctl.state.liveness import worker_alive_here
+
+    worker = record.worker or ""
+    if worker.rpartition(":")[0] == socket.gethostname():
+        lost = not worker_alive_here(worker)
+    else:
+        beat = record.heartbeat_at or record.created_at
+        lost = store.clock() - beat > project.config.state.heartbeat_timeout
+    if not lost:
+        return record
+    why = f"worker {worker or '(unknown)'} lost while {record.state.value}"
+    if record.attempt > message.attempt:  # taken over once already
+        failed = store.transition(record.id, RunState.FAILED, error=f"{why}, the second time; not tried again")
+        log.warning("%s %s: %s", message.report, record.id, failed.error)
+        return failed
+    requeued = store.requeue_lost(record.id, worker, f"{why}; rendered again by another worker")
+    log.warning("%s %s: %s; rendering it again", message.report, record.id, why)
+    return requeued or store.get_run(record.id)
+
+
+def _by(record: RunRecord) -> str:
+    return f" on {record.worker}" if record.worker and not record.state.terminal else ""
 
 
 def _process_store(project: Project) -> StateStore:

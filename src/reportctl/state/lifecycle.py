@@ -48,8 +48,9 @@ ACTIVE_STATES = frozenset(RunState) - TERMINAL_STATES
 
 LEGAL_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.SCHEDULED: frozenset({RunState.GENERATING, RunState.SKIPPED, RunState.FAILED}),
-    RunState.GENERATING: frozenset({RunState.FORMATTING, RunState.FAILED}),
-    RunState.FORMATTING: frozenset({RunState.DISTRIBUTING, RunState.FAILED}),
+    # back to SCHEDULED only through ``StateStore.requeue_lost``: a queued run whose worker was lost, taken over once
+    RunState.GENERATING: frozenset({RunState.FORMATTING, RunState.FAILED, RunState.SCHEDULED}),
+    RunState.FORMATTING: frozenset({RunState.DISTRIBUTING, RunState.FAILED, RunState.SCHEDULED}),
     RunState.DISTRIBUTING: frozenset({RunState.COMPLETED, RunState.FAILED}),
     RunState.COMPLETED: frozenset(),
     RunState.FAILED: frozenset(),

@@ -258,6 +258,29 @@ class StateStore:
             session.expire(run)
             return RunRecord.of(run)
 
+    def requeue_lost(self, run_id: str, lost_worker: str, detail: str) -> RunRecord | None:
+        """Put back to SCHEDULED, as its next attempt, a run still rendering (GENERATING or FORMATTING) under
+        ``lost_worker``, a process found gone: another worker renders it again under the same record. None when
+        the run has moved on or another worker took it over first (the update is a compare-and-set)."""
+        with self._session(write=True) as session:
+            now = store_now(session)
+            result = session.execute(
+                update(Run)
+                .where(
+                    Run.id == run_id,
+                    Run.worker == lost_worker,
+                    Run.state.in_([RunState.GENERATING.value, RunState.FORMATTING.value]),
+                )
+                .values(
+                    state=RunState.SCHEDULED.value, attempt=Run.attempt + 1, worker=None, heartbeat_at=None,
+                    started_at=None,
+                )
+            )  # fmt: skip
+            if _rowcount(result) != 1:
+                return None
+            session.add(RunStateRow(run_id=run_id, state=RunState.SCHEDULED.value, at=now, detail=detail))
+        return self.get_run(run_id)
+
     def heartbeat(self, run_id: str) -> bool:
         """Say the run's worker is alive, stamped with the store's time (not the worker's, which may be skewed);
         False when the run has ended (for instance reaped), so the worker stops."""
