@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -366,3 +367,51 @@ def test_a_run_lost_a_second_time_fails_and_one_still_rendering_is_left_alone(
     with StateStore(store_url) as store:
         run = store.get_run(rendering.run_id)
     assert run.error == f"worker {gone} lost while GENERATING, the second time; not tried again"
+
+
+@contextmanager
+def own_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A Redis server of the test's own on ``port`` (nothing kept on disk), stopped by its process id."""
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as server:
+        try:
+            deadline = time.monotonic() + 10
+            while not _listening(port):
+                assert time.monotonic() < deadline and server.poll() is None, "redis-server did not start"
+                time.sleep(0.05)
+            yield server
+        finally:
+            server.kill()
+            server.wait()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_while_redis_is_down_the_fire_waits_and_goes_out_when_it_is_back(celery_project: Path, store_url: str) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    config = celery_project / "reportctl.yaml"
+    config.write_text(config.read_text().replace(REDIS, f"redis://127.0.0.1:{port}/0"))
+    tick = [sys.executable, "-m", "reportctl", "schedule", "tick", "--now", "2026-11-30T09:00:10+00:00", "--json"]
+    with own_redis(port) as first, running_worker(celery_project, "w@test"):
+        deadline = time.monotonic() + 60
+        while "w@test" not in broker_status(find_project(celery_project), timeout=0.5).workers:
+            assert time.monotonic() < deadline, "the worker never answered"
+        first.kill()  # Redis goes away, with whatever it held
+        first.wait()
+        with subprocess.Popen(tick, cwd=celery_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as ticking:
+            time.sleep(3)  # the tick finds the broker down and tries again, the run recorded and waiting
+            with StateStore(store_url) as store:
+                (waiting,) = store.list_runs()
+            assert waiting.state is RunState.SCHEDULED and ticking.poll() is None
+            with own_redis(port):  # back, empty: the worker reconnects, the tick's next try gets through
+                out, _ = ticking.communicate(timeout=120)
+                (fire,) = json.loads(out)["fires"]
+                assert (fire["state"], fire["run_id"]) == ("QUEUED", waiting.id)
+                assert _wait_for_end(store_url, waiting.id) is RunState.COMPLETED
