@@ -17,8 +17,9 @@ from typing import IO, Any
 class DaemonProcess:
     """One `reportctl schedule daemon` with its JSON log lines read by a thread, so a silent daemon never hangs."""
 
-    def __init__(self, project: Path) -> None:
+    def __init__(self, project: Path, *options: str) -> None:
         command = [sys.executable, "-m", "reportctl", "schedule", "daemon", "--log-format", "json", "--grace", "10s"]
+        command += options
         self.process = subprocess.Popen(command, cwd=project, stderr=subprocess.PIPE, text=True)
         self.pid = self.process.pid
         self.seen: list[dict[str, Any]] = []

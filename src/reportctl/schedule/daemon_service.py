@@ -2,9 +2,10 @@
 
 The main thread only waits: for signals (SIGHUP reloads; SIGTERM and SIGINT stop), for spec files to change (their
 mtimes are polled every 2 s), and for housekeeping (timeouts each second, ``reap_lost`` every heartbeat_timeout/2,
-the daemon's tick in the store every 10 s). Jobs run ``Daemon.dispatch_spec`` in the thread pool of their
-priority; each thread hands its runs to a worker process of its own (``RenderWorkers``), so runs of one pool render
-side by side on separate cores, and a run past its timeout is stopped by killing its process.
+the daemon's tick in the store every 10 s; with ``executor: celery`` and metrics, a broker poll every 15 s in a
+thread of its own). Jobs run ``Daemon.dispatch_spec`` in the thread pool of their priority; each thread hands its
+runs to a worker process of its own (``RenderWorkers``), so runs of one pool render side by side on separate cores,
+and a run past its timeout is stopped by killing its process.
 
 Only the holder of the scheduler lease fires. The main loop renews it every third of ``state.scheduler_lease`` (a
 standby tries to take it as often); a leader that cannot renew stands by at once, a standby that wins the lease
@@ -30,7 +31,7 @@ from reportctl.state.leader import LeaseHolder
 if TYPE_CHECKING:
     from reportctl.config import Project
     from reportctl.schedule.apscheduler_trigger import PlannedFireTrigger
-    from reportctl.schedule.metrics import DaemonMetrics
+    from reportctl.schedule.metrics import BrokerPoll, DaemonMetrics
     from reportctl.schedule.specs import ScheduledSpec
     from reportctl.state.leader import LeaseState
     from reportctl.state.store import StateStore
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 POOL_SIZES = {"critical": 2, "standard": 4}
 POLL_SECONDS = 2.0
 TICK_SAVE_SECONDS = 10.0
+BROKER_POLL_SECONDS = 15.0
 SIGNAL_POLL_SECONDS = 0.2
 # APScheduler must never drop a fire: overlap is decided by the daemon through the state store
 MAX_INSTANCES = 10_000
@@ -102,10 +104,22 @@ class DaemonService:
             metrics=metrics, logger=logger, lease=self.lease,
         )  # fmt: skip
         self._held_token: int | None = None
+        self.broker_poll: BrokerPoll | None = None
+        if metrics is not None:
+            metrics.follow_lease(lambda: self.daemon.leading, self._lease_token)
+            if project.config.executor.kind == "celery":
+                from reportctl.schedule.metrics import BrokerPoll
+
+                self.broker_poll = BrokerPoll(project, metrics, logger)
         self._reload_asked = False
         self._stops = 0
         self._in_flight = 0
         self._count = threading.Lock()
+
+    def _lease_token(self) -> int:
+        """The lease's token as last read (the holder's, on a standby too); 0 before the first read."""
+        state = self.lease.state
+        return 0 if state is None else state.token
 
     def _run_job(self, name: str) -> None:
         spec = self.daemon.specs.get(name)
@@ -205,6 +219,7 @@ class DaemonService:
         snapshot = _spec_mtimes(self.daemon.project.spec_dirs)
         reap_every = self.daemon.project.config.state.heartbeat_timeout.total_seconds() / 2
         last_poll = last_reap = last_save = last_lease = time.monotonic()
+        last_broker = float("-inf")  # the first poll at once, so the broker's numbers are there from the start
         while not self._stops:
             time.sleep(SIGNAL_POLL_SECONDS)  # signals set flags only; this is how soon they are noticed
             if self._stops:
@@ -220,6 +235,9 @@ class DaemonService:
             if now - last_lease >= self.lease.renew_every:
                 last_lease = now
                 self._keep_lease()
+            if self.broker_poll is not None and now - last_broker >= BROKER_POLL_SECONDS:
+                last_broker = now
+                self.broker_poll.start()
             try:
                 self.daemon.check_timeouts()
                 if now - last_reap >= reap_every and self.daemon.leading:
@@ -286,4 +304,4 @@ def _spec_mtimes(folders: list[Path]) -> dict[str, tuple[int, int]]:
     return spec_file_stamps([folder for folder in folders if folder.is_dir()])
 
 
-__all__ = ["POOL_SIZES", "ApschedulerJobs", "DaemonService", "ServiceExit"]
+__all__ = ["BROKER_POLL_SECONDS", "POOL_SIZES", "ApschedulerJobs", "DaemonService", "ServiceExit"]
