@@ -159,6 +159,39 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     return run
 
 
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    """A moto_server of the module's own on a free loopback port (delivery/s3_server.py)."""
+    from delivery.s3_server import running_moto_server
+
+    with running_moto_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def peer(s3: Any) -> Iterator[Any]:
+    """An independent boto3 client to read back what reportctl wrote to ``s3``."""
+    client = s3.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Explicit test credentials and region, no profile files and no instance metadata: S3 traffic stays on
+    loopback (use with ``pytestmark = pytest.mark.usefixtures("aws_environment")``)."""
+    from delivery.s3_server import REGION
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+
+
 OTHER_HOST_WORKER = "elsewhere.invalid:4242"
 """A worker on another host: nothing but its silence tells whether it is alive."""
 

@@ -11,8 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from reportctl.s3_settings import S3Connection
 from reportctl.spec.types import LocaleName, PositiveDuration, StrictModel, Theme, TimeZoneName
 
 CONFIG_NAME = "reportctl.yaml"
@@ -125,6 +126,45 @@ def _executor_by_name(value: Any) -> Any:
 Executor = Annotated[LocalExecutor | CeleryExecutor, Field(discriminator="kind"), BeforeValidator(_executor_by_name)]
 
 
+class ArtifactStoreConfig(StrictModel, S3Connection):
+    """Where every recorded run's files are kept for every machine: an S3 (or S3-compatible) bucket and prefix.
+
+    Each run's artifacts and manifest.json go to <url><report>/<run-id>/ once its folder is in place; its record
+    in the state store gives each artifact's s3:// URL. The connection keys are those of the s3 channel.
+    """
+
+    url: str = Field(description="The bucket and prefix, s3://bucket/prefix/; runs go to <prefix><report>/<run-id>/.")
+    retries: int = Field(
+        default=3, ge=0, le=10, description="Tries after the first when an upload fails for a while (1 s, 2 s, 4 s)."
+    )
+    link_expiry: PositiveDuration = Field(
+        default=timedelta(days=7), description="How long `runs show --links` download links stay valid; at most 7d."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_alone(cls, value: Any) -> Any:
+        """``artifacts: s3://bucket/prefix/`` means ``{url: s3://bucket/prefix/}``."""
+        return {"url": value} if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _s3_location(cls, value: str) -> str:
+        from reportctl.delivery.s3_options import parse_location
+
+        parse_location(value.strip())
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ArtifactStoreConfig:
+        from reportctl.extras import missing_extra
+
+        problem = missing_extra("boto3", "the artifact store")
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
 class ProjectConfig(StrictModel):
     """Settings shared by every spec of a reports project."""
 
@@ -164,6 +204,11 @@ class ProjectConfig(StrictModel):
         default=None,
         description="Where the output folder is served (https://reports.example.com/out/), for links to artifacts "
         "when no s3 delivery publishes them.",
+    )
+    artifacts: ArtifactStoreConfig | None = Field(
+        default=None,
+        description="The artifact store: {url: s3://bucket/prefix/, ...} keeps every recorded run's files there for "
+        "every machine (workers on their own disks); `runs show` gives their URLs.",
     )
 
     @field_validator("outputs")

@@ -31,10 +31,13 @@ class Artifact:
     path: Path
     bytes: int
     sha256: str
+    url: str | None = None
+    """Where the project's artifact store keeps it (s3://bucket/key), once uploaded; None without a store."""
 
     def as_dict(self, relative_to: Path | None = None) -> dict[str, Any]:
         path = self.path.relative_to(relative_to) if relative_to else self.path
-        return {"format": self.format, "path": str(path), "bytes": self.bytes, "sha256": self.sha256}
+        record = {"format": self.format, "path": str(path), "bytes": self.bytes, "sha256": self.sha256}
+        return record if self.url is None else {**record, "url": self.url}
 
 
 @dataclass

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from pydantic import ValidationError
-from s3_server import REGION, MotoServer, closed_port, running_moto_server
+from s3_server import MotoServer, closed_port
 
 from reportctl.delivery.base import ChannelCheckError, DeliveryContext, PermanentFailure, TemporaryFailure
 from reportctl.delivery.s3 import S3Channel, S3Options
@@ -26,31 +26,7 @@ MiB = 1024 * 1024
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[MotoServer]:
-    with running_moto_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def peer(s3: MotoServer) -> Iterator[Any]:
-    """An independent boto3 client to read back what the channel wrote."""
-    client = s3.client()
-    yield client
-    client.close()
-
-
-@pytest.fixture(autouse=True)
-def _aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # explicit credentials and region, no profile files and no instance metadata: all traffic stays on loopback
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("aws_environment")
 
 
 @pytest.fixture

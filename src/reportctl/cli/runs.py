@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -87,6 +88,12 @@ def list_runs(
 def show(
     run: Annotated[str, typer.Argument(help="Run id, or enough of its start to be unique.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    links: Annotated[
+        bool,
+        typer.Option(
+            "--links", help="Add presigned https download links to the files kept in the artifact store (they expire)."
+        ),
+    ] = False,
 ) -> None:
     """Show one run: times, timeline of states, parameters, artifacts, error and each recipient's delivery."""
     from reportctl.config import find_project
@@ -97,10 +104,17 @@ def show(
         record = store.get_run(run)
         timeline = store.timeline(record.id)
         deliveries = DeliveryLedger(store).entries(record.id)
+    stored = _stored_files(record, project, links=links)
     if as_json:
+        artifacts = [
+            {**artifact, "link": stored.links[str(artifact["url"])]} if "url" in artifact and stored.links else artifact
+            for artifact in record.artifacts
+        ]
         print_json(
             {
                 **record.as_dict(),
+                "artifacts": artifacts,
+                **({"artifact_store": stored.as_dict()} if stored.folder is not None else {}),
                 "timeline": _timeline_json(timeline, record),
                 "deliveries": {
                     "total": len(deliveries),
@@ -112,7 +126,7 @@ def show(
             }
         )
         return
-    for line in _describe(record, timeline, project.config.timezone):
+    for line in _describe(record, timeline, project.config.timezone, stored):
         echo(line)
     if deliveries:
         from reportctl.cli.deliver import describe_ledger
@@ -121,6 +135,55 @@ def show(
         echo("deliveries")
         for line in describe_ledger(deliveries, project.config.timezone):
             echo(line)
+
+
+@dataclass(frozen=True)
+class _StoredFiles:
+    """Where the artifact store keeps a run's files, and (with ``--links``) a download link to each."""
+
+    folder: str | None = None
+    links: dict[str, str] = field(default_factory=dict)
+    """s3:// URL -> presigned https link."""
+    expiry: str | None = None
+
+    @property
+    def manifest(self) -> str | None:
+        return None if self.folder is None else self.folder + "manifest.json"
+
+    def as_dict(self) -> dict[str, Any] | None:
+        if self.folder is None:
+            return None
+        found: dict[str, Any] = {"url": self.folder, "manifest": self.manifest}
+        if self.links:
+            found |= {"manifest_link": self.links[str(self.manifest)], "links_valid_for": self.expiry}
+        return found
+
+
+def _stored_files(record: RunRecord, project: Project, *, links: bool) -> _StoredFiles:
+    """The run's folder in the artifact store, and links to its files when asked (signed locally, no request)."""
+    from reportctl.artifact_store import ArtifactStore, stored_folder
+    from reportctl.errors import UsageError
+
+    folder = stored_folder(list(record.artifacts))
+    if not links:
+        return _StoredFiles(folder)
+    if folder is None:
+        raise UsageError(
+            f"--links: run {record.id} has no files in an artifact store; runs keep their files there once "
+            "artifacts: {url: s3://bucket/prefix/} is set in reportctl.yaml"
+        )
+    store = ArtifactStore.of(project)
+    if store is None:
+        raise UsageError(
+            f"--links: run {record.id} kept its files in {folder}, but {project.config_file or 'reportctl.yaml'} "
+            "sets no artifacts: to sign links with; set artifacts: {url: ...} with the store's endpoint and credentials"
+        )
+    from reportctl.spec.types import format_duration_spec
+
+    urls = [str(a["url"]) for a in record.artifacts if "url" in a] + [folder + "manifest.json"]
+    with store:
+        signed = {url: store.link(url) for url in urls}
+    return _StoredFiles(folder, signed, format_duration_spec(store.settings.link_expiry))
 
 
 def _since(text: str) -> datetime:
@@ -203,8 +266,7 @@ def _timeline_json(timeline: list[StateChange], record: RunRecord) -> list[dict[
     ]
 
 
-def _describe(record: RunRecord, timeline: list[StateChange], timezone: str) -> Iterator[str]:
-    from reportctl.formats import format_bytes
+def _describe(record: RunRecord, timeline: list[StateChange], timezone: str, stored: _StoredFiles) -> Iterator[str]:
 
     yield f"run        {record.id}"
     yield f"report     {record.report}"
@@ -241,19 +303,33 @@ def _describe(record: RunRecord, timeline: list[StateChange], timezone: str) -> 
             yield f"  {name} = {parameter_text(value, timezone)}"
     if record.artifacts or record.artifacts_note:
         yield ""
-        yield "artifacts" + (
-            f" ({record.artifacts_note} on {local_time(record.artifacts_deleted_at, timezone)})"
-            if record.artifacts_note
-            else ""
-        )
-        for artifact in record.artifacts:
-            path = Path(str(artifact.get("path", "")))
-            if not path.is_absolute() and record.output_dir:
-                path = Path(record.output_dir) / path
-            size = format_bytes(artifact.get("bytes")) if artifact.get("bytes") is not None else "?"
-            yield f"  {artifact.get('format', '?'):<6}{size:>10}  {path}"
+        yield from _describe_artifacts(record, timezone, stored)
     if record.error:
         yield ""
         yield "error"
         for line in record.error.strip().splitlines():
             yield f"  {line}"
+
+
+def _describe_artifacts(record: RunRecord, timezone: str, stored: _StoredFiles) -> Iterator[str]:
+    """Each artifact with its size and local path, then its URL in the artifact store (and link, with --links)."""
+    from reportctl.formats import format_bytes
+
+    yield "artifacts" + (
+        f" ({record.artifacts_note} on {local_time(record.artifacts_deleted_at, timezone)})"
+        if record.artifacts_note
+        else ""
+    )
+    for artifact in record.artifacts:
+        path = Path(str(artifact.get("path", "")))
+        if not path.is_absolute() and record.output_dir:
+            path = Path(record.output_dir) / path
+        size = format_bytes(artifact.get("bytes")) if artifact.get("bytes") is not None else "?"
+        yield f"  {artifact.get('format', '?'):<6}{size:>10}  {path}"
+        url = artifact.get("url")
+        if url:
+            yield f"{'':<18}  {url}"
+            if str(url) in stored.links:
+                yield f"{'':<18}  {stored.links[str(url)]}"
+    if stored.folder is not None:
+        yield f"  {'stored':<16}  {stored.folder}" + (f" (links valid for {stored.expiry})" if stored.links else "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
@@ -19,6 +20,7 @@ from reportctl.errors import ReportctlError
 from reportctl.spec.types import IDENTIFIER, PositiveDuration, StrictModel
 
 if TYPE_CHECKING:
+    from reportctl.artifact_store import ArtifactStore
     from reportctl.config import Project
     from reportctl.delivery.recipients import Directory
     from reportctl.run_record import Artifact, RunResult
@@ -165,7 +167,8 @@ class DeliveryTarget:
             path = Path(str(item["path"]))
             if directory is not None and not path.is_absolute():
                 path = directory / path
-            artifacts.append(Artifact(str(item["format"]), path, int(item["bytes"]), str(item["sha256"])))
+            url = str(item["url"]) if item.get("url") else None
+            artifacts.append(Artifact(str(item["format"]), path, int(item["bytes"]), str(item["sha256"]), url))
         title = record.report
         now = record.scheduled_for or record.started_at or record.created_at
         if directory is not None and (directory / "manifest.json").is_file():
@@ -214,19 +217,26 @@ class DeliveryContext(DeliveryTarget):
         return next((a for a in self.artifacts if a.format == format), None)
 
     def link(self, artifact: Artifact) -> str | None:
-        """A URL for ``artifact``: a published link (s3), else the project's ``artifact_base_url`` plus its path."""
+        """A URL for ``artifact``: a published link (s3), else the project's ``artifact_base_url`` plus its path,
+        else a signed link to where the artifact store keeps it (valid ``artifacts.link_expiry``)."""
         # a publisher keys the first artifact of a format by the format, and any further ones by file name
         published = self.links.get(artifact.path.name) or self.links.get(artifact.format)
         if published:
             return published
         base = self.project.config.artifact_base_url
         if not base:
-            return None
+            return self._artifact_store.link(artifact.url) if artifact.url and self._artifact_store else None
         try:
             relative = artifact.path.relative_to(self.project.output_dir)
         except ValueError:
             relative = Path(artifact.path.name)
         return base.rstrip("/") + "/" + relative.as_posix()
+
+    @cached_property
+    def _artifact_store(self) -> ArtifactStore | None:
+        from reportctl.artifact_store import ArtifactStore
+
+        return ArtifactStore.of(self.project)
 
     def template_values(self) -> dict[str, Any]:
         """What subject and body templates see: title, name, run, parameters, artifacts, links."""

@@ -1,15 +1,17 @@
 """The ``s3`` channel: uploads a run's artifacts to S3 or any S3-compatible store and publishes presigned links.
 
 It runs before the other channels (``PUBLISHES``), whose messages then link to the uploaded files. The engine does
-the retries, so the client makes a single attempt per request.
+the retries, so the client makes a single attempt per request. ``make_client``, ``upload_file``,
+``object_arguments`` and ``presigned_link`` serve the project's artifact store too (``reportctl.artifact_store``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from reportctl.delivery.base import (
     ChannelCheckError,
@@ -90,31 +92,15 @@ class S3Channel:
         return [Recipient(location.url)]
 
     def send(self, batch: Sequence[Recipient]) -> Mapping[str, Outcome]:
-        from boto3.exceptions import S3UploadFailedError
-        from boto3.s3.transfer import TransferConfig
-        from botocore.exceptions import BotoCoreError, ClientError
-
         outcomes = {}
-        config = TransferConfig(
-            multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, preferred_transfer_client="classic"
-        )
         for recipient in batch:
             location = _location_or_failure(recipient.destination)
             uploads = self._uploads()
             client = self._s3()
             for upload in uploads:
-                try:
-                    client.upload_file(
-                        str(upload.path),
-                        location.bucket,
-                        location.prefix + upload.name,
-                        ExtraArgs=self._extra_args(upload),
-                        Config=config,
-                    )
-                except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
-                    raise _failure(exc, location.bucket, client.meta.endpoint_url) from exc
-                except OSError as exc:
-                    raise PermanentFailure(f"cannot read {upload.path}: {exc.strerror or exc}") from exc
+                upload_file(
+                    client, upload.path, location.bucket, location.prefix + upload.name, self._extra_args(upload)
+                )
             from reportctl.formats import format_bytes
 
             size = format_bytes(sum(u.bytes for u in uploads))
@@ -141,18 +127,12 @@ class S3Channel:
 
     def links(self) -> Mapping[str, str]:
         """Artifact format -> presigned GET URL, computed locally from the options and the run (no request)."""
-        from botocore.exceptions import BotoCoreError
-
         location = self._location()
         client = self._s3()
         expires = int(self.options.link_expiry.total_seconds())
         links: dict[str, str] = {}
         for upload in self._uploads():
-            params = {"Bucket": location.bucket, "Key": location.prefix + upload.name}
-            try:
-                url = client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
-            except BotoCoreError as exc:
-                raise _failure(exc, location.bucket, client.meta.endpoint_url) from exc
+            url = presigned_link(client, location.bucket, location.prefix + upload.name, expires)
             # several artifacts of one format (a CSV per table): the first keeps the format, the rest their file name
             links[upload.name if upload.format in links else upload.format] = url
         return links
@@ -215,15 +195,7 @@ class S3Channel:
         return uploads
 
     def _extra_args(self, upload: Upload) -> dict[str, Any]:
-        extra: dict[str, Any] = {
-            "ContentType": content_type(upload.name),
-            "Metadata": {"sha256": upload.sha256, "run-id": self.context.run_id},
-        }
-        if self.options.sse:
-            extra["ServerSideEncryption"] = self.options.sse
-        if self.options.kms_key_id:
-            extra["SSEKMSKeyId"] = self.options.kms_key_id
-        return extra
+        return object_arguments(upload.name, upload.sha256, self.context.run_id, self.options)
 
     def _s3(self) -> S3Client:
         from botocore.exceptions import BotoCoreError
@@ -236,7 +208,28 @@ class S3Channel:
         return self._client
 
 
-def make_client(options: S3Options) -> S3Client:
+class S3Connection(Protocol):
+    """How to reach a bucket: what ``make_client`` needs of the s3 channel's options or of the artifact store's."""
+
+    @property
+    def endpoint_url(self) -> str | None: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def access_key_id(self) -> str | None: ...
+    @property
+    def secret_access_key(self) -> str | None: ...
+    @property
+    def addressing_style(self) -> Literal["auto", "path", "virtual"]: ...
+    @property
+    def timeout(self) -> timedelta: ...
+    @property
+    def sse(self) -> Literal["AES256", "aws:kms"] | None: ...
+    @property
+    def kms_key_id(self) -> str | None: ...
+
+
+def make_client(options: S3Connection) -> S3Client:
     """An S3 client for ``options``: one attempt per request, their timeouts, SigV4 and addressing style."""
     import boto3
     from botocore.config import Config
@@ -256,6 +249,44 @@ def make_client(options: S3Options) -> S3Client:
         signature_version="s3v4",
     )
     return session.client("s3", endpoint_url=options.endpoint_url, config=config)
+
+
+def upload_file(client: S3Client, path: Path, bucket: str, key: str, extra_args: Mapping[str, Any]) -> None:
+    """Put the file ``path`` at ``key`` (multipart above ``PART_SIZE``); a failure is raised as a
+    ``TemporaryFailure`` (worth retrying) or a ``PermanentFailure`` saying what to fix."""
+    from boto3.exceptions import S3UploadFailedError
+    from boto3.s3.transfer import TransferConfig
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    config = TransferConfig(
+        multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, preferred_transfer_client="classic"
+    )
+    try:
+        client.upload_file(str(path), bucket, key, ExtraArgs=dict(extra_args), Config=config)
+    except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+        raise _failure(exc, bucket, client.meta.endpoint_url) from exc
+    except OSError as exc:
+        raise PermanentFailure(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def object_arguments(name: str, sha256: str, run_id: str, options: S3Connection) -> dict[str, Any]:
+    """The object's Content-Type, its metadata (sha256 and run id) and the server-side encryption asked for."""
+    extra: dict[str, Any] = {"ContentType": content_type(name), "Metadata": {"sha256": sha256, "run-id": run_id}}
+    if options.sse:
+        extra["ServerSideEncryption"] = options.sse
+    if options.kms_key_id:
+        extra["SSEKMSKeyId"] = options.kms_key_id
+    return extra
+
+
+def presigned_link(client: S3Client, bucket: str, key: str, expires_in: int) -> str:
+    """A presigned https GET URL for ``key``, valid ``expires_in`` seconds; computed locally, no request."""
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        return client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in)
+    except BotoCoreError as exc:
+        raise _failure(exc, bucket, client.meta.endpoint_url) from exc
 
 
 def _location_or_failure(url: str) -> Location:

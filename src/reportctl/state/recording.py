@@ -7,13 +7,16 @@ process that dies (kill -9, a lost machine) is found by ``StateStore.reap_lost``
 from __future__ import annotations
 
 import contextlib
+import shutil
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from reportctl.state.lifecycle import RunState
 
 if TYPE_CHECKING:
+    from reportctl.artifact_store import ArtifactStore
     from reportctl.config import Project
     from reportctl.run_record import RunResult
     from reportctl.spec.loader import LoadedSpec
@@ -24,9 +27,19 @@ if TYPE_CHECKING:
 class RunRecorder:
     """Records one run as the runner reports it (a ``reportctl.runner.RunObserver``)."""
 
-    def __init__(self, store: StateStore, run_id: str, heartbeat_timeout: timedelta) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        run_id: str,
+        heartbeat_timeout: timedelta,
+        *,
+        artifact_store: ArtifactStore | None = None,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.run_id = run_id
+        self.artifact_store = artifact_store
+        self._say = say or (lambda _message: None)
         # four beats per timeout: a run is only declared lost after several missed beats
         self._interval = max(heartbeat_timeout.total_seconds() / 4, 0.05)
         self._stop = threading.Event()
@@ -39,11 +52,28 @@ class RunRecorder:
             self._beating.start()
 
     def rendered(self, result: RunResult) -> None:
-        """The artifacts are recorded as delivery starts, so ``deliver RUN`` can finish it if this process dies."""
+        """The artifacts are recorded as delivery starts, so ``deliver RUN`` can finish it if this process dies.
+
+        With an artifact store, the run's files are uploaded first (still FORMATTING: they are not in place for
+        everyone until then), so the record carries their URLs and deliveries can link them. A failed upload fails
+        the run and removes its folder, as any failed run leaves nothing behind.
+        """
+        stored = None
+        if self.artifact_store is not None:
+            from reportctl.artifact_store import ArtifactStoreError
+
+            self._say(f"uploading to {self.artifact_store.folder(result.report, result.run_id).url}")
+            try:
+                stored = self.artifact_store.keep(result)
+            except ArtifactStoreError:
+                shutil.rmtree(result.directory, ignore_errors=True)
+                raise
+            result.artifacts = stored.artifacts
         artifacts = [artifact.as_dict(relative_to=result.directory) for artifact in result.artifacts]
         self.store.transition(
             self.run_id,
             RunState.DISTRIBUTING,
+            detail=stored.describe() if stored is not None else None,
             artifacts=artifacts,
             output_dir=str(result.directory),
             git_commit=result.git_commit,
@@ -107,13 +137,17 @@ def render_recorded(
     With ``deliver`` the run's deliveries are sent as its DISTRIBUTING stage (only previewed with ``dry_run``), and a
     run that fails sends its ``when: failure`` deliveries before the error is raised.
     """
+    from reportctl.artifact_store import ArtifactStore
     from reportctl.delivery.engine import DeliveryTarget, deliver_run
     from reportctl.errors import ReportctlError
     from reportctl.runner import default_run_time, render_report
 
-    recorder = RunRecorder(store, run_id, loaded.project.config.state.heartbeat_timeout)
     now = render_options.get("now") or default_run_time()
     say = render_options.get("progress")
+    artifact_store = ArtifactStore.of(loaded.project)
+    recorder = RunRecorder(
+        store, run_id, loaded.project.config.state.heartbeat_timeout, artifact_store=artifact_store, say=say
+    )
 
     def distribute(result: RunResult) -> Any:
         return deliver_run(store, loaded, DeliveryTarget.rendered(result, now), dry_run=dry_run, say=say)
@@ -128,6 +162,8 @@ def render_recorded(
             send_failure_deliveries(store, loaded, record, str(exc), now, say=say)
         raise
     finally:
+        if artifact_store is not None:
+            artifact_store.close()
         housekeeping(store, loaded.project, loaded.spec.name)
 
 
