@@ -28,7 +28,15 @@ from conftest import CliResult, require_service, silence
 from daemon_process import DaemonProcess
 from reportctl import __version__
 from reportctl.config import find_project
-from reportctl.schedule.celery_executor import BrokerStatus, QueuedRun, broker_status, execute
+from reportctl.schedule.celery_executor import (
+    BrokerStatus,
+    QueuedRun,
+    broker_status,
+    execute,
+    messages_in_broker,
+    queue_stranded,
+)
+from reportctl.schedule.specs import scheduled_specs
 from reportctl.state import RunState, StateStore
 from slow_source import SlowSource
 
@@ -415,3 +423,57 @@ def test_while_redis_is_down_the_fire_waits_and_goes_out_when_it_is_back(celery_
                 (fire,) = json.loads(out)["fires"]
                 assert (fire["state"], fire["run_id"]) == ("QUEUED", waiting.id)
                 assert _wait_for_end(store_url, waiting.id) is RunState.COMPLETED
+
+
+def test_a_run_whose_message_redis_lost_in_a_restart_is_queued_again(
+    cli: Cli, celery_project: Path, store_url: str
+) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    config = celery_project / "reportctl.yaml"
+    config.write_text(config.read_text().replace(REDIS, f"redis://127.0.0.1:{port}/0"))
+    spec = celery_project / "specs" / "hourly.yaml"
+    spec.write_text(spec.read_text().replace('cron: "0 * * * *"', 'cron: "* * * * *"'))
+    project = find_project(celery_project)
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    with own_redis(port):
+        fires = json.loads(cli("schedule", "tick", "--now", now, "--json").stdout)["fires"]
+        (fire,) = [fire for fire in fires if fire["state"] == "QUEUED"]  # the earlier minutes: one SKIPPED record
+        assert messages_in_broker(project) == {fire["run_id"]}
+    with own_redis(port), StateStore(store_url) as store:  # restarted: it kept nothing, the run waits
+        assert messages_in_broker(project) == set()
+        specs = {scheduled.name: scheduled for scheduled in scheduled_specs([spec], project)[0]}
+        assert queue_stranded(project, store, specs) == [], "claimed moments ago: its message may be on its way"
+        assert queue_stranded(project, store, specs, older_than=timedelta(0)) == [fire["run_id"]]
+        assert messages_in_broker(project) == {fire["run_id"]}
+        with running_worker(celery_project, "w@test"):
+            assert _wait_for_end(store_url, fire["run_id"]) is RunState.COMPLETED
+        rendered = [run.id for run in store.list_runs() if run.state is not RunState.SKIPPED]
+        assert rendered == [fire["run_id"]]  # the same run, not a second one
+
+
+def test_a_tick_queues_again_a_run_the_broker_lost_and_a_late_one_is_skipped_by_its_worker(
+    cli: Cli, celery_project: Path, store_url: str
+) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    config = celery_project / "reportctl.yaml"
+    config.write_text(config.read_text().replace(REDIS, f"redis://127.0.0.1:{port}/0"))
+    project = find_project(celery_project)
+    with own_redis(port):
+        (fire,) = json.loads(cli("schedule", "tick", "--now", T, "--json").stdout)["fires"]
+    with own_redis(port):  # restarted without the message; the fire (days ago by the clock) is past its grace
+        again = cli("schedule", "tick", "--now", T, "--json")
+        assert again.exit_code == 0 and json.loads(again.stdout)["fires"] == []
+        assert messages_in_broker(project) == {fire["run_id"]}
+        with running_worker(celery_project, "w@test"):
+            assert _wait_for_end(store_url, fire["run_id"]) is RunState.SKIPPED
+    with StateStore(store_url) as store:
+        (run,) = store.list_runs()
+    assert run.id == fire["run_id"] and "past misfire_grace 30m" in (store.timeline(run.id)[-1].detail or "")

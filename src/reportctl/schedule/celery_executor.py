@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 TASK = "reportctl.run"
 BROKER_ENV = "REPORTCTL_BROKER_URL"
+STRANDED_AFTER = timedelta(seconds=30)
+"""A waiting run claimed longer ago than this should have its message in the broker."""
 MAX_TASKS_PER_CHILD = 100
 """A worker's pool process is replaced after this many runs, so memory a library keeps does not pile up."""
 
@@ -134,6 +137,17 @@ def queue_run(
 ) -> str:  # fmt: skip
     """Send the recorded run ``run_id`` of a fire of ``spec``, ``late`` already, to its priority's queue; the
     queue's name."""
+    message = replace(
+        _message(project, spec, run_id, parameters),
+        scheduled=scheduled.isoformat(),
+        queued_at=queued_at.isoformat(),
+        late_seconds=late.total_seconds(),
+    )
+    return send(project, message, app=app)
+
+
+def _message(project: Project, spec: ScheduledSpec, run_id: str, parameters: dict[str, str]) -> QueuedRun:
+    """The message of a run of ``spec`` (its times to be filled in)."""
     try:
         within = spec.path.resolve().relative_to(project.root.resolve()).as_posix()
     except ValueError:
@@ -141,21 +155,20 @@ def queue_run(
             f"{spec.path}: executor: celery needs specs inside the project folder {project.root}, where workers "
             "find them in their own checkouts"
         ) from None
-    message = QueuedRun(
+    return QueuedRun(
         run_id=run_id,
         report=spec.name,
         spec=within,
         revision=spec.rev,
         parameters=parameters,
-        scheduled=scheduled.isoformat(),
-        queued_at=queued_at.isoformat(),
-        late_seconds=late.total_seconds(),
+        scheduled="",
+        queued_at="",
+        late_seconds=0.0,
         priority=spec.priority,
         timeout_seconds=spec.timeout.total_seconds() if spec.timeout else None,
         misfire_grace_seconds=spec.misfire_grace.total_seconds(),
         retries=spec.retries,
     )
-    return send(project, message, app=app)
 
 
 def send(project: Project, message: QueuedRun, *, countdown: float = 0, app: Celery | None = None) -> str:
@@ -348,6 +361,69 @@ def _seconds(value: timedelta | float) -> str:
 
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
     return format_duration_spec(timedelta(seconds=int(seconds)))
+
+
+def messages_in_broker(project: Project, *, app: Celery | None = None) -> set[str]:
+    """The run ids of every message in the project's queues or taken by a worker and not yet acknowledged (kombu's
+    ``unacked`` hash, retries waiting for their countdown included)."""
+    import json
+
+    from kombu.exceptions import OperationalError
+    from kombu.utils.url import maybe_sanitize_url
+    from redis.exceptions import RedisError
+
+    settings = celery_settings(project)
+    app = app or celery_app(project)
+    ids: set[str] = set()
+    try:
+        with app.connection_for_read() as connection:
+            channel = connection.default_channel
+            for queue in settings.queues.values():
+                ids.update(json.loads(raw)["headers"]["id"] for raw in channel.client.lrange(queue, 0, -1))
+            for raw in channel.client.hvals(channel.unacked_key):
+                ids.add(json.loads(raw)[0]["headers"]["id"])
+    except (OperationalError, OSError, RedisError) as exc:
+        where = maybe_sanitize_url(app.conf.broker_url)
+        raise BrokerUnreachable(f"the broker {where} does not answer: {str(exc).rstrip('.')}") from None
+    return ids
+
+
+def queue_stranded(
+    project: Project, store: StateStore, specs: Mapping[str, ScheduledSpec], *, older_than: timedelta = STRANDED_AFTER
+) -> list[str]:
+    """Send again the runs that wait (SCHEDULED) with no message in the broker: Redis restarted, or lost what it
+    held (it keeps nothing on disk here). A run claimed within ``older_than`` is left alone, its message on the way;
+    one whose report is no longer scheduled here is failed, saying so. The run ids sent again.
+
+    A message sent twice does no harm (a worker drops a run that has started); one never sent would leave the run
+    waiting for ever. A run that waited past its misfire grace is recorded SKIPPED by the worker that gets it."""
+    now = store.clock()
+    waiting = [
+        run
+        for run in store.list_runs(state=RunState.SCHEDULED, limit=10_000)
+        if run.trigger in ("schedule", "retry") and now - run.created_at > older_than
+    ]
+    if not waiting:
+        return []
+    present = messages_in_broker(project)
+    sent: list[str] = []
+    for run in (run for run in waiting if run.id not in present):
+        spec = specs.get(run.report)
+        if spec is None:
+            why = "its message was lost from the broker and the report is no longer scheduled here"
+            store.transition(run.id, RunState.FAILED, error=why)
+            continue
+        planned = run.planned_at or run.scheduled_for or run.created_at
+        message = replace(
+            _message(project, spec, run.id, {k: str(v) for k, v in spec.parameters.items()}),
+            scheduled=(run.scheduled_for or planned).isoformat(),
+            queued_at=now.isoformat(),
+            late_seconds=max((now - planned).total_seconds(), 0.0),
+            attempt=run.attempt,
+        )
+        send(project, message)
+        sent.append(run.id)
+    return sent
 
 
 @dataclass(frozen=True)

@@ -502,6 +502,21 @@ class Daemon:
                     marks.append(since)  # APScheduler has submitted a fire the job has not picked up yet
         return min(mark.astimezone(UTC) for mark in marks)
 
+    def queue_stranded(self) -> list[str]:
+        """With ``executor: celery``, send again the waiting runs whose message the broker no longer holds (Redis
+        restarted and kept nothing); the run ids. A broker that does not answer is logged and tried next time."""
+        from reportctl.schedule.celery_executor import queue_stranded
+
+        try:
+            sent = queue_stranded(self.project, self.store, self.specs)
+        except ReportctlError as exc:
+            log_event(self.log, logging.WARNING, "broker.unreachable", str(exc))
+            return []
+        for run_id in sent:
+            detail = "its message was not in the broker (Redis restarted?): queued again"
+            log_event(self.log, logging.WARNING, "run.requeued", detail, run_id=run_id)
+        return sent
+
     def save_watermark(self, now: datetime | None = None) -> datetime:
         """Record the daemon's tick in the store (see ``watermark``); a daemon that uses a lease records it only
         while it holds it (``Deposed`` otherwise), so a deposed leader never moves the new leader's watermark."""

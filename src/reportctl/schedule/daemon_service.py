@@ -40,6 +40,8 @@ POOL_SIZES = {"critical": 2, "standard": 4}
 POLL_SECONDS = 2.0
 TICK_SAVE_SECONDS = 10.0
 BROKER_POLL_SECONDS = 15.0
+STRANDED_CHECK_SECONDS = 30.0
+"""How often the leading daemon (executor: celery) looks for waiting runs whose message the broker lost."""
 SIGNAL_POLL_SECONDS = 0.2
 # APScheduler must never drop a fire: overlap is decided by the daemon through the state store
 MAX_INSTANCES = 10_000
@@ -220,6 +222,8 @@ class DaemonService:
         reap_every = self.daemon.project.config.state.heartbeat_timeout.total_seconds() / 2
         last_poll = last_reap = last_save = last_lease = time.monotonic()
         last_broker = float("-inf")  # the first poll at once, so the broker's numbers are there from the start
+        last_stranded = time.monotonic()
+        celery = self.daemon.project.config.executor.kind == "celery"
         while not self._stops:
             time.sleep(SIGNAL_POLL_SECONDS)  # signals set flags only; this is how soon they are noticed
             if self._stops:
@@ -235,6 +239,9 @@ class DaemonService:
             if now - last_lease >= self.lease.renew_every:
                 last_lease = now
                 self._keep_lease()
+            if celery and now - last_stranded >= STRANDED_CHECK_SECONDS and self.daemon.leading:
+                last_stranded = now
+                self.daemon.queue_stranded()
             if self.broker_poll is not None and now - last_broker >= BROKER_POLL_SECONDS:
                 last_broker = now
                 self.broker_poll.start()

@@ -90,6 +90,8 @@ def run_tick(
     for lost in store.reap_lost(project.config.state.heartbeat_timeout):
         if lost.state is RunState.COMPLETED:  # lost while delivering: finish it, nobody gets it twice
             _resume_delivery(store, project, lost, say)
+    if project.config.executor.kind == "celery":
+        _queue_stranded(project, store, specs, say)
     since = store.last_tick(TICK_NAME)
     outcomes: list[TickOutcome] = []
     due: list[tuple[ScheduledSpec, list[Fire]]] = []
@@ -129,6 +131,21 @@ def daemon_in_charge(store: StateStore, now: datetime) -> LeaseState | None:
         return None
     store.set_last_tick(TICK_NAME, now)
     return lease
+
+
+def _queue_stranded(
+    project: Project, store: StateStore, specs: list[ScheduledSpec], say: Callable[[str], None]
+) -> None:
+    """Send again the waiting runs whose message the broker lost (Redis restarted and kept nothing)."""
+    from reportctl.schedule.celery_executor import queue_stranded
+
+    try:
+        sent = queue_stranded(project, store, {spec.name: spec for spec in specs})
+    except ReportctlError as exc:
+        say(f"cannot look for runs the broker lost: {exc}")
+        return
+    for run_id in sent:
+        say(f"run {run_id} had no message in the broker (Redis restarted?): queued it again")
 
 
 def _run_in_processes(
