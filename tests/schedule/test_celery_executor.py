@@ -55,8 +55,8 @@ schedule: {cron: "0 * * * *", timezone: UTC, misfire_grace: 30m, priority: PRIOR
 T = "2026-11-30T09:05:00+00:00"
 
 
-@pytest.fixture
-def celery_project(project: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+def make_celery_project(project: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``project`` with ``executor: celery`` on the machine's Redis, queues of its own, runs in ``store_url``."""
     require_service("Redis", "127.0.0.1", 6379)
     prefix = f"t{uuid.uuid4().hex[:10]}"
     (project / "reportctl.yaml").write_text(
@@ -67,6 +67,23 @@ def celery_project(project: Path, store_url: str, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("REPORTCTL_STATE_URL", store_url)
     (project / "specs" / "hourly.yaml").write_text(SPEC.replace("PRIORITY", "standard"))
     return project
+
+
+@pytest.fixture
+def celery_project(project: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_celery_project(project, store_url, monkeypatch)
+
+
+def own_broker(celery_project: Path) -> int:
+    """A free loopback port for a Redis of the test's own, made the project's broker; the port."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port: int = free.getsockname()[1]
+    config = celery_project / "reportctl.yaml"
+    config.write_text(config.read_text().replace(REDIS, f"redis://127.0.0.1:{port}/0"))
+    return port
 
 
 @contextmanager
@@ -399,13 +416,7 @@ def _listening(port: int) -> bool:
 
 
 def test_while_redis_is_down_the_fire_waits_and_goes_out_when_it_is_back(celery_project: Path, store_url: str) -> None:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    config = celery_project / "reportctl.yaml"
-    config.write_text(config.read_text().replace(REDIS, f"redis://127.0.0.1:{port}/0"))
+    port = own_broker(celery_project)
     tick = [sys.executable, "-m", "reportctl", "schedule", "tick", "--now", "2026-11-30T09:00:10+00:00", "--json"]
     with own_redis(port) as first, running_worker(celery_project, "w@test"):
         deadline = time.monotonic() + 60
@@ -428,13 +439,7 @@ def test_while_redis_is_down_the_fire_waits_and_goes_out_when_it_is_back(celery_
 def test_a_run_whose_message_redis_lost_in_a_restart_is_queued_again(
     cli: Cli, celery_project: Path, store_url: str
 ) -> None:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    config = celery_project / "reportctl.yaml"
-    config.write_text(config.read_text().replace(REDIS, f"redis://127.0.0.1:{port}/0"))
+    port = own_broker(celery_project)
     spec = celery_project / "specs" / "hourly.yaml"
     spec.write_text(spec.read_text().replace('cron: "0 * * * *"', 'cron: "* * * * *"'))
     project = find_project(celery_project)
@@ -458,13 +463,7 @@ def test_a_run_whose_message_redis_lost_in_a_restart_is_queued_again(
 def test_a_tick_queues_again_a_run_the_broker_lost_and_a_late_one_is_skipped_by_its_worker(
     cli: Cli, celery_project: Path, store_url: str
 ) -> None:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    config = celery_project / "reportctl.yaml"
-    config.write_text(config.read_text().replace(REDIS, f"redis://127.0.0.1:{port}/0"))
+    port = own_broker(celery_project)
     project = find_project(celery_project)
     with own_redis(port):
         (fire,) = json.loads(cli("schedule", "tick", "--now", T, "--json").stdout)["fires"]

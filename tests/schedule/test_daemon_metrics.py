@@ -12,16 +12,15 @@ import signal
 import socket
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_celery_executor import REDIS, SPEC, T, running_worker
+from test_celery_executor import T, make_celery_project, running_worker
 
-from conftest import CliResult, require_service
+from conftest import CliResult
 from daemon_process import DaemonProcess
 from reportctl.config import find_project
 from reportctl.schedule.metrics import BrokerPoll, DaemonMetrics
@@ -106,17 +105,8 @@ def test_the_leader_gauge_and_token_follow_the_scheduler_lease(
 
 @pytest.fixture
 def celery_project(project: Path, pg_store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """``executor: celery`` on the machine's Redis with queues of this test's own, runs in a PostgreSQL store."""
-    require_service("Redis", "127.0.0.1", 6379)
-    prefix = f"t{uuid.uuid4().hex[:10]}"
-    (project / "reportctl.yaml").write_text(
-        "timezone: UTC\n"
-        f"executor: {{kind: celery, broker: '{REDIS}', "
-        f"queues: {{critical: {prefix}.critical, standard: {prefix}.standard}}}}\n"
-    )
-    monkeypatch.setenv("REPORTCTL_STATE_URL", pg_store_url)
-    (project / "specs" / "hourly.yaml").write_text(SPEC.replace("PRIORITY", "standard"))
-    return project
+    """``executor: celery`` with queues of this test's own, runs in a PostgreSQL store."""
+    return make_celery_project(project, pg_store_url, monkeypatch)
 
 
 @contextmanager
