@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -43,6 +44,7 @@ MAX_TASKS_PER_CHILD = 100
 
 log = logging.getLogger("reportctl.worker")
 _APPS: dict[tuple[str, str, str], Celery] = {}
+_APPS_LOCK = threading.Lock()
 """One app per project and settings in a process: a daemon queues every fire through the same connection pool."""
 _STORES: dict[tuple[int, str], StateStore] = {}
 
@@ -101,13 +103,20 @@ def celery_app(project: Project) -> Celery:
     problem = missing_extra("celery", "executor: celery")
     if problem:
         raise UsageError(problem)
-    from celery import Celery
-
     settings = celery_settings(project)
     key = (str(project.root), broker_url(settings), settings.model_dump_json())
-    if key in _APPS:
+    # A daemon's job threads and its broker poll ask at once: each must get the finished app, and celery's lazy
+    # package cannot be imported by two threads at a time ("cannot import name 'Celery' from 'celery'").
+    with _APPS_LOCK:
+        if key not in _APPS:
+            from celery import Celery
+
+            _APPS[key] = _new_app(Celery, project, settings)
         return _APPS[key]
-    app = _APPS[key] = Celery("reportctl", broker=broker_url(settings), set_as_current=False)
+
+
+def _new_app(celery: type[Celery], project: Project, settings: CeleryExecutor) -> Celery:
+    app = celery("reportctl", broker=broker_url(settings), set_as_current=False)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -123,11 +132,12 @@ def celery_app(project: Project) -> Celery:
     )
     app.reportctl_project = project
 
-    @app.task(name=TASK, bind=True)  # type: ignore[untyped-decorator]  # Celery has no type hints
+    @app.task(name=TASK, bind=True, shared=False)  # type: ignore[untyped-decorator]  # Celery has no type hints
     def run(task: Any, **message: Any) -> str:
         project = task.app.reportctl_project
         return execute(project, QueuedRun(**message), task.request.hostname or "", store=_process_store(project))
 
+    app.finalize(auto=True)
     return app
 
 
