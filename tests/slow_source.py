@@ -6,6 +6,18 @@ import http.server
 import json
 import threading
 
+SLOW_SPEC = """\
+apiVersion: reportctl/v1
+name: hourly
+sources:
+  metrics: {kind: http, url: "URL", timeout: 120s, retries: 0}
+sections:
+  - {id: t, type: table, dataset: metrics}
+outputs: [csv]
+schedule: {cron: "0 * * * *", timezone: UTC, misfire_grace: 2h, overlap: skip, retries: 0}
+"""
+"""An hourly report whose one source is a ``SlowSource`` (put its ``url`` in place of URL)."""
+
 
 class SlowSource:
     """A local HTTP source that answers only when the test says so, so a run stays GENERATING meanwhile."""

@@ -38,7 +38,7 @@ from reportctl.schedule.celery_executor import (
 )
 from reportctl.schedule.specs import scheduled_specs
 from reportctl.state import RunState, StateStore
-from slow_source import SlowSource
+from slow_source import SLOW_SPEC, SlowSource
 
 Cli = Callable[..., CliResult]
 REDIS = "redis://127.0.0.1:6379/0"
@@ -334,24 +334,13 @@ def test_doctor_names_a_broker_that_does_not_answer(cli: Cli, celery_project: Pa
     assert checks["broker"]["fix"] == "start Redis or fix executor.broker (REPORTCTL_BROKER_URL)"
 
 
-SLOW = """\
-apiVersion: reportctl/v1
-name: hourly
-sources:
-  metrics: {kind: http, url: "URL", timeout: 120s, retries: 0}
-sections:
-  - {id: t, type: table, dataset: metrics}
-outputs: [csv]
-schedule: {cron: "0 * * * *", timezone: UTC, misfire_grace: 30m}
-"""
-
-
 def test_a_run_whose_worker_process_is_killed_is_rendered_again_under_the_same_record(
     cli: Cli, celery_project: Path, worker: subprocess.Popen[bytes], store_url: str
 ) -> None:
     source = SlowSource()
     try:
-        (celery_project / "specs" / "hourly.yaml").write_text(SLOW.replace("URL", source.url))
+        spec = SLOW_SPEC.replace("URL", source.url).replace("misfire_grace: 2h", "misfire_grace: 30m")
+        (celery_project / "specs" / "hourly.yaml").write_text(spec)  # one fire due at T, not two
         (fire,) = json.loads(cli("schedule", "tick", "--now", T, "--json").stdout)["fires"]
         assert source.asked.wait(60), "the worker never asked the source"
         with StateStore(store_url) as store:

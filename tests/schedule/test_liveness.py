@@ -19,7 +19,7 @@ import pytest
 from conftest import CliResult, silence
 from reportctl.state import RunState, StateStore
 from reportctl.state.liveness import worker_alive_here
-from slow_source import SlowSource
+from slow_source import SLOW_SPEC, SlowSource
 
 Cli = Callable[..., CliResult]
 HOST = socket.gethostname()
@@ -93,18 +93,6 @@ def test_heartbeats_are_stamped_by_the_store_clock_not_the_callers(store_url: st
         assert store.heartbeat(run_id)
         beaten = store.get_run(run_id).heartbeat_at
         assert beaten is not None and abs(beaten - store.clock()) < timedelta(minutes=1)
-
-
-SLOW_SPEC = """\
-apiVersion: reportctl/v1
-name: hourly
-sources:
-  metrics: {kind: http, url: "URL", timeout: 120s, retries: 0}
-sections:
-  - {id: t, type: table, dataset: metrics}
-outputs: [csv]
-schedule: {cron: "0 * * * *", timezone: UTC, misfire_grace: 2h, overlap: skip, retries: 0}
-"""
 
 
 def test_a_tick_planned_ahead_does_not_fail_a_run_that_is_rendering(

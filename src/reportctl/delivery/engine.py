@@ -30,6 +30,7 @@ from reportctl.delivery.report import DeliveryReport, Preview
 from reportctl.delivery.sending import send_all
 from reportctl.errors import ReportctlError, UsageError, first_line, one_of
 from reportctl.state.ledger import FINAL_STATUSES, DeliveryLedger, LedgerEntry, PlannedRecipient
+from reportctl.state.models import utc_text
 
 if TYPE_CHECKING:
     from reportctl.config import Project
@@ -287,7 +288,7 @@ def _release_stopped_claims(
         if not worker_has_stopped(worker, last, heartbeat_timeout, now):
             continue
         # it was alive when it last claimed, and is found gone now: it stopped in between
-        when = f"between {_utc(last)} and {_utc(now)}" if last else f"before {_utc(now)}"
+        when = f"between {utc_text(last)} and {utc_text(now)}" if last else f"before {utc_text(now)}"
         count = ledger.release_claims(
             run_id,
             [worker],
@@ -342,7 +343,3 @@ def _worker() -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -18,13 +18,15 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from reportctl import __version__
 from reportctl.errors import ReportctlError, SourceError, UsageError, exception_line
+from reportctl.schedule.tick import duration_text
 from reportctl.state.lifecycle import RunState
 
 if TYPE_CHECKING:
@@ -74,6 +76,20 @@ class QueuedRun:
 
 class BrokerUnreachable(ReportctlError):
     """The broker did not take a message (Redis down or refusing); the run it named stays SCHEDULED."""
+
+
+@contextmanager
+def _broker_answers(app: Celery, doing: str) -> Iterator[None]:
+    """Turn the broker client's errors into ``BrokerUnreachable``: 'the broker URL (password masked) DOING: why'."""
+    from kombu.exceptions import OperationalError
+    from kombu.utils.url import maybe_sanitize_url
+    from redis.exceptions import RedisError
+
+    try:
+        yield
+    except (OperationalError, OSError, RedisError) as exc:
+        where = maybe_sanitize_url(app.conf.broker_url)
+        raise BrokerUnreachable(f"the broker {where} {doing}: {str(exc).rstrip('.')}") from None
 
 
 def celery_settings(project: Project) -> CeleryExecutor:
@@ -184,12 +200,9 @@ def _message(project: Project, spec: ScheduledSpec, run_id: str, parameters: dic
 def send(project: Project, message: QueuedRun, *, countdown: float = 0, app: Celery | None = None) -> str:
     """Send ``message`` to its priority's queue (the run's id is the task's id); the queue's name."""
     queue = celery_settings(project).queues[message.priority]  # type: ignore[index]
-    from kombu.exceptions import OperationalError
-    from kombu.utils.url import maybe_sanitize_url
-
     timeout = message.timeout_seconds
     app = app or celery_app(project)
-    try:
+    with _broker_answers(app, f"did not take run {message.run_id}"):
         app.send_task(
             TASK,
             kwargs=asdict(message),
@@ -200,10 +213,6 @@ def send(project: Project, message: QueuedRun, *, countdown: float = 0, app: Cel
             time_limit=timeout + 30 if timeout else None,
             retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         )
-    except (OperationalError, OSError) as exc:
-        where = maybe_sanitize_url(app.conf.broker_url)  # the password masked
-        why = str(exc).rstrip(".")
-        raise BrokerUnreachable(f"the broker {where} did not take run {message.run_id}: {why}") from None
     return queue
 
 
@@ -284,8 +293,13 @@ def _refusal(project: Project, store: StateStore, message: QueuedRun) -> tuple[R
         )
     waited = store.clock() - datetime.fromisoformat(message.queued_at)
     if waited + timedelta(seconds=message.late_seconds) > timedelta(seconds=message.misfire_grace_seconds):
-        grace = _seconds(message.misfire_grace_seconds)
-        return RunState.SKIPPED, f"waited {_seconds(waited)} in the queue, past misfire_grace {grace}"
+        from reportctl.schedule.tick import duration_text
+
+        grace = duration_text(message.misfire_grace_seconds)
+        return (
+            RunState.SKIPPED,
+            f"waited {duration_text(waited.total_seconds())} in the queue, past misfire_grace {grace}",
+        )
     return None
 
 
@@ -330,7 +344,7 @@ def _render(project: Project, store: StateStore, message: QueuedRun, worker: str
     except ReportctlError as exc:
         return f"FAILED: {str(exc).splitlines()[0]}"
     except SoftTimeLimitExceeded:
-        error = f"timed out after {_seconds(message.timeout_seconds or 0)} (the report's timeout)"
+        error = f"timed out after {duration_text(message.timeout_seconds or 0)} (the report's timeout)"
         fail_lost_run(store, loaded, record.id, error, scheduled)
         return f"FAILED: {error}"
     except Exception as exc:  # a bug in one report must not leave its run looking alive
@@ -366,35 +380,20 @@ def _load_same_spec(project: Project, message: QueuedRun, spec_hash: str, commit
     raise SpecError([problem])
 
 
-def _seconds(value: timedelta | float) -> str:
-    from reportctl.spec.types import format_duration_spec
-
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    return format_duration_spec(timedelta(seconds=int(seconds)))
-
-
 def messages_in_broker(project: Project, *, app: Celery | None = None) -> set[str]:
     """The run ids of every message in the project's queues or taken by a worker and not yet acknowledged (kombu's
     ``unacked`` hash, retries waiting for their countdown included)."""
     import json
 
-    from kombu.exceptions import OperationalError
-    from kombu.utils.url import maybe_sanitize_url
-    from redis.exceptions import RedisError
-
     settings = celery_settings(project)
     app = app or celery_app(project)
     ids: set[str] = set()
-    try:
-        with app.connection_for_read() as connection:
-            channel = connection.default_channel
-            for queue in settings.queues.values():
-                ids.update(json.loads(raw)["headers"]["id"] for raw in channel.client.lrange(queue, 0, -1))
-            for raw in channel.client.hvals(channel.unacked_key):
-                ids.add(json.loads(raw)[0]["headers"]["id"])
-    except (OperationalError, OSError, RedisError) as exc:
-        where = maybe_sanitize_url(app.conf.broker_url)
-        raise BrokerUnreachable(f"the broker {where} does not answer: {str(exc).rstrip('.')}") from None
+    with _broker_answers(app, "does not answer"), app.connection_for_read() as connection:
+        channel = connection.default_channel
+        for queue in settings.queues.values():
+            ids.update(json.loads(raw)["headers"]["id"] for raw in channel.client.lrange(queue, 0, -1))
+        for raw in channel.client.hvals(channel.unacked_key):
+            ids.add(json.loads(raw)[0]["headers"]["id"])
     return ids
 
 
@@ -447,19 +446,13 @@ class BrokerStatus:
 def broker_status(project: Project, *, timeout: float = 1.0, app: Celery | None = None) -> BrokerStatus:
     """Queue depths (Redis list lengths) and the names of the workers that consume this project's queues and
     answer within ``timeout`` seconds; ``BrokerUnreachable`` when Redis does not answer."""
-    from kombu.exceptions import OperationalError
-    from kombu.utils.url import maybe_sanitize_url
-
     settings = celery_settings(project)
     app = app or celery_app(project)
-    try:
+    with _broker_answers(app, "does not answer"):
         with app.connection_for_read() as connection:
             client = connection.default_channel.client
             queued = {str(priority): int(client.llen(queue)) for priority, queue in settings.queues.items()}
         answers = app.control.inspect(timeout=timeout).active_queues() or {}
-    except (OperationalError, OSError) as exc:
-        where = maybe_sanitize_url(app.conf.broker_url)
-        raise BrokerUnreachable(f"the broker {where} does not answer: {str(exc).rstrip('.')}") from None
     ours = set(settings.queues.values())  # a broker may serve other projects' workers too
     workers = [name for name, queues in answers.items() if ours & {queue["name"] for queue in queues}]
     return BrokerStatus(queued, sorted(workers))

@@ -182,7 +182,7 @@ def record_missed(
     if claim is None:
         return []
     count = len(missed)
-    grace = _seconds(spec.misfire_grace.total_seconds())
+    grace = duration_text(spec.misfire_grace.total_seconds())
     why = f"past misfire_grace {grace}" if latest.late > spec.misfire_grace else "a later fire ran in their place"
     detail = f"missed {count} fire{'s' if count != 1 else ''} (the latest {_late(latest)} late), {why}"
     store.transition(claim.id, RunState.SKIPPED, detail=detail, now=now)
@@ -268,7 +268,7 @@ def _queue(
             queue = queue_run(project, spec, run_id, parameters, fire.scheduled, late + waited, store.clock())
         except BrokerUnreachable as exc:
             if late + waited > spec.misfire_grace:
-                detail = f"not queued: {exc}; retried for {_seconds(waited.total_seconds())}, past misfire_grace"
+                detail = f"not queued: {exc}; retried for {duration_text(waited.total_seconds())}, past misfire_grace"
                 store.transition(run_id, RunState.SKIPPED, detail=detail)
                 return TickOutcome(spec.name, fire.scheduled, "SKIPPED", run_id, detail)
             say(f"{spec.name}: {exc}; run {run_id} waits, sending again in {wait:g} s")
@@ -326,10 +326,11 @@ def _render_with_retries(
 
 
 def _late(fire: Fire) -> str:
-    return _seconds(fire.late.total_seconds())
+    return duration_text(fire.late.total_seconds())
 
 
-def _seconds(total: float) -> str:
+def duration_text(total: float) -> str:
+    """Seconds as a spec duration, whole seconds: ``1h30m``."""
     from reportctl.spec.types import format_duration_spec
 
     return format_duration_spec(timedelta(seconds=int(total)))

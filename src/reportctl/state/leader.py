@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reportctl.errors import ReportctlError
-from reportctl.state.models import SchedulerLease
+from reportctl.state.models import SchedulerLease, utc_text
 
 if TYPE_CHECKING:
     from reportctl.state.store import StateStore
@@ -84,13 +84,13 @@ class LeaseState:
 
     def describe(self) -> str:
         """``HOST:PID (token N) until TIME``: the holder as people read it (the random suffix left off)."""
-        return f"{self.holder.split('/', 1)[0]} (token {self.token}) until {_iso(self.expires_at)}"
+        return f"{self.holder.split('/', 1)[0]} (token {self.token}) until {utc_text(self.expires_at)}"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, times as ISO-8601 UTC."""
         return {
-            "name": self.name, "holder": self.holder, "token": self.token, "acquired_at": _iso(self.acquired_at),
-            "renewed_at": _iso(self.renewed_at), "expires_at": _iso(self.expires_at), "live": self.live,
+            "name": self.name, "holder": self.holder, "token": self.token, "acquired_at": utc_text(self.acquired_at),
+            "renewed_at": utc_text(self.renewed_at), "expires_at": utc_text(self.expires_at), "live": self.live,
         }  # fmt: skip
 
 
@@ -99,9 +99,9 @@ def describe_leader(lease: LeaseState | None) -> str:
     if lease is None:
         return "none (no daemon has run on this state store)"
     if lease.live:
-        return f"{lease.describe()}, renewed {_iso(lease.renewed_at)}"
+        return f"{lease.describe()}, renewed {utc_text(lease.renewed_at)}"
     holder = lease.holder.split("/", 1)[0]
-    return f"none: the last holder, {holder} (token {lease.token}), expired {_iso(lease.expires_at)}"
+    return f"none: the last holder, {holder} (token {lease.token}), expired {utc_text(lease.expires_at)}"
 
 
 def store_now(session: Session) -> datetime:
@@ -249,7 +249,3 @@ def _state(row: SchedulerLease, now: datetime) -> LeaseState:
 
 def _rowcount(result: Any) -> int:
     return int(result.rowcount)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

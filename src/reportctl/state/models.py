@@ -49,6 +49,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def utc_text(moment: datetime) -> str:
+    """``2026-12-04T09:00:15Z``: a stored time as logs and messages show it, to the second, in UTC."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 class Base(DeclarativeBase):
     """Metadata of every state table; Alembic's migrations are written to match it."""
 

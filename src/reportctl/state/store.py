@@ -42,7 +42,16 @@ from reportctl.state.migrations import (
     upgrade_to_head,
     write_options,
 )
-from reportctl.state.models import AuditEntry, Delivery, Run, RunRecord, RunStateRow, SchedulerTick, StateChange
+from reportctl.state.models import (
+    AuditEntry,
+    Delivery,
+    Run,
+    RunRecord,
+    RunStateRow,
+    SchedulerTick,
+    StateChange,
+    utc_text,
+)
 
 if TYPE_CHECKING:
     from reportctl.config import Project
@@ -99,7 +108,7 @@ def open_store(project: Project, *, create: bool = True) -> StateStore:
 
 def fire_key(report: str, scheduled_for: datetime) -> str:
     """The unique name of one scheduled fire: ``<report>@<scheduled time in ISO UTC>``."""
-    return f"{report}@{_iso(scheduled_for)}"
+    return f"{report}@{utc_text(scheduled_for)}"
 
 
 class StateStore:
@@ -314,7 +323,7 @@ class StateStore:
                 if worker_alive_here(run.worker):
                     continue  # silent, but its process is still running here (a stalled store, a busy GIL)
                 last = run.heartbeat_at or run.created_at
-                error = f"worker lost (no heartbeat since {_iso(last)} from {run.worker or 'unknown worker'})"
+                error = f"worker lost (no heartbeat since {utc_text(last)} from {run.worker or 'unknown worker'})"
                 if run.state == RunState.DISTRIBUTING.value:
                     # the report was written; only its delivery stopped, and the ledger knows where
                     note = f"{error} while delivering; `reportctl deliver {run.id}` finishes the delivery"
@@ -560,7 +569,3 @@ def _utc(moment: datetime | None) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"the state store takes only timezone-aware datetimes, got naive {moment.isoformat()}")
     return moment.astimezone(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return _utc(moment).isoformat(timespec="seconds").replace("+00:00", "Z")
