@@ -177,6 +177,14 @@ def peer(s3: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
+def bucket(peer: Any) -> str:
+    """A new, empty bucket of the test's own on the module's moto_server."""
+    name = f"runs-{uuid.uuid4().hex[:10]}"
+    peer.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
 def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Explicit test credentials and region, no profile files and no instance metadata: S3 traffic stays on
     loopback (use with ``pytestmark = pytest.mark.usefixtures("aws_environment")``)."""

@@ -51,13 +51,6 @@ def _no_state_url(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def bucket(peer: Any) -> str:
-    name = f"runs-{uuid.uuid4().hex[:10]}"
-    peer.create_bucket(Bucket=name)
-    return name
-
-
-@pytest.fixture
 def spec(project: Path) -> Path:
     path = project / "specs" / "health.yaml"
     path.write_text(REPORT)
@@ -377,3 +370,28 @@ def test_deliveries_link_to_the_stored_files_with_signed_links(
         link = context.link(artifact)
         assert link is not None and link.startswith(s3.endpoint) and "Signature=" in link
         assert requests.get(link, timeout=10).content == artifact.path.read_bytes()
+
+
+def test_replay_elsewhere_says_the_snapshot_stays_on_the_machine_that_rendered_it(
+    cli: Cli, project: Path, spec: Path, s3: MotoServer, bucket: str
+) -> None:
+    from conftest import OTHER_HOST_WORKER, silence
+    from reportctl.config import find_project
+    from reportctl.state import open_store
+
+    configure(project, f"{{url: 's3://{bucket}/runs/', endpoint_url: '{s3.endpoint}'}}\nsnapshots: true")
+    rendered = cli("render", str(spec), "--json")
+    assert rendered.exit_code == 0, rendered.stderr
+    run_id = json.loads(rendered.stdout)["run_id"]
+    with open_store(find_project()) as store:  # rendered by a worker on another host, whose disk this is not
+        silence(store, run_id, worker=OTHER_HOST_WORKER)
+    snapshot = project / "out" / "health" / run_id / "snapshot"
+    (project / "out").rename(project / "worker-disk")
+
+    result = cli("replay", run_id)
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: run {run_id}: its data snapshot {snapshot} is on elsewhere.invalid, which rendered it, not on this "
+        "machine; replay it there (the artifact store keeps a run's files, not its snapshot)"
+    ]

@@ -2,25 +2,30 @@
 
 ``artifacts: {url: s3://bucket/prefix/}`` in reportctl.yaml. With ``executor: celery`` each worker writes a run's
 folder to its own disk, where the daemon's machine, an operator's laptop or another worker cannot read it. With an
-artifact store, a run's artifacts and then its manifest.json (last, so a folder with a manifest is complete) go to
-``<prefix><report>/<run-id>/<file>`` as soon as the folder is in place and before anything is delivered; the run's
-record in the state store gives each artifact's ``s3://`` URL. Download links are signed on demand
-(``runs show --links``): they expire and grant access, so they are never stored.
+artifact store, a run's artifacts, the pictures its messages show (``preview/``) and then its manifest.json (last,
+so a folder with a manifest is complete) go to ``<prefix><report>/<run-id>/<file>`` as soon as the folder is in
+place and before anything is delivered; the run's record in the state store gives each artifact's ``s3://`` URL.
+Download links are signed on demand (``runs show --links``): they expire and grant access, so they are never stored.
 
-It talks to S3 with the s3 channel's client and upload code (``reportctl.delivery.s3``): the same credentials chain,
-endpoints, server-side encryption and multipart uploads.
+A machine that delivers a run it did not render (the daemon's reaper finishing a lost worker's run, ``reportctl
+deliver RUN`` on an operator's laptop) fetches the files from there into its own ``OUT/<report>/<run-id>/``
+(``run_on_this_machine``), each checked against the size and sha256 the run recorded.
+
+It talks to S3 with the s3 channel's client and transfer code (``reportctl.delivery.s3``): the same credentials
+chain, endpoints, server-side encryption and multipart uploads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from reportctl.errors import ReportctlError
+from reportctl.errors import DeliveryError, ReportctlError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -30,11 +35,23 @@ if TYPE_CHECKING:
     from reportctl.run_record import Artifact, RunResult
 
 FIRST_BACKOFF = 1.0
-"""Seconds before the first retry of an upload that failed for a while; doubled for each next one."""
+"""Seconds before the first retry of an upload or download that failed for a while; doubled for each next one."""
+
+
+_T = TypeVar("_T")
+_PASSWORD_IN_URL = re.compile(r"(//[^/:@\s]+:)[^@/\s]+@")
 
 
 class ArtifactStoreError(ReportctlError):
     """A run's files could not be kept in the artifact store, or a stored file cannot be linked; the run fails."""
+
+
+class ArtifactFetchError(DeliveryError):
+    """A rendered run's file could not be fetched from the artifact store to deliver it; nothing was sent (exit 3)."""
+
+
+class _Failed(Exception):
+    """A request to the store failed for good; the message is 'URL: why', secrets masked."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +122,8 @@ class ArtifactStore:
             key = location.prefix + artifact.path.relative_to(result.directory).as_posix()
             files.append((artifact.path, artifact.sha256))
             artifacts.append(replace(artifact, url=f"s3://{location.bucket}/{key}"))
+        # the message's pictures (preview/), so a delivery made on another machine shows the same
+        files += [(path, file_sha256(path)) for path in _preview_files(result.directory)]
         files.append((result.manifest, file_sha256(result.manifest)))
         uploaded: list[str] = []
         try:
@@ -116,7 +135,7 @@ class ArtifactStore:
         except ArtifactStoreError:
             self._forget(location.bucket, uploaded)
             raise
-        total = sum(a.bytes for a in result.artifacts) + result.manifest.stat().st_size
+        total = sum(path.stat().st_size for path, _ in files)
         return StoredRun(location.url, artifacts, location.url + result.manifest.name, len(files), total)
 
     def link(self, url: str) -> str:
@@ -132,35 +151,65 @@ class ArtifactStore:
         except (PermanentFailure, TemporaryFailure) as exc:
             raise ArtifactStoreError(f"cannot sign a link to {url} ({self.where}): {exc}") from exc
 
+    def fetch(self, url: str, into: Path, *, size: int | None = None, sha256: str | None = None) -> None:
+        """Download the stored file ``url`` (s3://bucket/key) to ``into``, checked against ``size`` and ``sha256``
+        (by default the sha256 its upload recorded on the object). Tried again as uploads are; a file that cannot be
+        fetched or does not match raises ``ArtifactFetchError`` ('URL: why'), and nothing is left at ``into``."""
+        from reportctl.delivery.s3 import download_file
+
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        if not url.startswith("s3://") or not key:
+            raise ArtifactFetchError(f"'{url}' is not the s3:// URL of a stored file")
+        try:
+            try:
+                got, digest, recorded = self._retrying(lambda: download_file(self._s3(), bucket, key, into), url)
+            except _Failed as exc:
+                raise ArtifactFetchError(str(exc)) from exc
+            except ArtifactStoreError as exc:  # no client: a secret not set, a bad setting
+                raise ArtifactFetchError(_masked(f"{url}: {exc}")) from exc
+            if size is not None and got != size:
+                raise ArtifactFetchError(_masked(f"{url}: the store holds {got} bytes, the run recorded {size}"))
+            expected = sha256 or recorded
+            if expected and digest != expected:
+                raise ArtifactFetchError(
+                    _masked(f"{url}: its sha256 is {digest[:12]}..., the run recorded {expected[:12]}...")
+                )
+        except BaseException:
+            into.unlink(missing_ok=True)
+            raise
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
 
     def _upload(self, path: Path, bucket: str, key: str, extra: dict[str, object]) -> None:
-        from reportctl.delivery.base import PermanentFailure, TemporaryFailure
         from reportctl.delivery.s3 import upload_file
+
+        try:
+            self._retrying(lambda: upload_file(self._s3(), path, bucket, key, extra), f"s3://{bucket}/{key}")
+        except _Failed as exc:
+            raise ArtifactStoreError(
+                f"cannot keep the run's files in the artifact store ({self.where}): {exc}"
+            ) from exc
+
+    def _retrying(self, request: Callable[[], _T], url: str) -> _T:
+        """``request``, tried again after 1 s, 2 s, 4 s ... while it fails for a while, at most ``retries`` times;
+        ``_Failed`` ('URL: why', secrets masked) when it fails for good."""
+        from reportctl.delivery.base import PermanentFailure, TemporaryFailure
 
         attempt = 0
         while True:
             try:
-                upload_file(self._s3(), path, bucket, key, extra)
-                return
+                return request()
             except PermanentFailure as exc:
-                raise self._failed(bucket, key, str(exc)) from exc
+                raise _Failed(_masked(f"{url}: {exc}")) from exc
             except TemporaryFailure as exc:
                 if attempt >= self.settings.retries:
                     tries = f" after {attempt + 1} tries" if attempt else ""
-                    raise self._failed(bucket, key, f"{exc}{tries}") from exc
+                    raise _Failed(_masked(f"{url}: {exc}{tries}")) from exc
                 self._sleep(FIRST_BACKOFF * 2**attempt)
                 attempt += 1
-
-    def _failed(self, bucket: str, key: str, reason: str) -> ArtifactStoreError:
-        from reportctl.secrets import redact
-
-        return ArtifactStoreError(
-            redact(f"cannot keep the run's files in the artifact store ({self.where}): s3://{bucket}/{key}: {reason}")
-        )
 
     def _forget(self, bucket: str, keys: list[str]) -> None:
         """Delete what a failed upload left; a store that refused the upload may well refuse this too."""
@@ -207,3 +256,18 @@ def stored_folder(artifacts: list[dict[str, object]]) -> str | None:
         if isinstance(url, str) and isinstance(path, str) and url.endswith("/" + Path(path).as_posix()):
             return url[: len(url) - len(Path(path).as_posix())]
     return None
+
+
+def _preview_files(directory: Path) -> list[Path]:
+    """The files under the run's ``preview/`` folder: the pictures its messages show."""
+    from reportctl.preview import PREVIEW_FOLDER
+
+    folder = directory / PREVIEW_FOLDER
+    return sorted(path for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else []
+
+
+def _masked(text: str) -> str:
+    """``text`` with every resolved secret and every password written into a URL shown as ***."""
+    from reportctl.secrets import redact
+
+    return redact(_PASSWORD_IN_URL.sub(r"\1***@", text))

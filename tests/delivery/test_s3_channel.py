@@ -30,13 +30,6 @@ pytestmark = pytest.mark.usefixtures("aws_environment")
 
 
 @pytest.fixture
-def bucket(peer: Any) -> str:
-    name = f"reports-{uuid.uuid4().hex[:10]}"
-    peer.create_bucket(Bucket=name)
-    return name
-
-
-@pytest.fixture
 def context(delivery_context: Callable[..., DeliveryContext]) -> DeliveryContext:
     """The fixture run, with a manifest.json beside its artifacts as the runner writes one."""
     made = delivery_context()

@@ -44,6 +44,7 @@ def deliver(
     """Send or finish a rendered run's deliveries; recipients already sent to are never sent again."""
     from reportctl.config import find_project
     from reportctl.delivery.engine import DeliveryTarget, deliver_run
+    from reportctl.delivery.run_files import run_on_this_machine
     from reportctl.state import open_store
 
     with open_store(find_project(), create=False) as store:
@@ -51,10 +52,12 @@ def deliver(
         loaded = _spec_of(record)
         record = _ready_for_delivery(store, record, loaded.project.config.state.heartbeat_timeout)
         with progress(not as_json) as say:
+            # rendered on another machine (a celery worker): its files come from the artifact store
+            target = DeliveryTarget.recorded(run_on_this_machine(loaded.project, record, say=say))
             report = deliver_run(
                 store,
                 loaded,
-                DeliveryTarget.recorded(record),
+                target,
                 retry_failed=retry_failed,
                 resend_unknown=resend_unknown,
                 only=[name for value in only or () for name in value.split(",") if name.strip()],

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from reportctl.cli.output import echo, print_json
 from reportctl.errors import ExitCode
+
+if TYPE_CHECKING:
+    from reportctl.state.models import RunRecord
 
 
 def replay(
@@ -28,6 +31,7 @@ def replay(
     project = find_project()
     with open_store(project, create=False) as store:
         record = store.get_run(run)
+    _check_snapshot_here(record)
     with tempfile.TemporaryDirectory(prefix="reportctl-replay-") as temporary:
         done = replay_run(record, output or Path(temporary), project)
         if as_json:
@@ -52,6 +56,22 @@ def replay(
             echo(f"{same} of {len(done.files)} files byte-identical{kept}")
     if not done.identical:
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _check_snapshot_here(record: RunRecord) -> None:
+    """A run rendered on another machine (a celery worker) left its data snapshot there: the artifact store keeps
+    its files, which a replay compares by their recorded sha256, but never the snapshot (source rows as read, before
+    row-level policies)."""
+    import socket
+
+    from reportctl.replay import ReplayError
+
+    host = (record.worker or "").rpartition(":")[0]
+    if record.snapshot and host and host != socket.gethostname() and not Path(record.snapshot).exists():
+        raise ReplayError(
+            f"run {record.id}: its data snapshot {record.snapshot} is on {host}, which rendered it, not on this "
+            "machine; replay it there (the artifact store keeps a run's files, not its snapshot)"
+        )
 
 
 def _detail(original: str | None, replayed: str | None) -> str:

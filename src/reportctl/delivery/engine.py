@@ -116,12 +116,15 @@ class _SendAgain:
 
 def resume_delivery(store: StateStore, project: Project, run: RunRecord) -> DeliveryReport:
     """Deliver what a run's lost worker left pending, with the run's spec as it is now; what it was sending at the
-    moment it was lost becomes unknown and is not sent again."""
+    moment it was lost becomes unknown and is not sent again. The worker may have been another machine: files not
+    here are fetched from the artifact store (``ArtifactFetchError``, nothing sent, when one cannot be)."""
     from pathlib import Path
 
+    from reportctl.delivery.run_files import run_on_this_machine
     from reportctl.spec.loader import load_spec
 
-    return deliver_run(store, load_spec(Path(run.spec_path), project), DeliveryTarget.recorded(run))
+    loaded = load_spec(Path(run.spec_path), project)
+    return deliver_run(store, loaded, DeliveryTarget.recorded(run_on_this_machine(project, run)))
 
 
 def _chosen(loaded: LoadedSpec, target: DeliveryTarget, only: Sequence[str]) -> list[ChannelOptions]:

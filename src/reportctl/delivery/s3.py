@@ -269,6 +269,35 @@ def upload_file(client: S3Client, path: Path, bucket: str, key: str, extra_args:
         raise PermanentFailure(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
+def download_file(client: S3Client, bucket: str, key: str, path: Path) -> tuple[int, str, str | None]:
+    """Write the object ``key`` to the file ``path``: its size, the sha256 of what was read, and the sha256 its
+    upload recorded in the object's metadata (None when it has none). A failure is raised as for ``upload_file``."""
+    import hashlib
+    from contextlib import closing
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        answer = client.get_object(Bucket=bucket, Key=key)
+        with closing(answer["Body"]) as body, path.open("wb") as file:
+            for chunk in body.iter_chunks(PART_SIZE):
+                file.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
+            endpoint = client.meta.endpoint_url
+            raise PermanentFailure(f"no such object at {endpoint} (deleted, or expired by a lifecycle rule?)") from exc
+        raise _failure(exc, bucket, client.meta.endpoint_url, reading=True) from exc
+    except BotoCoreError as exc:
+        raise _failure(exc, bucket, client.meta.endpoint_url, reading=True) from exc
+    except OSError as exc:
+        raise PermanentFailure(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return size, digest.hexdigest(), answer.get("Metadata", {}).get("sha256")
+
+
 def object_arguments(name: str, sha256: str, run_id: str, options: S3Connection) -> dict[str, Any]:
     """The object's Content-Type, its metadata (sha256 and run id) and the server-side encryption asked for."""
     extra: dict[str, Any] = {"ContentType": content_type(name), "Metadata": {"sha256": sha256, "run-id": run_id}}
@@ -296,8 +325,11 @@ def _location_or_failure(url: str) -> Location:
         raise PermanentFailure(f"url: {exc}") from exc
 
 
-def _failure(exc: BaseException, bucket: str, endpoint: str) -> TemporaryFailure | PermanentFailure:
-    """What an S3 error means for the delivery: worth retrying, or needing a fix (which one, without secrets)."""
+def _failure(
+    exc: BaseException, bucket: str, endpoint: str, *, reading: bool = False
+) -> TemporaryFailure | PermanentFailure:
+    """What an S3 error means for the delivery: worth retrying, or needing a fix (which one, without secrets);
+    ``reading`` for a download (the artifact store's), else an upload."""
     from botocore.exceptions import (
         ClientError,
         ConnectionError,
@@ -321,13 +353,16 @@ def _failure(exc: BaseException, bucket: str, endpoint: str) -> TemporaryFailure
         if code in _CREDENTIAL_CODES or status == 403:
             return PermanentFailure(
                 f"{endpoint} refused the credentials for bucket '{bucket}' ({code or status}); fix access_key_id and "
-                "secret_access_key (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or the key's right to write the bucket"
+                "secret_access_key (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or the key's right to "
+                + ("read" if reading else "write")
+                + " the bucket"
             )
         if code in _TEMPORARY_CODES or status >= 500 or status == 429:
             return TemporaryFailure(f"{endpoint} answered {status} {code}".strip())
         message = str(error.response.get("Error", {}).get("Message", "")).strip()
         return PermanentFailure(
-            f"{endpoint} refused the upload to bucket '{bucket}': {status} {code} {message}".strip()
+            f"{endpoint} refused the {'download from' if reading else 'upload to'} bucket '{bucket}': "
+            f"{status} {code} {message}".strip()
         )
     if any(isinstance(e, NoCredentialsError | PartialCredentialsError) for e in chain):
         return PermanentFailure(_NO_CREDENTIALS)
