@@ -9,22 +9,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from conftest import CliResult, require_service, silence
+from celery_workers import REDIS, make_celery_project, own_broker, own_redis, running_worker
+from conftest import CliResult, silence
 from daemon_process import DaemonProcess
 from reportctl import __version__
 from reportctl.config import find_project
@@ -41,65 +39,12 @@ from reportctl.state import RunState, StateStore
 from slow_source import SLOW_SPEC, SlowSource
 
 Cli = Callable[..., CliResult]
-REDIS = "redis://127.0.0.1:6379/0"
-SPEC = """\
-apiVersion: reportctl/v1
-name: hourly
-sources:
-  metrics: {kind: sample, rows: 200}
-sections:
-  - {id: t, type: table, dataset: metrics}
-outputs: [csv]
-schedule: {cron: "0 * * * *", timezone: UTC, misfire_grace: 30m, priority: PRIORITY}
-"""
 T = "2026-11-30T09:05:00+00:00"
-
-
-def make_celery_project(project: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """``project`` with ``executor: celery`` on the machine's Redis, queues of its own, runs in ``store_url``."""
-    require_service("Redis", "127.0.0.1", 6379)
-    prefix = f"t{uuid.uuid4().hex[:10]}"
-    (project / "reportctl.yaml").write_text(
-        "timezone: UTC\n"
-        f"executor: {{kind: celery, broker: '{REDIS}', "
-        f"queues: {{critical: {prefix}.critical, standard: {prefix}.standard}}}}\n"
-    )
-    monkeypatch.setenv("REPORTCTL_STATE_URL", store_url)
-    (project / "specs" / "hourly.yaml").write_text(SPEC.replace("PRIORITY", "standard"))
-    return project
 
 
 @pytest.fixture
 def celery_project(project: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     return make_celery_project(project, store_url, monkeypatch)
-
-
-def own_broker(celery_project: Path) -> int:
-    """A free loopback port for a Redis of the test's own, made the project's broker; the port."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port: int = free.getsockname()[1]
-    config = celery_project / "reportctl.yaml"
-    config.write_text(config.read_text().replace(REDIS, f"redis://127.0.0.1:{port}/0"))
-    return port
-
-
-@contextmanager
-def running_worker(project: Path, name: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``reportctl worker -c 1`` in ``project``, stopped by its process id (SIGTERM, then SIGKILL)."""
-    command = [sys.executable, "-m", "reportctl", "worker", "--concurrency", "1", "--name", name]
-    with subprocess.Popen(command, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
-        try:
-            yield process
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture
@@ -374,34 +319,13 @@ def test_a_run_lost_a_second_time_fails_and_one_still_rendering_is_left_alone(
         store.transition(rendering.run_id, RunState.GENERATING)  # by this process, alive
         assert execute(project, rendering) == f"run {rendering.run_id} is GENERATING on {here}: nothing to do"
         silence(store, rendering.run_id, worker=gone, silent_for=timedelta(0))
-        assert store.requeue_lost(rendering.run_id, gone, "lost once") is not None
+        assert store.requeue(rendering.run_id, "lost once", worker=gone) is not None
         store.transition(rendering.run_id, RunState.GENERATING)
         silence(store, rendering.run_id, worker=gone, silent_for=timedelta(0))
     assert execute(project, rendering) == f"run {rendering.run_id} is FAILED: nothing to do"
     with StateStore(store_url) as store:
         run = store.get_run(rendering.run_id)
     assert run.error == f"worker {gone} lost while GENERATING, the second time; not tried again"
-
-
-@contextmanager
-def own_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """A Redis server of the test's own on ``port`` (nothing kept on disk), stopped by its process id."""
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as server:
-        try:
-            deadline = time.monotonic() + 10
-            while not _listening(port):
-                assert time.monotonic() < deadline and server.poll() is None, "redis-server did not start"
-                time.sleep(0.05)
-            yield server
-        finally:
-            server.kill()
-            server.wait()
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_while_redis_is_down_the_fire_waits_and_goes_out_when_it_is_back(celery_project: Path, store_url: str) -> None:
@@ -464,4 +388,5 @@ def test_a_tick_queues_again_a_run_the_broker_lost_and_a_late_one_is_skipped_by_
             assert _wait_for_end(store_url, fire["run_id"]) is RunState.SKIPPED
     with StateStore(store_url) as store:
         (run,) = store.list_runs()
-    assert run.id == fire["run_id"] and "past misfire_grace 30m" in (store.timeline(run.id)[-1].detail or "")
+        skipped = store.timeline(run.id)[-1]
+    assert run.id == fire["run_id"] and "past misfire_grace 30m" in (skipped.detail or "")

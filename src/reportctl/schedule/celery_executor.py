@@ -263,7 +263,7 @@ def _take_over(project: Project, store: StateStore, record: RunRecord, message: 
         failed = store.transition(record.id, RunState.FAILED, error=f"{why}, the second time; not tried again")
         log.warning("%s %s: %s", message.report, record.id, failed.error)
         return failed
-    requeued = store.requeue_lost(record.id, worker, f"{why}; rendered again by another worker")
+    requeued = store.requeue(record.id, f"{why}; rendered again by another worker", worker=worker)
     log.warning("%s %s: %s; rendering it again", message.report, record.id, why)
     return requeued or store.get_run(record.id)
 
@@ -317,30 +317,33 @@ def _render(project: Project, store: StateStore, message: QueuedRun, worker: str
         store.transition(record.id, RunState.FAILED, error=why)
         return why
     scheduled = datetime.fromisoformat(message.scheduled)
+    delay = min(2 ** (message.attempt - 1), 60)  # 1 s, 2 s, 4 s ... at most a minute
+
+    def again(error: BaseException) -> str | None:
+        """The spec asks for retries of a source that failed to answer: the same run, its next attempt."""
+        if not isinstance(error, SourceError) or message.attempt > message.retries:
+            return None
+        return f"attempt {message.attempt} failed: {str(error).splitlines()[0]}; tried again in {delay} s"
+
     try:
-        result = render_recorded(store, loaded, record.id, deliver=True, parameters=message.parameters, now=scheduled)
+        result = render_recorded(
+            store, loaded, record.id, deliver=True, parameters=message.parameters, now=scheduled, retry=again
+        )
     except SourceError as exc:
-        if message.attempt > message.retries:
+        retry = store.get_run(record.id)
+        if retry.state is not RunState.SCHEDULED:
             return f"FAILED: {str(exc).splitlines()[0]}"
-        # the spec asks for retries of a source that failed to answer: a new attempt, queued with backoff
-        delay = min(2 ** (message.attempt - 1), 60)
+        failed = f"attempt {message.attempt} failed: {str(exc).splitlines()[0]}"
         due = store.clock() + timedelta(seconds=delay)
-        retry = store.create_run(
-            message.report,
-            trigger="retry",
-            attempt=message.attempt + 1,
-            spec_path=record.spec_path,
-            spec_hash=record.spec_hash,
-            revision=message.revision,
-            parameters=record.parameters,
-            scheduled_for=scheduled,
-            planned_at=due,
-        )
-        again = replace(
-            message, run_id=retry.id, attempt=message.attempt + 1, queued_at=due.isoformat(), late_seconds=0.0
-        )
-        send(project, again, countdown=delay)
-        return f"FAILED: {str(exc).splitlines()[0]}; attempt {again.attempt} is run {retry.id} in {delay} s"
+        try:
+            send(
+                project,
+                replace(message, attempt=retry.attempt, queued_at=due.isoformat(), late_seconds=0.0),
+                countdown=delay,
+            )
+        except BrokerUnreachable as down:  # the run waits SCHEDULED; the leading daemon sends it again
+            return f"{failed}; attempt {retry.attempt} waits for the broker: {down}"
+        return f"{failed}; attempt {retry.attempt} in {delay} s"
     except ReportctlError as exc:
         return f"FAILED: {str(exc).splitlines()[0]}"
     except SoftTimeLimitExceeded:

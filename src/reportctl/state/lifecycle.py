@@ -48,7 +48,7 @@ ACTIVE_STATES = frozenset(RunState) - TERMINAL_STATES
 
 LEGAL_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.SCHEDULED: frozenset({RunState.GENERATING, RunState.SKIPPED, RunState.FAILED}),
-    # back to SCHEDULED only through ``StateStore.requeue_lost``: a queued run whose worker was lost, taken over once
+    # back to SCHEDULED only through ``StateStore.requeue``: a queued run whose worker was lost, or retried
     RunState.GENERATING: frozenset({RunState.FORMATTING, RunState.FAILED, RunState.SCHEDULED}),
     RunState.FORMATTING: frozenset({RunState.DISTRIBUTING, RunState.FAILED, RunState.SCHEDULED}),
     RunState.DISTRIBUTING: frozenset({RunState.COMPLETED, RunState.FAILED}),

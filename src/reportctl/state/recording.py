@@ -35,10 +35,12 @@ class RunRecorder:
         *,
         artifact_store: ArtifactStore | None = None,
         say: Callable[[str], None] | None = None,
+        retry: Callable[[BaseException], str | None] | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.artifact_store = artifact_store
+        self._retry = retry
         self._say = say or (lambda _message: None)
         # four beats per timeout: a run is only declared lost after several missed beats
         self._interval = max(heartbeat_timeout.total_seconds() / 4, 0.05)
@@ -86,9 +88,14 @@ class RunRecorder:
         self.store.transition(self.run_id, RunState.COMPLETED, detail=_delivery_detail(result))
 
     def failed(self, error: BaseException) -> None:
+        """The run failed: FAILED, or back to SCHEDULED as its next attempt when ``retry`` gives a reason to try
+        again (the note on its timeline)."""
         from reportctl.secrets import redact
 
         self._stop_beating()
+        again = self._retry(error) if self._retry is not None else None
+        if again is not None and self.store.requeue(self.run_id, redact(again)) is not None:
+            return
         message = redact(str(error).strip() or type(error).__name__)
         if isinstance(error, KeyboardInterrupt | SystemExit):
             message = "interrupted"
@@ -130,12 +137,14 @@ def render_recorded(
     *,
     deliver: bool = False,
     dry_run: bool = False,
+    retry: Callable[[BaseException], str | None] | None = None,
     **render_options: Any,
 ) -> RunResult:
     """Render ``loaded`` as the recorded run ``run_id`` (already in the store, SCHEDULED), then tidy its history.
 
     With ``deliver`` the run's deliveries are sent as its DISTRIBUTING stage (only previewed with ``dry_run``), and a
-    run that fails sends its ``when: failure`` deliveries before the error is raised.
+    run that fails sends its ``when: failure`` deliveries before the error is raised. A failure for which ``retry``
+    gives a reason leaves the run SCHEDULED as its next attempt instead (the error is raised all the same).
     """
     from reportctl.artifact_store import ArtifactStore
     from reportctl.delivery.engine import DeliveryTarget, deliver_run
@@ -146,8 +155,9 @@ def render_recorded(
     say = render_options.get("progress")
     artifact_store = ArtifactStore.of(loaded.project)
     recorder = RunRecorder(
-        store, run_id, loaded.project.config.state.heartbeat_timeout, artifact_store=artifact_store, say=say
-    )
+        store, run_id, loaded.project.config.state.heartbeat_timeout, artifact_store=artifact_store, say=say,
+        retry=retry,
+    )  # fmt: skip
 
     def distribute(result: RunResult) -> Any:
         return deliver_run(store, loaded, DeliveryTarget.rendered(result, now), dry_run=dry_run, say=say)

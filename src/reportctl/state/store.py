@@ -122,6 +122,7 @@ class StateStore:
                 "state store: not a database URL; expected e.g. sqlite:///path/state.db or postgresql://user@host/db"
             ) from None
         self.url = parsed.render_as_string(hide_password=True)
+        self._closed = False
         try:
             self._engine = create_state_engine(parsed)
         except (NoSuchModuleError, ImportError) as exc:
@@ -133,7 +134,9 @@ class StateStore:
             raise StateStoreError(f"state store {self.url}: cannot connect: {describe_failure(exc)}") from None
 
     def close(self) -> None:
-        """Release every pooled connection."""
+        """Release every pooled connection; the store cannot be used after (SQLAlchemy would quietly open a new
+        connection that nothing closes)."""
+        self._closed = True
         self._engine.dispose()
 
     def __enter__(self) -> StateStore:
@@ -144,6 +147,8 @@ class StateStore:
 
     @contextmanager
     def _session(self, *, write: bool = False) -> Iterator[Session]:
+        if self._closed:
+            raise RuntimeError(f"state store {self.url} used after it was closed")
         try:
             with self._engine.connect() as connection:
                 if write:
@@ -267,19 +272,19 @@ class StateStore:
             session.expire(run)
             return RunRecord.of(run)
 
-    def requeue_lost(self, run_id: str, lost_worker: str, detail: str) -> RunRecord | None:
-        """Put back to SCHEDULED, as its next attempt, a run still rendering (GENERATING or FORMATTING) under
-        ``lost_worker``, a process found gone: another worker renders it again under the same record. None when
-        the run has moved on or another worker took it over first (the update is a compare-and-set)."""
+    def requeue(self, run_id: str, detail: str, *, worker: str | None = None) -> RunRecord | None:
+        """Put a run still rendering (GENERATING or FORMATTING) back to SCHEDULED as its next attempt, under the same
+        record: a queued run whose ``worker`` was found gone, to be rendered again by another worker, or one whose
+        source failed, to be tried again (``retries``). None when the run has moved on or, with ``worker``, another
+        worker took it over first (the update is a compare-and-set)."""
         with self._session(write=True) as session:
             now = store_now(session)
+            still_rendering = [Run.id == run_id, Run.state.in_([RunState.GENERATING.value, RunState.FORMATTING.value])]
+            if worker is not None:
+                still_rendering.append(Run.worker == worker)
             result = session.execute(
                 update(Run)
-                .where(
-                    Run.id == run_id,
-                    Run.worker == lost_worker,
-                    Run.state.in_([RunState.GENERATING.value, RunState.FORMATTING.value]),
-                )
+                .where(*still_rendering)
                 .values(
                     state=RunState.SCHEDULED.value, attempt=Run.attempt + 1, worker=None, heartbeat_at=None,
                     started_at=None,
