@@ -65,6 +65,26 @@ def test_a_silent_run_whose_process_lives_here_is_not_reaped(store_url: str, sle
         assert reaped.error.endswith(f"from {HOST}:{sleeper.pid})")
 
 
+def test_a_run_waiting_in_the_broker_is_not_reaped_whatever_became_of_the_daemon_that_claimed_it(
+    store_url: str,
+) -> None:
+    """With executor: celery a claimed run waits in Redis, where nobody beats for it: a standby that took over from
+    the daemon that claimed it must leave it to the worker that gets its message (a lost message is sent again by
+    queue_stranded). Locally, nobody else would ever render it: it is reaped."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait(timeout=30)
+    with StateStore(store_url) as store:
+        waiting = store.create_run("waiting", now=T0)
+        rendering = generating(store, "rendering")
+        for run_id in (waiting.id, rendering):
+            silence(store, run_id, worker=f"{HOST}:{ended.pid}")
+        (reaped,) = store.reap_lost(timedelta(minutes=2), queued=True)
+        assert reaped.id == rendering
+        assert store.get_run(waiting.id).state is RunState.SCHEDULED
+        (reaped,) = store.reap_lost(timedelta(minutes=2))
+        assert (reaped.id, reaped.state) == (waiting.id, RunState.FAILED)
+
+
 def test_which_workers_are_alive_here(sleeper: subprocess.Popen[bytes]) -> None:
     assert worker_alive_here(f"{HOST}:{os.getpid()}")
     assert worker_alive_here(f"{HOST}:{sleeper.pid}")

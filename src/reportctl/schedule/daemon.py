@@ -461,7 +461,8 @@ class Daemon:
         """End the runs whose worker is lost (silent by the store's clock, and gone if it ran on this host); the
         run ids. A run lost while delivering is complete; its pending recipients are delivered in the background.
         """
-        reaped = self.store.reap_lost(self.project.config.state.heartbeat_timeout)
+        queued = self.project.config.executor.kind == "celery"  # waiting runs wait in the broker
+        reaped = self.store.reap_lost(self.project.config.state.heartbeat_timeout, queued=queued)
         for run in reaped:
             log_event(self.log, logging.WARNING, "run.worker_lost", run.error or "", report=run.report, run_id=run.id)
             if run.state is RunState.COMPLETED:

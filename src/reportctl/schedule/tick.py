@@ -87,7 +87,8 @@ def run_tick(
 
     say = say or (lambda _message: None)
     specs, problems = scheduled_specs([d for d in project.spec_dirs if d.is_dir()], project)
-    for lost in store.reap_lost(project.config.state.heartbeat_timeout):
+    queued = project.config.executor.kind == "celery"  # waiting runs wait in the broker
+    for lost in store.reap_lost(project.config.state.heartbeat_timeout, queued=queued):
         if lost.state is RunState.COMPLETED:  # lost while delivering: finish it, nobody gets it twice
             _resume_delivery(store, project, lost, say)
     if project.config.executor.kind == "celery":

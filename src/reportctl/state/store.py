@@ -309,13 +309,16 @@ class StateStore:
         with self._session() as session:
             return _active_record(session, report)
 
-    def reap_lost(self, heartbeat_timeout: timedelta) -> list[RunRecord]:
+    def reap_lost(self, heartbeat_timeout: timedelta, *, queued: bool = False) -> list[RunRecord]:
         """End every unfinished run whose worker is lost: silent for ``heartbeat_timeout`` by the store's clock (no
         caller's clock or ``--now`` counts) and, when it ran on this host, its process gone.
 
         A run lost while rendering fails; one lost while delivering is complete (its artifacts exist) and its ledger
-        keeps the recipients still pending for ``reportctl deliver``.
+        keeps the recipients still pending for ``reportctl deliver``. With ``queued`` (executor: celery), a run
+        waiting (SCHEDULED) is left alone: it waits in the broker, where nobody beats for it, whatever became of the
+        daemon that claimed it; ``celery_executor.queue_stranded`` sends it again if the broker lost it.
         """
+        states = _ACTIVE if not queued else [state for state in _ACTIVE if state != RunState.SCHEDULED.value]
         reaped: list[RunRecord] = []
         with self._session(write=True) as session:
             now = store_now(session)
@@ -324,7 +327,7 @@ class StateStore:
                 and_(Run.heartbeat_at.is_not(None), Run.heartbeat_at < cutoff),
                 and_(Run.heartbeat_at.is_(None), Run.created_at < cutoff),
             )
-            for run in session.scalars(select(Run).where(Run.state.in_(_ACTIVE), stale)).all():
+            for run in session.scalars(select(Run).where(Run.state.in_(states), stale)).all():
                 if worker_alive_here(run.worker):
                     continue  # silent, but its process is still running here (a stalled store, a busy GIL)
                 last = run.heartbeat_at or run.created_at
