@@ -113,6 +113,19 @@ def test_a_message_handed_out_twice_renders_the_run_once(celery_project: Path, s
     assert states.count(RunState.GENERATING) == 1
 
 
+def test_a_tick_leaves_a_run_waiting_in_the_broker_to_its_worker_when_its_daemon_is_gone(
+    cli: Cli, celery_project: Path, store_url: str
+) -> None:
+    message = _queued(celery_project, store_url)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])  # the daemon that claimed the fire, gone since
+    ended.wait(timeout=30)
+    with StateStore(store_url) as store:
+        silence(store, message.run_id, worker=f"{socket.gethostname()}:{ended.pid}")
+        result = cli("schedule", "tick", "--now", T, "--json")
+        assert result.exit_code == 0, result.stderr
+        assert store.get_run(message.run_id).state is RunState.SCHEDULED
+
+
 def test_a_worker_of_another_version_refuses_the_run(celery_project: Path, store_url: str) -> None:
     message = _queued(celery_project, store_url, version="0.0.1")
     why = execute(find_project(celery_project), message)
@@ -371,6 +384,23 @@ def test_a_run_whose_message_redis_lost_in_a_restart_is_queued_again(
             assert _wait_for_end(store_url, fire["run_id"]) is RunState.COMPLETED
         rendered = [run.id for run in store.list_runs() if run.state is not RunState.SKIPPED]
         assert rendered == [fire["run_id"]]  # the same run, not a second one
+
+
+def test_a_run_that_overlap_queue_holds_back_is_not_sent_as_stranded(celery_project: Path, store_url: str) -> None:
+    """A daemon claims a fire of an ``overlap: queue`` report and holds it (SCHEDULED, no message) until the
+    report's earlier run ends: the stranded check must not send it meanwhile, or the two would render at once."""
+    port = own_broker(celery_project)
+    spec = celery_project / "specs" / "hourly.yaml"
+    spec.write_text(spec.read_text().replace("priority: standard", "priority: standard, overlap: queue"))
+    project = find_project(celery_project)
+    with own_redis(port), StateStore(store_url) as store:
+        specs = {scheduled.name: scheduled for scheduled in scheduled_specs([spec], project)[0]}
+        earlier = store.create_run("hourly", trigger="schedule", now=datetime(2026, 11, 30, 8, tzinfo=UTC))
+        store.transition(earlier.id, RunState.GENERATING)
+        held = store.create_run("hourly", trigger="schedule", now=datetime(2026, 11, 30, 9, tzinfo=UTC))
+        assert queue_stranded(project, store, specs, older_than=timedelta(0)) == []
+        store.transition(earlier.id, RunState.FAILED, error="ended")
+        assert queue_stranded(project, store, specs, older_than=timedelta(0)) == [held.id]
 
 
 def test_a_tick_queues_again_a_run_the_broker_lost_and_a_late_one_is_skipped_by_its_worker(

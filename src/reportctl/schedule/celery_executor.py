@@ -404,8 +404,9 @@ def queue_stranded(
     project: Project, store: StateStore, specs: Mapping[str, ScheduledSpec], *, older_than: timedelta = STRANDED_AFTER
 ) -> list[str]:
     """Send again the runs that wait (SCHEDULED) with no message in the broker: Redis restarted, or lost what it
-    held (it keeps nothing on disk here). A run claimed within ``older_than`` is left alone, its message on the way;
-    one whose report is no longer scheduled here is failed, saying so. The run ids sent again.
+    held (it keeps nothing on disk here). A run claimed within ``older_than`` is left alone, its message on the way,
+    and so is one that ``overlap: queue`` holds back until its report's earlier run has ended; one whose report is
+    no longer scheduled here is failed, saying so. The run ids sent again.
 
     A message sent twice does no harm (a worker drops a run that has started); one never sent would leave the run
     waiting for ever. A run that waited past its misfire grace is recorded SKIPPED by the worker that gets it."""
@@ -425,6 +426,8 @@ def queue_stranded(
             why = "its message was lost from the broker and the report is no longer scheduled here"
             store.transition(run.id, RunState.FAILED, error=why)
             continue
+        if spec.overlap == "queue" and _behind_an_earlier_run(store, run):
+            continue  # not sent yet on purpose: a daemon holds it until the report's earlier run has ended
         planned = run.planned_at or run.scheduled_for or run.created_at
         message = replace(
             _message(project, spec, run.id, {k: str(v) for k, v in spec.parameters.items()}),
@@ -436,6 +439,14 @@ def queue_stranded(
         send(project, message)
         sent.append(run.id)
     return sent
+
+
+def _behind_an_earlier_run(store: StateStore, run: RunRecord) -> bool:
+    """Whether an earlier run of ``run``'s report has not ended yet (``overlap: queue`` holds ``run`` until then)."""
+    return any(
+        not other.state.terminal and other.created_at < run.created_at
+        for other in store.list_runs(report=run.report, limit=100)
+    )
 
 
 @dataclass(frozen=True)
