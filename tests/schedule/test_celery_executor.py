@@ -341,6 +341,29 @@ def test_a_run_lost_a_second_time_fails_and_one_still_rendering_is_left_alone(
     assert run.error == f"worker {gone} lost while GENERATING, the second time; not tried again"
 
 
+def test_a_run_rendering_on_another_host_is_looked_at_again_once_its_worker_would_count_as_lost(
+    celery_project: Path, store_url: str
+) -> None:
+    """A pool process killed on another host sends its message back at once, while the heartbeat it left still
+    looks fresh: the worker that gets it cannot tell a dead worker from a live one yet, so it sends the message
+    again for when a silent worker counts as lost (heartbeat_timeout), and then takes the run over."""
+    project = find_project(celery_project)
+    rendering = _queued(celery_project, store_url)
+    with StateStore(store_url) as store:
+        store.transition(rendering.run_id, RunState.GENERATING)
+        silence(store, rendering.run_id, silent_for=timedelta(0))  # elsewhere.invalid, beating a moment ago
+        assert execute(project, rendering) == (
+            f"run {rendering.run_id} is GENERATING on elsewhere.invalid:4242: looked at again in 2m5s"
+        )
+        assert messages_in_broker(project) == {rendering.run_id}
+        silence(store, rendering.run_id, silent_for=timedelta(minutes=3))  # it never beat again: it is gone
+        assert execute(project, rendering, "w2").startswith("COMPLETED on w2")
+        taken_over = [change for change in store.timeline(rendering.run_id) if change.state is RunState.SCHEDULED][-1]
+        assert (
+            taken_over.detail == "worker elsewhere.invalid:4242 lost while GENERATING; rendered again by another worker"
+        )
+
+
 def test_while_redis_is_down_the_fire_waits_and_goes_out_when_it_is_back(celery_project: Path, store_url: str) -> None:
     port = own_broker(celery_project)
     tick = [sys.executable, "-m", "reportctl", "schedule", "tick", "--now", "2026-11-30T09:00:10+00:00", "--json"]

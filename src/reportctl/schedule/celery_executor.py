@@ -219,9 +219,11 @@ def send(project: Project, message: QueuedRun, *, countdown: float = 0, app: Cel
 def execute(project: Project, message: QueuedRun, worker: str = "", *, store: StateStore | None = None) -> str:
     """Render and deliver the queued run on this worker; what became of it, for the worker's log.
 
-    A message for a run that has already ended, or that another worker is rendering, is dropped: Redis may hand a
-    message out again (a worker that vanished, a visibility timeout), and the state store says what happened.
-    Without ``store``, the project's is opened for this run.
+    A message for a run that has already ended, or that a live worker of this host is rendering, is dropped: Redis
+    may hand a message out again (a worker that vanished, a visibility timeout), and the state store says what
+    happened. One for a run that a worker of another host is still rendering, by its heartbeat, is looked at again
+    once a silent worker would count as lost: when that host's pool process was killed, its message came back at
+    once, while the heartbeat it left still looks fresh. Without ``store``, the project's is opened for this run.
     """
     if store is None:
         from reportctl.state import open_store
@@ -231,6 +233,8 @@ def execute(project: Project, message: QueuedRun, worker: str = "", *, store: St
     record = store.get_run(message.run_id)
     if record.state in (RunState.GENERATING, RunState.FORMATTING):
         record = _take_over(project, store, record, message)
+        if record.state is not RunState.SCHEDULED and not record.state.terminal and not _on_this_host(record.worker):
+            return _look_again(project, store, record, message)
     if record.state is not RunState.SCHEDULED:
         return f"run {record.id} is {record.state.value}{_by(record)}: nothing to do"
     refusal = _refusal(project, store, message)
@@ -251,7 +255,7 @@ def _take_over(project: Project, store: StateStore, record: RunRecord, message: 
     from reportctl.state.liveness import worker_alive_here
 
     worker = record.worker or ""
-    if worker.rpartition(":")[0] == socket.gethostname():
+    if _on_this_host(worker):
         lost = not worker_alive_here(worker)
     else:
         beat = record.heartbeat_at or record.created_at
@@ -266,6 +270,20 @@ def _take_over(project: Project, store: StateStore, record: RunRecord, message: 
     requeued = store.requeue(record.id, f"{why}; rendered again by another worker", worker=worker)
     log.warning("%s %s: %s; rendering it again", message.report, record.id, why)
     return requeued or store.get_run(record.id)
+
+
+def _on_this_host(worker: str | None) -> bool:
+    return (worker or "").rpartition(":")[0] == socket.gethostname()
+
+
+def _look_again(project: Project, store: StateStore, record: RunRecord, message: QueuedRun) -> str:
+    """Send the message of ``record``, rendering on another host, again for when its worker would count as lost if
+    it has gone silent meanwhile; the run started in time, so the wait does not count against its misfire grace."""
+    after = project.config.state.heartbeat_timeout + timedelta(seconds=5)
+    due = store.clock() + after
+    send(project, replace(message, queued_at=due.isoformat(), late_seconds=0.0), countdown=after.total_seconds())
+    again = duration_text(after.total_seconds())
+    return f"run {record.id} is {record.state.value} on {record.worker}: looked at again in {again}"
 
 
 def _by(record: RunRecord) -> str:
@@ -391,12 +409,15 @@ def messages_in_broker(project: Project, *, app: Celery | None = None) -> set[st
     settings = celery_settings(project)
     app = app or celery_app(project)
     ids: set[str] = set()
+    queues = set(settings.queues.values())
     with _broker_answers(app, "does not answer"), app.connection_for_read() as connection:
         channel = connection.default_channel
-        for queue in settings.queues.values():
+        for queue in queues:
             ids.update(json.loads(raw)["headers"]["id"] for raw in channel.client.lrange(queue, 0, -1))
-        for raw in channel.client.hvals(channel.unacked_key):
-            ids.add(json.loads(raw)[0]["headers"]["id"])
+        for raw in channel.client.hvals(channel.unacked_key):  # one hash for every queue on this Redis
+            message, _exchange, routing_key = json.loads(raw)
+            if routing_key in queues:
+                ids.add(message["headers"]["id"])
     return ids
 
 
