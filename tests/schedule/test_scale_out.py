@@ -305,7 +305,10 @@ def _fires_fall_due_while_redis_is_down(
     fleet.wait_until(lambda: all(fleet.state(in_redis[report]).terminal for report in HELD), "the held runs ended")
     with ThreadPoolExecutor(1) as job:  # the daemon's job thread; the test goes on as its housekeeping
         dispatching = job.submit(fleet.fire, daemon, lease, hour)
-        fleet.wait_until(lambda: any("waits, sending again in" in message for _, message in log.seen), "a retry")
+        fleet.wait_until(
+            lambda: any(event == "run.waiting" and "waits, sending again in" in line for event, line in log.seen),
+            "a warning that the run waits for the broker",
+        )
         waiting = fleet.store.list_runs(state=RunState.SCHEDULED, limit=1000)
         assert {(run.report, run.scheduled_for) for run in waiting} == {
             ("held-a", fleet.at(hour)),

@@ -283,6 +283,7 @@ class Daemon:
                 render=self._render,
                 load=self._load,
                 fence=self._fence(),
+                warn=lambda message: log_event(self.log, logging.WARNING, "run.waiting", message, report=spec.name),
             )
         except DaemonStopping:
             return self._cut_off_waiting(spec, fire)

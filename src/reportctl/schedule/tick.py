@@ -202,9 +202,11 @@ def run_fire(
     render: RenderFire = render_fire,
     load: Callable[[ScheduledSpec], Any] | None = None,
     fence: Fence | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> TickOutcome:
     """Claim one due fire and run it: overlap skip or queue, then render with retries (shared by tick and daemon).
-    A daemon's claim carries its scheduler lease's ``fence``: ``Deposed`` when another daemon has taken over."""
+    A daemon's claim carries its scheduler lease's ``fence``: ``Deposed`` when another daemon has taken over.
+    ``warn`` hears what an operator must know (a broker that does not take the run), ``say`` the rest."""
     from reportctl.run_record import jsonable_parameters
     from reportctl.runner import resolve_parameters
     from reportctl.spec.revisions import load_spec_at
@@ -243,7 +245,7 @@ def run_fire(
         while _still_active(store, active.id):
             sleep(QUEUE_POLL_SECONDS)
     if project.config.executor.kind == "celery":
-        return _queue(project, store, spec, fire, claim.id, parameters, now - fire.planned, say, sleep)
+        return _queue(project, store, spec, fire, claim.id, parameters, now - fire.planned, warn or say, sleep)
     return _render_with_retries(store, spec, loaded, parameters, resolved, fire, claim.id, say, sleep, render)
 
 
@@ -255,11 +257,12 @@ def _queue(
     run_id: str,
     parameters: dict[str, str],
     late: timedelta,
-    say: Callable[[str], None],
+    warn: Callable[[str], None],
     sleep: Callable[[float], None],
 ) -> TickOutcome:
-    """Send the claimed run to its Celery queue. While the broker cannot be reached the run waits (SCHEDULED)
-    and sending is retried with backoff until the fire is later than its misfire grace: then it is SKIPPED."""
+    """Send the claimed run to its Celery queue. While the broker cannot be reached the run waits (SCHEDULED),
+    ``warn`` is told, and sending is retried with backoff until the fire is later than its misfire grace: then it
+    is SKIPPED."""
     from reportctl.schedule.celery_executor import BrokerUnreachable, queue_run
 
     started, wait = time.monotonic(), 1.0
@@ -272,7 +275,7 @@ def _queue(
                 detail = f"not queued: {exc}; retried for {duration_text(waited.total_seconds())}, past misfire_grace"
                 store.transition(run_id, RunState.SKIPPED, detail=detail)
                 return TickOutcome(spec.name, fire.scheduled, "SKIPPED", run_id, detail)
-            say(f"{spec.name}: {exc}; run {run_id} waits, sending again in {wait:g} s")
+            warn(f"{spec.name}: {exc}; run {run_id} waits, sending again in {wait:g} s")
             sleep(wait)
             wait = min(wait * 2, 30.0)
             continue
