@@ -18,7 +18,6 @@ chain, endpoints, server-side encryption and multipart uploads.
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -39,7 +38,6 @@ FIRST_BACKOFF = 1.0
 
 
 _T = TypeVar("_T")
-_PASSWORD_IN_URL = re.compile(r"(//[^/:@\s]+:)[^@/\s]+@")
 
 
 class ArtifactStoreError(ReportctlError):
@@ -268,6 +266,6 @@ def _preview_files(directory: Path) -> list[Path]:
 
 def _masked(text: str) -> str:
     """``text`` with every resolved secret and every password written into a URL shown as ***."""
-    from reportctl.secrets import redact
+    from reportctl.secrets import mask_url_passwords, redact
 
-    return redact(_PASSWORD_IN_URL.sub(r"\1***@", text))
+    return redact(mask_url_passwords(text))

@@ -15,6 +15,7 @@ from reportctl.errors import ReportctlError
 
 SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z0-9_.-]+)\}")
 SECRET_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_PASSWORD_IN_URL = re.compile(r"(//[^/:@\s]+:)[^@/\s]+@")
 KEYRING_SERVICE = "reportctl"
 _resolved: set[str] = set()
 
@@ -59,6 +60,11 @@ def redact(text: str) -> str:
     for value in sorted(_resolved, key=len, reverse=True):
         text = text.replace(value, "***")
     return text
+
+
+def mask_url_passwords(text: str) -> str:
+    """``text`` with every password written into a URL (``postgresql://user:pw@host``) shown as ***."""
+    return _PASSWORD_IN_URL.sub(r"\1***@", text)
 
 
 def keyring_backend() -> str | None:

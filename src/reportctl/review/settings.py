@@ -12,11 +12,11 @@ from pydantic import BaseModel
 
 from reportctl.review.model import Change, MembersChange, ValueChange
 from reportctl.review.values import text_change
+from reportctl.secrets import mask_url_passwords
 from reportctl.spec.loader import LoadedSpec
 
 _RECIPIENT_FIELDS = ("to", "cc", "bcc")
 _SECRET_KEY = re.compile(r"password|token|secret|webhook_url|api_key|headers", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(//[^/:@\s]+:)[^@/\s]+@")
 _SECRET_REFERENCE = re.compile(r"\$\{secret:[^}]*\}")
 
 
@@ -151,7 +151,7 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return _URL_PASSWORD.sub(r"\1***@", text)
+    return mask_url_passwords(text)
 
 
 def _only_references(*texts: str | None) -> bool:

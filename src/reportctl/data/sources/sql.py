@@ -32,7 +32,7 @@ from reportctl.data.sqltext import quote_identifier
 from reportctl.data.sqltree import ResultColumns, SqlDialect, query_parameters, result_columns
 from reportctl.errors import SourceError, did_you_mean, first_line
 from reportctl.extras import missing_extra
-from reportctl.secrets import SecretError, redact, resolve_secrets
+from reportctl.secrets import SecretError, mask_url_passwords, redact, resolve_secrets
 from reportctl.spec.models import SourceOptions
 from reportctl.spec.types import PositiveDuration
 
@@ -70,7 +70,6 @@ _PSYCOPG_CONNECT_PREFIX = re.compile(
     r'^connection failed: connection to server at "[^"]*"(?: \([^)]*\))?, port \d+ failed: '
 )
 _OS_ERROR_TEXT = re.compile(r"\(\[Errno -?\d+\] (?P<text>[^)]*)\)")
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*):[^@]*@")
 
 
 class SqlOptions(SourceOptions):
@@ -404,7 +403,7 @@ def display_url(url: str) -> str:
     try:
         shown = make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
-        shown = _PASSWORD_IN_URL.sub(r"\1:***@", url)
+        shown = mask_url_passwords(url)
     return redact(shown)
 
 
