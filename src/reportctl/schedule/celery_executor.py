@@ -5,8 +5,9 @@ message leaves, so a message lost or repeated loses or doubles nothing: the mess
 takes one message at a time (prefetch 1) and acknowledges it when the run has ended (acks late), so a worker that
 dies mid-run leaves its message to Redis to hand to another worker after the visibility timeout. What a worker
 renders is checked against what the fire recorded: the same reportctl version, the same spec (by hash, read at the
-recorded revision or commit from the worker's own checkout), and a fire that waited in the queue past its misfire
-grace is recorded SKIPPED rather than rendered late.
+recorded revision or commit from the worker's own checkout, else from the copy of the spec files the run stored
+when it was claimed), and a fire that waited in the queue past its misfire grace is recorded SKIPPED rather than
+rendered late.
 
 Celery is an extra (``pip install 'reportctl[celery]'``); nothing here imports it until a run is queued or a
 worker starts.
@@ -329,7 +330,7 @@ def _render(project: Project, store: StateStore, message: QueuedRun, worker: str
 
     record = store.get_run(message.run_id)
     try:
-        loaded = _load_same_spec(project, message, record.spec_hash, record.git_commit)
+        loaded = _load_same_spec(project, store, message, record.spec_hash, record.git_commit)
     except ReportctlError as exc:
         why = str(exc).splitlines()[0]
         store.transition(record.id, RunState.FAILED, error=why)
@@ -375,16 +376,22 @@ def _render(project: Project, store: StateStore, message: QueuedRun, worker: str
     return f"COMPLETED on {worker or 'this worker'}: {result.directory}"
 
 
-def _load_same_spec(project: Project, message: QueuedRun, spec_hash: str, commit: str | None) -> Any:
+def _load_same_spec(project: Project, store: StateStore, message: QueuedRun, spec_hash: str, commit: str | None) -> Any:
     """The spec as the fire recorded it: read at its revision (or the working tree), else at the commit the run
-    recorded; a spec error when this worker's checkout has neither."""
+    recorded, else from the copy of the spec files the run stored when it was queued; a spec error when this
+    worker's checkout has none of them (or cannot be read, and the run stored no copy)."""
     from reportctl.errors import Problem, SpecError
     from reportctl.spec.revisions import load_spec_at
 
     path = project.root / message.spec
-    loaded = load_spec_at(path, message.revision, project)
-    if not spec_hash or loaded.spec_hash == spec_hash:
-        return loaded
+    unreadable: ReportctlError | None = None
+    try:
+        loaded = load_spec_at(path, message.revision, project)
+    except ReportctlError as exc:  # not there yet, or invalid here: the stored copy may still be the one
+        unreadable = exc
+    else:
+        if not spec_hash or loaded.spec_hash == spec_hash:
+            return loaded
     if commit:
         try:
             at_commit = load_spec_at(path, commit, project)
@@ -392,6 +399,14 @@ def _load_same_spec(project: Project, message: QueuedRun, spec_hash: str, commit
             at_commit = None
         if at_commit is not None and at_commit.spec_hash == spec_hash:
             return at_commit
+    why = "this worker's copy differs"
+    if unreadable is not None:
+        why = f"this worker's copy cannot be used ({str(unreadable).splitlines()[0]})"
+    stored = _stored_spec(project, store, message, spec_hash, why)
+    if stored is not None:
+        return stored
+    if unreadable is not None:
+        raise unreadable
     where = f"commit {commit[:12]} does not have it either" if commit else "the run recorded no commit"
     problem = Problem(
         f"this worker's copy differs from the spec the fire recorded (hash {spec_hash[:12]}) and {where}; "
@@ -399,6 +414,23 @@ def _load_same_spec(project: Project, message: QueuedRun, spec_hash: str, commit
         file=path,
     )
     raise SpecError([problem])
+
+
+def _stored_spec(project: Project, store: StateStore, message: QueuedRun, spec_hash: str, why: str) -> Any | None:
+    """The spec from the copy its run stored when queued (``reportctl.spec.bundle``), when that copy hashes as the
+    fire recorded, noted on the run's timeline; None for a run queued without one (by an older reportctl)."""
+    from reportctl.spec.bundle import is_bundle, load_stored_spec
+
+    bundle = store.spec_bundle(message.run_id)
+    if not spec_hash or bundle is None or not is_bundle(bundle):
+        return None
+    loaded = load_stored_spec(project.root / message.spec, bundle, project, ref=message.revision)
+    if loaded.spec_hash != spec_hash:
+        return None
+    note = f"rendered from the spec stored with the run: {why}"
+    store.note(message.run_id, note)
+    log.warning("%s %s: %s", message.report, message.run_id, note)
+    return loaded
 
 
 def messages_in_broker(project: Project, *, app: Celery | None = None) -> set[str]:

@@ -206,7 +206,8 @@ def run_fire(
 ) -> TickOutcome:
     """Claim one due fire and run it: overlap skip or queue, then render with retries (shared by tick and daemon).
     A daemon's claim carries its scheduler lease's ``fence``: ``Deposed`` when another daemon has taken over.
-    ``warn`` hears what an operator must know (a broker that does not take the run), ``say`` the rest."""
+    ``warn`` hears what an operator must know (a broker that does not take the run), ``say`` the rest. For
+    ``executor: celery`` the claim stores the spec files as read (``reportctl.spec.bundle``) for its worker."""
     from reportctl.run_record import jsonable_parameters
     from reportctl.runner import resolve_parameters
     from reportctl.spec.revisions import load_spec_at
@@ -219,6 +220,14 @@ def run_fire(
         resolved = jsonable_parameters(resolve_parameters(loaded, parameters, fire.scheduled))
     except ReportctlError as exc:
         problem, resolved = exc, {}
+    bundle = None
+    if problem is None and project.config.executor.kind == "celery":
+        from reportctl.spec.bundle import spec_bundle
+
+        try:  # a worker whose copy of the spec differs renders this one, the copy the fire read
+            bundle = spec_bundle(loaded)
+        except ReportctlError as exc:
+            problem = exc
     claim, active = store.claim_fire_noting_active(
         spec.name,
         fire.scheduled,
@@ -228,6 +237,7 @@ def run_fire(
         spec_hash=loaded.spec_hash if loaded else "",
         revision=spec.rev,
         parameters=resolved,
+        spec_bundle=bundle,
         now=now,
     )
     if claim is None:

@@ -44,6 +44,10 @@ class LoadedSpec:
     """The full git commit the spec and its bases were read at (``render --rev``); None for the working tree."""
     ref: str | None = None
     """The revision as it was asked for (a tag, a branch, HEAD~1), when the spec was read at one."""
+    contents: tuple[bytes, ...] = ()
+    """The bytes of each of ``files`` as read and hashed: what a queued run stores (``reportctl.spec.bundle``)."""
+    stored_copy: bool = False
+    """Read from the copy of the spec files a queued run stored, not from this machine's files or git."""
 
     def problem(self, path: tuple[Any, ...], message: str) -> Problem:
         """A problem at ``path`` of this spec, positioned in whichever file the value came from."""
@@ -146,13 +150,15 @@ def _validate_structure(
         )
         if not entries_ok:  # positions of deliveries would shift, and attachments may name a broken output
             deliveries = {}
+    contents = tuple(reader.read_bytes(file) for file in files)
     loaded = LoadedSpec(
         spec=spec,
         path=path,
         files=files,
         data=data,
         project=project,
-        spec_hash=spec_hash(files, reader),
+        spec_hash=_digest(files, contents),
+        contents=contents,
         sources={str(k): v for k, v in sources.items() if str(k) not in unchecked},
         outputs=tuple(outputs[i] for i in sorted(outputs)),
         deliveries=tuple(deliveries[i] for i in sorted(deliveries)),
@@ -270,9 +276,13 @@ def _plugin_options(
 def spec_hash(files: tuple[Path, ...], reader: SpecReader = WORKING_TREE) -> str:
     """sha256 over the spec and every base it extends, so an edit to a base changes the hash too; the bytes are
     read through ``reader``, so a spec read at a revision hashes as it was then."""
+    return _digest(files, tuple(reader.read_bytes(file) for file in files))
+
+
+def _digest(files: tuple[Path, ...], contents: tuple[bytes, ...]) -> str:
     digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.name.encode() + b"\0" + reader.read_bytes(file) + b"\0")
+    for file, content in zip(files, contents, strict=True):
+        digest.update(file.name.encode() + b"\0" + content + b"\0")
     return digest.hexdigest()
 
 

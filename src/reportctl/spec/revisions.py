@@ -152,9 +152,12 @@ class GitState:
 
 def spec_git_state(loaded: LoadedSpec) -> GitState | None:
     """The commit the spec and every base it extends were read from; ``dirty`` when any of them has local edits
-    (or is untracked) in the working tree. None outside a git repository."""
+    (or is untracked) in the working tree. None outside a git repository, and for a copy a queued run stored of
+    another machine's working tree."""
     if loaded.revision is not None:
         return GitState(loaded.revision, False)
+    if loaded.stored_copy:  # a queued run's copy of another machine's working tree: no commit here has it
+        return None
     try:
         root = repository_root(loaded.path)
         commit = run_git(root, "rev-parse", "--verify", "--quiet", "HEAD").strip()

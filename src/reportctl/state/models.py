@@ -98,6 +98,9 @@ class Run(Base):
     artifacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     artifacts_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     artifacts_note: Mapped[str | None] = mapped_column(Text)
+    spec_bundle: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), deferred=True)
+    """The text of the spec and its bases a queued run keeps (``reportctl.spec.bundle``), for a worker whose copy
+    differs; loaded only when asked for (``StateStore.spec_bundle``), never with the run."""
 
 
 class RunStateRow(Base):

@@ -295,6 +295,20 @@ class StateStore:
             session.add(RunStateRow(run_id=run_id, state=RunState.SCHEDULED.value, at=now, detail=detail))
         return self.get_run(run_id)
 
+    def spec_bundle(self, run_id: str) -> dict[str, Any] | None:
+        """The copy of its spec files the run stored when it was queued (``reportctl.spec.bundle``), or None."""
+        with self._session() as session:
+            return session.scalar(select(Run.spec_bundle).where(Run.id == run_id))
+
+    def note(self, run_id: str, detail: str) -> None:
+        """Add ``detail`` to the run's timeline under the state it is in, without moving it; by this machine's
+        clock, as the transitions this machine records next are."""
+        with self._session(write=True) as session:
+            state = session.scalar(select(Run.state).where(Run.id == run_id))
+            if state is None:
+                raise UnknownRun(f"no run '{run_id}'")
+            session.add(RunStateRow(run_id=run_id, state=state, at=_utc(None), detail=detail))
+
     def heartbeat(self, run_id: str) -> bool:
         """Say the run's worker is alive, stamped with the store's time (not the worker's, which may be skewed);
         False when the run has ended (for instance reaped), so the worker stops."""
@@ -530,6 +544,7 @@ def _run_values(
     fire_key: str | None = None,
     attempt: int = 1,
     output_dir: str | Path | None = None,
+    spec_bundle: Mapping[str, Any] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The columns of a new SCHEDULED run."""
@@ -542,6 +557,7 @@ def _run_values(
         "trigger": trigger, "scheduled_for": scheduled_for, "fire_key": fire_key, "planned_at": planned_at,
         "state": RunState.SCHEDULED.value, "attempt": attempt, "created_at": now, "worker": worker_name(),
         "heartbeat_at": now, "output_dir": None if output_dir is None else str(output_dir), "artifacts": [],
+        "spec_bundle": None if spec_bundle is None else dict(spec_bundle),
     }  # fmt: skip
 
 
