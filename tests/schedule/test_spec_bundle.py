@@ -22,7 +22,8 @@ from reportctl.schedule.celery_executor import QueuedRun, celery_settings, execu
 from reportctl.spec.bundle import spec_bundle
 from reportctl.spec.loader import load_spec
 from reportctl.state import RunState, StateStore
-from reportctl.state.migrations import _alembic_config, create_state_engine, database_url
+from reportctl.state.migrations import create_state_engine, database_url
+from store_migrations import migrate, run_columns
 
 Cli = Callable[..., CliResult]
 T = "2026-11-30T09:05:00+00:00"
@@ -190,31 +191,9 @@ def test_the_stored_copy_holds_the_spec_and_its_bases_by_path_from_the_project(b
     }
 
 
-def _migrate(url: str, target: str, *, down: bool = False) -> None:
-    from alembic import command
-
-    engine = create_state_engine(database_url(url))
-    try:
-        with engine.connect() as connection, connection.begin():
-            config = _alembic_config()
-            config.attributes["connection"] = connection
-            (command.downgrade if down else command.upgrade)(config, target)
-    finally:
-        engine.dispose()
-
-
-def _columns(url: str) -> set[str]:
-    engine = create_state_engine(database_url(url))
-    try:
-        with engine.connect() as connection:
-            return {c["name"] for c in sa.inspect(connection).get_columns("runs")}
-    finally:
-        engine.dispose()
-
-
 def test_0005_adds_the_stored_copy_and_runs_are_listed_without_it(store_url: str) -> None:
-    _migrate(store_url, "0004")
-    assert "spec_bundle" not in _columns(store_url)
+    migrate(store_url, "0004")
+    assert "spec_bundle" not in run_columns(store_url)
     engine = create_state_engine(database_url(store_url))
     try:
         with engine.connect() as connection, connection.begin():
@@ -250,7 +229,7 @@ def test_0005_adds_the_stored_copy_and_runs_are_listed_without_it(store_url: str
         assert store.spec_bundle(new.id) == bundle
         assert store.spec_bundle(plain.id) is None
 
-    _migrate(store_url, "0004", down=True)
-    assert "spec_bundle" not in _columns(store_url)
-    _migrate(store_url, "head")
-    assert "spec_bundle" in _columns(store_url)
+    migrate(store_url, "0004", down=True)
+    assert "spec_bundle" not in run_columns(store_url)
+    migrate(store_url, "head")
+    assert "spec_bundle" in run_columns(store_url)

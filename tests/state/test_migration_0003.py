@@ -8,36 +8,15 @@ import sqlalchemy as sa
 
 from reportctl.state import StateStore
 from reportctl.state.lifecycle import RunState
-from reportctl.state.migrations import _alembic_config, create_state_engine, database_url
+from reportctl.state.migrations import create_state_engine, database_url
+from store_migrations import migrate, run_columns
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
 
-def _migrate(url: str, target: str, *, down: bool = False) -> None:
-    from alembic import command
-
-    engine = create_state_engine(database_url(url))
-    try:
-        with engine.connect() as connection, connection.begin():
-            config = _alembic_config()
-            config.attributes["connection"] = connection
-            (command.downgrade if down else command.upgrade)(config, target)
-    finally:
-        engine.dispose()
-
-
-def _columns(url: str) -> set[str]:
-    engine = create_state_engine(database_url(url))
-    try:
-        with engine.connect() as connection:
-            return {c["name"] for c in sa.inspect(connection).get_columns("runs")}
-    finally:
-        engine.dispose()
-
-
 def test_0003_adds_the_version_columns_and_keeps_existing_runs(store_url: str) -> None:
-    _migrate(store_url, "0002")
-    assert not {"git_dirty", "revision", "snapshot"} & _columns(store_url)
+    migrate(store_url, "0002")
+    assert not {"git_dirty", "revision", "snapshot"} & run_columns(store_url)
     engine = create_state_engine(database_url(store_url))
     try:
         with engine.connect() as connection, connection.begin():
@@ -66,7 +45,7 @@ def test_0003_adds_the_version_columns_and_keeps_existing_runs(store_url: str) -
             "f" * 40, True, "v1.2", "/data/snap",
         )  # fmt: skip
 
-    _migrate(store_url, "0002", down=True)
-    assert not {"git_dirty", "revision", "snapshot"} & _columns(store_url)
-    _migrate(store_url, "head")
-    assert {"git_dirty", "revision", "snapshot"} <= _columns(store_url)
+    migrate(store_url, "0002", down=True)
+    assert not {"git_dirty", "revision", "snapshot"} & run_columns(store_url)
+    migrate(store_url, "head")
+    assert {"git_dirty", "revision", "snapshot"} <= run_columns(store_url)
