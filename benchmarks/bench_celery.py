@@ -24,10 +24,9 @@ tick was started (the fire, as cron or a daemon would make it); a run's ``create
 pretended time, so it cannot serve. It counts the tick's own start, the claim and the wait behind the other runs
 of the tick (for celery, in the queue). Every run must be COMPLETED.
 
-Not measured here: failover time from killing the leading daemon to the next fire (the issue's third figure;
-tests/schedule/test_leader_daemons.py shows the takeover, within one ``state.scheduler_lease``). No target:
-prints figures and the ratio celery/local and exits 0; exits 2 when a tick or a run fails or PostgreSQL or Redis
-is not reachable. About 2 minutes with the defaults on 2 cores.
+Not measured here: failover time from killing the leading daemon to the next fire (the issue's third figure:
+``benchmarks/bench_failover.py``). No target: prints figures and the ratio celery/local and exits 0; exits 2 when
+a tick or a run fails or PostgreSQL or Redis is not reachable. About 2 minutes with the defaults on 2 cores.
 
     .venv/bin/python benchmarks/bench_celery.py [--reports 60] [--workers 1,2,4] [--rounds 2] [--json]
 """

@@ -8,8 +8,9 @@ runs to a worker process of its own (``RenderWorkers``), so runs of one pool ren
 and a run past its timeout is stopped by killing its process.
 
 Only the holder of the scheduler lease fires. The main loop renews it every third of ``state.scheduler_lease`` (a
-standby tries to take it as often); a leader that cannot renew stands by at once, a standby that wins the lease
-takes over and catches up. A clean shutdown releases the lease first, so a standby takes over within a renewal.
+standby tries to take it as often, and as the lease it waits for expires, so it takes over within one lease of the
+leader's last renewal); a leader that cannot renew stands by at once, a standby that wins the lease takes over and
+catches up. A clean shutdown releases the lease first, so a standby takes over within a renewal.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ BROKER_POLL_SECONDS = 15.0
 STRANDED_CHECK_SECONDS = 30.0
 """How often the leading daemon (executor: celery) looks for waiting runs whose message the broker lost."""
 SIGNAL_POLL_SECONDS = 0.2
+LEASE_EXPIRY_MARGIN_SECONDS = 0.05
+"""A standby tries the lease this long after it should have expired (the store's clock decides)."""
 # APScheduler must never drop a fire: overlap is decided by the daemon through the state store
 MAX_INSTANCES = 10_000
 
@@ -177,9 +180,10 @@ class DaemonService:
         self._serve()
         return self._shut_down()
 
-    def _keep_lease(self) -> None:
+    def _keep_lease(self) -> float:
         """Renew the lease (a standby: try to take it); stand by at once when it is lost or cannot be renewed, take
-        over when it is won."""
+        over when it is won. Seconds until the next try: a renewal period, or for a standby the moment the lease it
+        waits for expires, if sooner (so a standby takes over within one lease of the leader's last renewal)."""
         from reportctl.state.store import StateStoreError
 
         was_leading = self.daemon.leading
@@ -193,20 +197,23 @@ class DaemonService:
                     self.log, logging.WARNING, "daemon.lease_lost",
                     f"cannot renew the scheduler lease, firing nothing until it is held again: {exc}",
                 )  # fmt: skip
-            return
-        if lease.holder == self.lease.holder:
-            if not was_leading or lease.token != self._held_token:
-                self._held_token = lease.token
-                self.daemon.take_over()
-                log_event(
-                    self.log, logging.INFO, "daemon.took_over",
-                    f"leader: took over the scheduler lease as {lease.describe()}; catching up missed fires",
-                    token=lease.token,
-                )  # fmt: skip
-        elif self._held_token is not None or was_leading:
-            self._held_token = None
-            self.daemon.stand_by()
-            self._log_standby(lease)
+            return self.lease.renew_every
+        if lease.holder != self.lease.holder:
+            if self._held_token is not None or was_leading:
+                self._held_token = None
+                self.daemon.stand_by()
+                self._log_standby(lease)
+            expires_in = max((lease.expires_at - lease.now).total_seconds(), 0.0)
+            return min(self.lease.renew_every, expires_in + LEASE_EXPIRY_MARGIN_SECONDS)
+        if not was_leading or lease.token != self._held_token:
+            self._held_token = lease.token
+            self.daemon.take_over()
+            log_event(
+                self.log, logging.INFO, "daemon.took_over",
+                f"leader: took over the scheduler lease as {lease.describe()}; catching up missed fires",
+                token=lease.token,
+            )  # fmt: skip
+        return self.lease.renew_every
 
     def _log_standby(self, lease: LeaseState) -> None:
         log_event(
@@ -220,12 +227,14 @@ class DaemonService:
 
         snapshot = _spec_mtimes(self.daemon.project.spec_dirs)
         reap_every = self.daemon.project.config.state.heartbeat_timeout.total_seconds() / 2
-        last_poll = last_reap = last_save = last_lease = time.monotonic()
+        last_poll = last_reap = last_save = time.monotonic()
+        next_lease = last_poll + self.lease.renew_every
         last_broker = float("-inf")  # the first poll at once, so the broker's numbers are there from the start
         last_stranded = time.monotonic()
         celery = self.daemon.project.config.executor.kind == "celery"
         while not self._stops:
-            time.sleep(SIGNAL_POLL_SECONDS)  # signals set flags only; this is how soon they are noticed
+            # signals set flags only: this is how soon they are noticed (sooner when the lease is to be tried)
+            time.sleep(min(SIGNAL_POLL_SECONDS, max(next_lease - time.monotonic(), 0.01)))
             if self._stops:
                 break
             now = time.monotonic()
@@ -236,9 +245,8 @@ class DaemonService:
                 changed, snapshot = fresh != snapshot, fresh
             if self._reload_asked or changed:
                 self._reload("SIGHUP" if self._reload_asked else "files changed")
-            if now - last_lease >= self.lease.renew_every:
-                last_lease = now
-                self._keep_lease()
+            if now >= next_lease:
+                next_lease = now + self._keep_lease()
             if celery and now - last_stranded >= STRANDED_CHECK_SECONDS and self.daemon.leading:
                 last_stranded = now
                 self.daemon.queue_stranded()
