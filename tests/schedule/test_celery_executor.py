@@ -77,6 +77,11 @@ def test_a_tick_queues_the_fire_and_a_worker_renders_and_records_it(
         run = store.get_run(fire["run_id"])
     assert run.worker is not None and run.worker.startswith(f"{socket.gethostname()}:")
     assert int(run.worker.rsplit(":", 1)[1]) != os.getpid()  # rendered by the worker's process, not the tick
+    assert run.worker_node == "w1@test"
+    assert f"worker     w1@test ({run.worker})" in cli("runs", "show", run.id).stdout.splitlines()
+    header, line = cli("runs", "list").stdout.splitlines()
+    assert header.split()[:5] == ["RUN", "REPORT", "TRIGGER", "STATE", "WORKER"]
+    assert line.split()[:5] == [run.id, "hourly", "schedule", "COMPLETED", "w1@test"]
     (artifact,) = run.artifacts
     assert (Path(run.output_dir or "") / artifact["path"]).stat().st_size > 0
     # a second tick at the same time finds the fire claimed: nothing queued twice

@@ -344,4 +344,5 @@ def _every_fire_was_recorded_rendered_and_delivered_once(
 
     workers = {fleet.pools.get(int((run.worker or ":0").rpartition(":")[2]), "?") for run in runs}
     assert workers == set(fleet.workers.values()), "each run rendered by a pool process of one of the two workers"
+    assert all(run.worker_node == fleet.pools[int((run.worker or "").rpartition(":")[2])] for run in runs)
     assert all((run.worker or "").startswith(f"{HOST}:") for run in runs)

@@ -68,19 +68,22 @@ def list_runs(
     if not runs:
         echo("no runs recorded")
         return
+    workers = any(run.worker_node for run in runs)  # rendered by Celery workers: say which
     rows = [
         (
             run.id,
             run.report,
             run.trigger,
             run.state.value,
+            *((run.worker_node or "",) if workers else ()),
             local_time(run.started_at, project.config.timezone, seconds=False),
             _duration(run.duration_seconds),
             error_summary(run.error, project.root) or "",  # shortened to the room the terminal leaves
         )
         for run in runs
     ]
-    for line in aligned_columns(("RUN", "REPORT", "TRIGGER", "STATE", "STARTED", "DURATION", "ERROR"), rows):
+    header = ("RUN", "REPORT", "TRIGGER", "STATE", *(("WORKER",) if workers else ()), "STARTED", "DURATION", "ERROR")
+    for line in aligned_columns(header, rows):
         echo(line)
 
 
@@ -289,7 +292,11 @@ def _describe(record: RunRecord, timeline: list[StateChange], timezone: str, sto
     if record.viewer:
         yield f"viewer     {record.viewer}"
     if record.worker:
-        yield f"worker     {record.worker}"
+        yield (
+            f"worker     {record.worker_node} ({record.worker})"
+            if record.worker_node
+            else f"worker     {record.worker}"
+        )
     yield ""
     yield "timeline"
     for change, seconds in zip(timeline, _spent(timeline, record), strict=True):

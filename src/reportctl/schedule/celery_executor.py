@@ -346,8 +346,9 @@ def _render(project: Project, store: StateStore, message: QueuedRun, worker: str
 
     try:
         result = render_recorded(
-            store, loaded, record.id, deliver=True, parameters=message.parameters, now=scheduled, retry=again
-        )
+            store, loaded, record.id, deliver=True, parameters=message.parameters, now=scheduled, retry=again,
+            node=worker or None,
+        )  # fmt: skip
     except SourceError as exc:
         retry = store.get_run(record.id)
         if retry.state is not RunState.SCHEDULED:

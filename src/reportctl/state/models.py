@@ -93,6 +93,8 @@ class Run(Base):
     duration_seconds: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(300))
+    worker_node: Mapped[str | None] = mapped_column(String(300))
+    """The Celery worker (its node name, ``w1@host``) whose process ``worker`` rendered the run; None locally."""
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     output_dir: Mapped[str | None] = mapped_column(Text)
     artifacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
@@ -210,6 +212,7 @@ class RunRecord:
     duration_seconds: float | None = None
     error: str | None = None
     worker: str | None = None
+    worker_node: str | None = None
     heartbeat_at: datetime | None = None
     output_dir: str | None = None
     artifacts: tuple[dict[str, Any], ...] = ()
@@ -242,6 +245,7 @@ class RunRecord:
             duration_seconds=run.duration_seconds,
             error=run.error,
             worker=run.worker,
+            worker_node=run.worker_node,
             heartbeat_at=run.heartbeat_at,
             output_dir=run.output_dir,
             artifacts=tuple(dict(a) for a in run.artifacts or ()),

@@ -36,11 +36,13 @@ class RunRecorder:
         artifact_store: ArtifactStore | None = None,
         say: Callable[[str], None] | None = None,
         retry: Callable[[BaseException], str | None] | None = None,
+        node: str | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.artifact_store = artifact_store
         self._retry = retry
+        self._node = node
         self._say = say or (lambda _message: None)
         # four beats per timeout: a run is only declared lost after several missed beats
         self._interval = max(heartbeat_timeout.total_seconds() / 4, 0.05)
@@ -48,7 +50,7 @@ class RunRecorder:
         self._beating: threading.Thread | None = None
 
     def stage(self, state: str, detail: str | None = None) -> None:
-        self.store.transition(self.run_id, RunState(state), detail=detail)
+        self.store.transition(self.run_id, RunState(state), detail=detail, node=self._node)
         if self._beating is None:
             self._beating = threading.Thread(target=self._beat, name=f"heartbeat-{self.run_id}", daemon=True)
             self._beating.start()
@@ -138,6 +140,7 @@ def render_recorded(
     deliver: bool = False,
     dry_run: bool = False,
     retry: Callable[[BaseException], str | None] | None = None,
+    node: str | None = None,
     **render_options: Any,
 ) -> RunResult:
     """Render ``loaded`` as the recorded run ``run_id`` (already in the store, SCHEDULED), then tidy its history.
@@ -145,6 +148,7 @@ def render_recorded(
     With ``deliver`` the run's deliveries are sent as its DISTRIBUTING stage (only previewed with ``dry_run``), and a
     run that fails sends its ``when: failure`` deliveries before the error is raised. A failure for which ``retry``
     gives a reason leaves the run SCHEDULED as its next attempt instead (the error is raised all the same).
+    ``node`` is the Celery worker rendering it, recorded with the run.
     """
     from reportctl.artifact_store import ArtifactStore
     from reportctl.delivery.engine import DeliveryTarget, deliver_run
@@ -156,7 +160,7 @@ def render_recorded(
     artifact_store = ArtifactStore.of(loaded.project)
     recorder = RunRecorder(
         store, run_id, loaded.project.config.state.heartbeat_timeout, artifact_store=artifact_store, say=say,
-        retry=retry,
+        retry=retry, node=node,
     )  # fmt: skip
 
     def distribute(result: RunResult) -> Any:

@@ -240,9 +240,11 @@ class StateStore:
         git_commit: str | None = None,
         git_dirty: bool | None = None,
         snapshot: str | Path | None = None,
+        node: str | None = None,
         now: datetime | None = None,
     ) -> RunRecord:
-        """Move a run to ``state`` if that is legal from where it stands, recording the time on its timeline."""
+        """Move a run to ``state`` if that is legal from where it stands, recording the time on its timeline.
+        ``node`` names the Celery worker this process belongs to (recorded with the process as it starts)."""
         target, now = RunState(state), _utc(now)
         with self._session(write=True) as session:
             run = session.get(Run, run_id)
@@ -264,6 +266,8 @@ class StateStore:
                 values["git_dirty"] = git_dirty
             if snapshot is not None:
                 values["snapshot"] = str(snapshot)
+            if node is not None:
+                values["worker_node"] = node
             if not _move(session, run, target, now, detail or first_line(error or "") or None, values):
                 latest = session.scalar(
                     select(Run.state).where(Run.id == run_id).execution_options(populate_existing=True)
@@ -286,8 +290,8 @@ class StateStore:
                 update(Run)
                 .where(*still_rendering)
                 .values(
-                    state=RunState.SCHEDULED.value, attempt=Run.attempt + 1, worker=None, heartbeat_at=None,
-                    started_at=None,
+                    state=RunState.SCHEDULED.value, attempt=Run.attempt + 1, worker=None, worker_node=None,
+                    heartbeat_at=None, started_at=None,
                 )
             )  # fmt: skip
             if _rowcount(result) != 1:
