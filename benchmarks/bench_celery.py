@@ -194,7 +194,7 @@ def running_worker(bench: Bench, concurrency: int) -> Iterator[str]:
     """``reportctl worker -c CONCURRENCY`` in the project until it answers a ping; its name. Stopped by its process
     id (SIGTERM, then SIGKILL)."""
     from reportctl.config import find_project
-    from reportctl.schedule.celery_executor import broker_status
+    from reportctl.schedule.celery_broker import broker_status
 
     bench.use("celery")
     name = f"{bench.prefix}-{concurrency}@bench"

@@ -126,7 +126,7 @@ def check_executor(start: Path | None = None) -> list[Check]:
         return []
     if not isinstance(project.config.executor, CeleryExecutor):
         return []
-    from reportctl.schedule.celery_executor import broker_status
+    from reportctl.schedule.celery_broker import broker_status
 
     try:
         status = broker_status(project)

@@ -26,14 +26,9 @@ from conftest import CliResult, silence
 from daemon_process import DaemonProcess
 from reportctl import __version__
 from reportctl.config import find_project
-from reportctl.schedule.celery_executor import (
-    BrokerStatus,
-    QueuedRun,
-    broker_status,
-    execute,
-    messages_in_broker,
-    queue_stranded,
-)
+from reportctl.schedule.celery_broker import BrokerStatus, broker_status, messages_in_broker, queue_stranded
+from reportctl.schedule.celery_executor import QueuedRun
+from reportctl.schedule.celery_worker import execute
 from reportctl.schedule.specs import scheduled_specs
 from reportctl.state import RunState, StateStore
 from slow_source import SLOW_SPEC, SlowSource

@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_celery_executor import T, make_celery_project, running_worker
+from test_celery_executor import T
 
+from celery_workers import make_celery_project, running_worker
 from conftest import CliResult
 from daemon_process import DaemonProcess
 from reportctl.config import find_project
@@ -151,17 +152,17 @@ def test_an_unreachable_broker_is_broker_up_0_and_one_log_line_per_outage(
     caplog.set_level(logging.INFO, logger=BROKER_LOG)
     dead = f"redis://127.0.0.1:{_free_port()}/0"
     monkeypatch.setenv("REPORTCTL_BROKER_URL", dead)
-    from reportctl.schedule import celery_executor
+    from reportctl.schedule import celery_broker
 
     asked, answer = threading.Event(), threading.Event()
-    real = celery_executor.broker_status
+    real = celery_broker.broker_status
 
     def slow_broker_status(*args: Any, **kwargs: Any) -> Any:  # the broker client retrying a refused connection
         asked.set()
         answer.wait(30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(celery_executor, "broker_status", slow_broker_status)
+    monkeypatch.setattr(celery_broker, "broker_status", slow_broker_status)
     with served() as (metrics, port):
         poll = BrokerPoll(find_project(celery_project), metrics, logging.getLogger(BROKER_LOG))
         metrics.queued("critical", 1)  # a fire waiting for a thread of the daemon still counts
@@ -170,7 +171,7 @@ def test_an_unreachable_broker_is_broker_up_0_and_one_log_line_per_outage(
         assert not poll.start()  # one poll at a time: the loop never piles them up behind a slow broker
         answer.set()
         poll.join(timeout=60)
-        monkeypatch.setattr(celery_executor, "broker_status", real)
+        monkeypatch.setattr(celery_broker, "broker_status", real)
         assert not poll.poll()  # the outage goes on: no second line
         samples = _scrape(port)
         assert (samples[("reportctl_broker_up", ())], samples[("reportctl_workers", ())]) == (0.0, 0.0)

@@ -32,7 +32,7 @@ from standardwebhooks.webhooks import Webhook
 from celery_workers import make_celery_project, own_broker, own_redis, running_worker
 from delivery.http_peers import HttpPeer, running
 from reportctl.config import find_project
-from reportctl.schedule.celery_executor import messages_in_broker
+from reportctl.schedule.celery_broker import messages_in_broker
 from reportctl.schedule.daemon import DAEMON_TICK, Daemon
 from reportctl.schedule.tick import TickOutcome
 from reportctl.state import RunState, StateStore

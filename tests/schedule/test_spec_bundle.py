@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from celery_workers import REDIS, make_celery_project
 from conftest import CliResult
 from reportctl.config import find_project
-from reportctl.schedule.celery_executor import QueuedRun, celery_settings, execute
+from reportctl.schedule.celery_executor import QueuedRun, celery_settings
+from reportctl.schedule.celery_worker import execute
 from reportctl.spec.bundle import spec_bundle
 from reportctl.spec.loader import load_spec
 from reportctl.state import RunState, StateStore

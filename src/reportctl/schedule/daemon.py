@@ -507,7 +507,7 @@ class Daemon:
     def queue_stranded(self) -> list[str]:
         """With ``executor: celery``, send again the waiting runs whose message the broker no longer holds (Redis
         restarted and kept nothing); the run ids. A broker that does not answer is logged and tried next time."""
-        from reportctl.schedule.celery_executor import queue_stranded
+        from reportctl.schedule.celery_broker import queue_stranded
 
         try:
             sent = queue_stranded(self.project, self.store, self.specs)

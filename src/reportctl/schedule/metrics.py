@@ -171,7 +171,7 @@ class BrokerPoll:
         """Read the broker once and set the metrics; whether it answered. Never raises: this runs beside the
         daemon's loop, and a broker that cannot be read must not stop the daemon."""
         from reportctl.errors import ReportctlError, exception_line
-        from reportctl.schedule.celery_executor import broker_status
+        from reportctl.schedule.celery_broker import broker_status
 
         try:
             status = broker_status(self.project, timeout=self.timeout)

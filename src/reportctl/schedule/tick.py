@@ -138,7 +138,7 @@ def _queue_stranded(
     project: Project, store: StateStore, specs: list[ScheduledSpec], say: Callable[[str], None]
 ) -> None:
     """Send again the waiting runs whose message the broker lost (Redis restarted and kept nothing)."""
-    from reportctl.schedule.celery_executor import queue_stranded
+    from reportctl.schedule.celery_broker import queue_stranded
 
     try:
         sent = queue_stranded(project, store, {spec.name: spec for spec in specs})

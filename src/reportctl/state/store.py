@@ -334,7 +334,7 @@ class StateStore:
         A run lost while rendering fails; one lost while delivering is complete (its artifacts exist) and its ledger
         keeps the recipients still pending for ``reportctl deliver``. With ``queued`` (executor: celery), a run
         waiting (SCHEDULED) is left alone: it waits in the broker, where nobody beats for it, whatever became of the
-        daemon that claimed it; ``celery_executor.queue_stranded`` sends it again if the broker lost it.
+        daemon that claimed it; ``celery_broker.queue_stranded`` sends it again if the broker lost it.
         """
         states = _ACTIVE if not queued else [state for state in _ACTIVE if state != RunState.SCHEDULED.value]
         reaped: list[RunRecord] = []
