@@ -342,3 +342,28 @@ def test_many_processes_creating_one_sqlite_store_at_once_all_succeed(tmp_path: 
         ]
         errors = [worker.communicate(timeout=60)[1] for worker in workers]
         assert [worker.returncode for worker in workers] == [0, 0, 0, 0], errors
+
+
+def test_a_failed_run_is_recorded_once_the_store_answers_again(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reportctl.state.recording import record_failed_once_stored
+
+    run = store.create_run("broken", now=T0)
+    store.transition(run.id, RunState.GENERATING, now=T0)
+    real, refusals = store.transition, [StateStoreError("state store x: connection refused")] * 2
+
+    def down_twice(*args: object, **kwargs: object) -> object:
+        if refusals:
+            raise refusals.pop()
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "transition", down_twice)
+    waits: list[float] = []
+    warnings: list[str] = []
+    record_failed_once_stored(store, run.id, "the store went away", sleep=waits.append, warn=warnings.append)
+    assert (store.get_run(run.id).state, store.get_run(run.id).error) == (RunState.FAILED, "the store went away")
+    assert waits == [1.0, 2.0]
+    assert warnings[0] == f"state store x: connection refused; recording run {run.id} FAILED again in 1s"
+    record_failed_once_stored(store, run.id, "again", sleep=waits.append, warn=warnings.append)
+    assert store.get_run(run.id).error == "the store went away" and waits == [1.0, 2.0], "ended: left as it is"

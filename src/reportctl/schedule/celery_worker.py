@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -140,7 +141,7 @@ def _render(project: Project, store: StateStore, message: QueuedRun, worker: str
     from celery.exceptions import SoftTimeLimitExceeded
 
     from reportctl.schedule.workers import fail_lost_run
-    from reportctl.state.recording import render_recorded
+    from reportctl.state.recording import record_failed_once_stored, render_recorded
 
     record = store.get_run(message.run_id)
     try:
@@ -179,7 +180,11 @@ def _render(project: Project, store: StateStore, message: QueuedRun, worker: str
             return f"{failed}; attempt {retry.attempt} waits for the broker: {down}"
         return f"{failed}; attempt {retry.attempt} in {delay} s"
     except ReportctlError as exc:
-        return f"FAILED: {str(exc).splitlines()[0]}"
+        error = str(exc).splitlines()[0]
+        # a render that failed because the store broke under it could not record so: this pool process lives on
+        # and the reaper would spare the run for ever
+        record_failed_once_stored(store, record.id, error, sleep=time.sleep, warn=log.warning)
+        return f"FAILED: {error}"
     except SoftTimeLimitExceeded:
         error = f"timed out after {duration_text(message.timeout_seconds or 0)} (the report's timeout)"
         fail_lost_run(store, loaded, record.id, error, scheduled)

@@ -17,6 +17,7 @@ thread (tests) keeps going until its next state change, which the store refuses,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -272,7 +273,7 @@ class Daemon:
 
     def _run(self, spec: ScheduledSpec, fire: Fire) -> TickOutcome:
         try:
-            return run_fire(
+            outcome = run_fire(
                 self.project,
                 self.store,
                 spec,
@@ -287,6 +288,21 @@ class Daemon:
             )
         except DaemonStopping:
             return self._cut_off_waiting(spec, fire)
+        if outcome.state == "FAILED" and outcome.run_id is not None:
+            self._record_failure(spec.name, outcome.run_id, outcome.detail)
+        return outcome
+
+    def _record_failure(self, report: str, run_id: str, error: str) -> None:
+        """Make sure a failed run is recorded FAILED, retrying while the store is down, until the daemon stops."""
+        from reportctl.state.recording import record_failed_once_stored
+
+        def warn(message: str) -> None:
+            log_event(self.log, logging.WARNING, "store.retry", message, report=report, run_id=run_id)
+
+        with contextlib.suppress(DaemonStopping):
+            record_failed_once_stored(
+                self.store, run_id, error, sleep=self.sleep, warn=warn, longest_wait=STORE_RETRY_MAX_SECONDS
+            )
 
     def _fence(self) -> Fence | None:
         """The fence this daemon's claims carry; ``Deposed`` when it uses a lease it no longer holds."""

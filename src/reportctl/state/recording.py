@@ -124,6 +124,37 @@ def _delivery_detail(result: RunResult) -> str | None:
     return "delivered: " + result.delivery.summary()
 
 
+def record_failed_once_stored(
+    store: StateStore,
+    run_id: str,
+    error: str,
+    *,
+    sleep: Callable[[float], None],
+    warn: Callable[[str], None],
+    longest_wait: float = 30.0,
+) -> None:
+    """Make sure the run ``run_id``, whose render failed, is recorded ended: FAILED with ``error`` unless it ended
+    already. A render that failed because the store broke under it could not record so itself, and the reaper spares
+    a run whose process lives on (a render worker, a Celery pool process): it would stay active for ever. While the
+    store does not answer, ``warn`` is told and the write is tried again after 1 s, 2 s, 4 s ... at most
+    ``longest_wait``; ``sleep`` may raise to give up (the process is stopping)."""
+    from reportctl.state.lifecycle import IllegalTransition, UnknownRun
+    from reportctl.state.store import StateStoreError
+
+    delay = 1.0
+    while True:
+        try:
+            if not store.get_run(run_id).state.terminal:
+                store.transition(run_id, RunState.FAILED, error=error)
+            return
+        except (IllegalTransition, UnknownRun):
+            return  # it ended meanwhile
+        except StateStoreError as exc:
+            warn(f"{exc}; recording run {run_id} FAILED again in {delay:g}s")
+        sleep(delay)
+        delay = min(delay * 2, longest_wait)
+
+
 def housekeeping(store: StateStore, project: Project, report: str) -> dict[str, Any]:
     """After a run: keep the newest ``state.history`` runs of ``report`` and delete artifacts past retention."""
     settings = project.config.state
