@@ -109,6 +109,8 @@ class DaemonService:
             metrics=metrics, logger=logger, lease=self.lease,
         )  # fmt: skip
         self._held_token: int | None = None
+        self._last_token: int | None = None
+        """The token this daemon last held the lease with, to tell holding it again from taking it over."""
         self.broker_poll: BrokerPoll | None = None
         if metrics is not None:
             metrics.follow_lease(lambda: self.daemon.leading, self._lease_token)
@@ -162,7 +164,7 @@ class DaemonService:
         began = time.monotonic()
         lease = self.lease.acquire()
         leading = lease.holder == self.lease.holder
-        self._held_token = lease.token if leading else None
+        self._held_token = self._last_token = lease.token if leading else None
         result = self.daemon.start(leading=leading)
         self.scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
         self.scheduler.start()
@@ -208,11 +210,14 @@ class DaemonService:
         if not was_leading or lease.token != self._held_token:
             self._held_token = lease.token
             self.daemon.take_over()
+            # the same token: nobody held the lease meanwhile (the store was down), this daemon holds it again
+            again = lease.token == self._last_token
+            how = "leader again: holding the scheduler lease" if again else "leader: took over the scheduler lease"
             log_event(
-                self.log, logging.INFO, "daemon.took_over",
-                f"leader: took over the scheduler lease as {lease.describe()}; catching up missed fires",
+                self.log, logging.INFO, "daemon.took_over", f"{how} as {lease.describe()}; catching up missed fires",
                 token=lease.token,
             )  # fmt: skip
+        self._last_token = lease.token
         return self.lease.renew_every
 
     def _log_standby(self, lease: LeaseState) -> None:
