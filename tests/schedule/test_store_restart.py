@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from test_leader_daemons import CONFIG, SPEC
 
 from daemon_process import DaemonProcess
 from own_postgres import own_postgres
@@ -25,17 +26,6 @@ from reportctl.state.lifecycle import TERMINAL_STATES
 from reportctl.state.models import RunRecord
 from slow_source import SLOW_SPEC, SlowSource
 
-SPEC = """\
-apiVersion: reportctl/v1
-name: minutely
-sources:
-  metrics: {kind: sample, rows: 20}
-sections:
-  - {id: t, type: table, dataset: metrics}
-outputs: [csv]
-schedule: {cron: "* * * * *", timezone: UTC, misfire_grace: 1h, overlap: skip}
-"""
-CONFIG = "timezone: UTC\nstate: {scheduler_lease: 3s, heartbeat_timeout: 5s}\n"
 FIRE_WAIT = 90.0
 LEASE_SECONDS = 3.0
 # the store goes down at least this long before a minute boundary, so the lease has surely lapsed when it fires
