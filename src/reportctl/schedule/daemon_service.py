@@ -232,8 +232,12 @@ class DaemonService:
 
         snapshot = _spec_mtimes(self.daemon.project.spec_dirs)
         reap_every = self.daemon.project.config.state.heartbeat_timeout.total_seconds() / 2
-        last_poll = last_reap = last_save = time.monotonic()
+        last_poll = last_reap = time.monotonic()
         next_lease = last_poll + self.lease.renew_every
+        # the watermark at once: a leader that loses the store in its first seconds must find, when it is back,
+        # where its own fires began, or the fires it missed meanwhile would be caught up as by a new daemon
+        # (only the latest run, the others not recorded at all)
+        last_save = float("-inf")
         last_broker = float("-inf")  # the first poll at once, so the broker's numbers are there from the start
         last_stranded = time.monotonic()
         celery = self.daemon.project.config.executor.kind == "celery"
