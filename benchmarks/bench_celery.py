@@ -51,13 +51,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from childproc import result_header, spread
+from childproc import result_header, spread, store_schema
 
 if TYPE_CHECKING:
     from reportctl.state import StateStore
 
 REPORTCTL = Path(sys.executable).with_name("reportctl")
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 FIRST_TICK = datetime(2026, 11, 30, 0, 5, tzinfo=UTC)
 """Ticks are at five past consecutive hours from here: each finds the top of its hour due."""
@@ -220,25 +219,6 @@ def running_worker(bench: Bench, concurrency: int) -> Iterator[str]:
 
 
 @contextmanager
-def store_schema() -> Iterator[str]:
-    """A state store URL in a PostgreSQL schema of its own, dropped afterwards."""
-    import sqlalchemy as sa
-
-    schema = f"bench_celery_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        try:
-            yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-        finally:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    finally:
-        admin.dispose()
-
-
-@contextmanager
 def broker_queues(prefix: str) -> Iterator[None]:
     """Queues named ``PREFIX.critical`` and ``PREFIX.standard``; what Redis keeps of them deleted afterwards."""
     import redis
@@ -287,7 +267,7 @@ def measure(args: argparse.Namespace) -> dict[str, list[Sample]]:
 
     prefix = f"bench{uuid.uuid4().hex[:10]}"
     temporary = tempfile.TemporaryDirectory(prefix="reportctl-bench-celery-")
-    with store_schema() as url, broker_queues(prefix), temporary as folder:
+    with store_schema("bench_celery") as url, broker_queues(prefix), temporary as folder:
         root = Path(folder)
         (root / "specs").mkdir()
         for number in range(args.reports):

@@ -44,21 +44,19 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from childproc import result_header, spread
+from childproc import result_header, spread, store_schema
 
 if TYPE_CHECKING:
     from reportctl.state import StateStore
     from reportctl.state.models import RunRecord
 
 REPORTCTL = Path(sys.executable).with_name("reportctl")
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REPORT = "minutely"
 SPEC = """\
 apiVersion: reportctl/v1
@@ -293,25 +291,6 @@ def check_history(store: StateStore, rounds: list[Round]) -> tuple[list[float], 
     return steady, problems
 
 
-@contextlib.contextmanager
-def store_schema() -> Iterator[str]:
-    """A state store URL in a PostgreSQL schema of its own, dropped afterwards."""
-    import sqlalchemy as sa
-
-    schema = f"bench_failover_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        try:
-            yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-        finally:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    finally:
-        admin.dispose()
-
-
 def measure(args: argparse.Namespace, show: Callable[[Round], None]) -> Result:
     """Every round (each shown as it ends), in a project and store schema made for this run; every daemon stopped
     by its pid at the end, also on error."""
@@ -319,7 +298,10 @@ def measure(args: argparse.Namespace, show: Callable[[Round], None]) -> Result:
     from reportctl.state import StateStore
 
     daemons: list[DaemonProcess] = []
-    with store_schema() as url, tempfile.TemporaryDirectory(prefix="reportctl-bench-failover-") as folder:
+    with (
+        store_schema("bench_failover") as url,
+        tempfile.TemporaryDirectory(prefix="reportctl-bench-failover-") as folder,
+    ):
         root = Path(folder)
         lease = format_duration_spec(args.lease)
         (root / "reportctl.yaml").write_text(f"timezone: UTC\nstate: {{scheduler_lease: {lease}}}\n")

@@ -1,4 +1,5 @@
-"""What the benchmarks share: running a command as a child, and the figures and machine their results report.
+"""What the benchmarks share: running a command as a child, the figures and machine their results report, and a
+PostgreSQL schema of their own.
 
 A command's wall time, peak RSS and CPU are measured by a trampoline: a child's ru_maxrss starts at the RSS of
 the process it was forked from, so the command is started by a small interpreter of its own (the trampoline),
@@ -13,6 +14,8 @@ import platform
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,3 +90,28 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 def spread(values: list[float]) -> tuple[float, float, float]:
     """Min, median and max of one figure's samples, the way every benchmark reports them."""
     return min(values), statistics.median(values), max(values)
+
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+"""The machine's PostgreSQL, where a benchmark keeps its state store in a schema of its own."""
+
+
+@contextmanager
+def store_schema(prefix: str) -> Iterator[str]:
+    """A state store URL in a PostgreSQL schema of its own (``PREFIX_<random>``), dropped afterwards."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        try:
+            yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        finally:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    finally:
+        admin.dispose()
