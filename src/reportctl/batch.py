@@ -34,6 +34,7 @@ class BatchJob:
     record: bool = True
     deliver: bool = False
     cache: bool = True
+    viewer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def _render(job: BatchJob, started: float) -> BatchOutcome:
     loaded = load_spec_at(job.spec, job.rev)
     options: dict[str, Any] = {
         "parameters": job.parameters, "formats": job.formats, "output_dir": job.output_dir, "cache": job.cache,
+        "viewer": job.viewer,
     }  # fmt: skip
     if job.record:
         from reportctl.state.recording import record_manual_render
@@ -151,5 +153,6 @@ def run_payload(result: Any) -> dict[str, Any]:
         "snapshot": str(result.snapshot) if result.snapshot else None,
         "sources": result.sources,
         "timings": result.timings,
+        "access": result.access,
         "artifacts": [a.as_dict() | {"path": str(a.path)} for a in result.artifacts],
     }

@@ -190,6 +190,11 @@ class ProjectConfig(StrictModel):
     cache: CacheConfig = Field(
         default_factory=CacheConfig, description="The query cache under .reportctl/cache, shared by every run."
     )
+    policies: str | None = Field(
+        default=None,
+        description="The row-level policies file (who sees which rows of sources with protected_by), relative to "
+        "the project; default policies.yaml when it exists.",
+    )
     executor: Executor = Field(
         default_factory=LocalExecutor,
         description="Where runs render: local (worker processes of the daemon) or {kind: celery, broker: "

@@ -7,7 +7,7 @@ document is built from does not depend on the machine's zone or on Polars' threa
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from reportctl.data.cache import CacheRead
+    from reportctl.data.policies import Access
     from reportctl.data.sources.base import SourceCache, SourceContext
     from reportctl.spec.loader import LoadedSpec
 
@@ -30,12 +31,14 @@ def compute_datasets(
     snapshot: Path | None = None,
     *,
     cache_reads: list[CacheRead] | None = None,
+    access: Access | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Every source and dataset, collected; the sources come first, by their names.
 
     ``timings`` gets the seconds spent on the sources and on the datasets; ``snapshot`` is a data snapshot folder
     read instead of the live sources. Given ``cache_reads`` (and the project's cache on), sql and http sources are
-    read through the query cache, and ``cache_reads`` gets how each was read.
+    read through the query cache, and ``cache_reads`` gets how each was read. ``access`` holds the viewer's row
+    filters, applied to each protected source as it is read, before any dataset sees it.
     """
     import polars as pl
 
@@ -49,8 +52,10 @@ def compute_datasets(
         from reportctl.snapshots import read_snapshot, snapshot_inputs
 
         inputs = snapshot_inputs(read_snapshot(snapshot), loaded)
+        filters = access.filters if access is not None else {}
+        inputs = {name: filters[name].apply(f) if name in filters else f for name, f in inputs.items()}
     else:
-        inputs = _live_inputs(loaded, now, bound, cache_reads)
+        inputs = _live_inputs(loaded, now, bound, cache_reads, access)
     timings["sources"] = lap(t)
     t = time.perf_counter()
     lazy = {**inputs, **build_datasets(spec.datasets, inputs, bound)}
@@ -68,7 +73,11 @@ def compute_datasets(
 
 
 def _live_inputs(
-    loaded: LoadedSpec, now: datetime, bound: Mapping[str, Any], reads: list[CacheRead] | None
+    loaded: LoadedSpec,
+    now: datetime,
+    bound: Mapping[str, Any],
+    reads: list[CacheRead] | None,
+    access: Access | None = None,
 ) -> dict[str, pl.LazyFrame]:
     from reportctl.data.cache import QueryCache
     from reportctl.plugins import SOURCES, load_plugin
@@ -79,17 +88,29 @@ def _live_inputs(
     for name, options in loaded.sources.items():
         source = load_plugin(SOURCES, options.kind)(name, options, context)
         setting = _cache_setting(options, source)
+        fetch, identity = _filtered(source, access.filters.get(name) if access is not None else None)
         if cache is None or reads is None or setting is None:
-            frame = source.fetch()
+            frame = fetch()
         else:
             ttl = setting.ttl or loaded.project.config.cache.ttl
             limit: timedelta = getattr(options, "timeout", timedelta(minutes=1))
             wait = limit.total_seconds() * (1 + getattr(options, "retries", 0)) + 5
-            collected, read = cache.read(name, source.cache_identity(), ttl, source.fetch, wait=wait)
+            collected, read = cache.read(name, identity(), ttl, fetch, wait=wait)
             frame = collected.lazy()
             reads.append(read)
         inputs[name] = in_report_timezone(frame, context.timezone)
     return inputs
+
+
+def _filtered(source: Any, row_filter: Any) -> tuple[Callable[[], pl.LazyFrame], Callable[[], dict[str, Any]]]:
+    """How to read ``source`` for the run's viewer, and its query-cache key: the viewer's filter is applied as the
+    rows are read and is part of the key, so the cache holds each viewer's rows apart (never everyone's)."""
+    if row_filter is None:
+        return source.fetch, lambda: source.cache_identity()
+    return (
+        lambda: row_filter.apply(source.fetch()),
+        lambda: {**source.cache_identity(), "row_filter": row_filter.identity()},
+    )
 
 
 def _cache_setting(options: Any, source: Any) -> SourceCache | None:

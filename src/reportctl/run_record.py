@@ -63,6 +63,8 @@ class RunResult:
     """How the cached sources were read: {source, cache: hit|stored|live, age_seconds}."""
     delivery: DeliveryReport | None = None
     """What delivering the run did, when it was delivered (``render --deliver``, scheduled runs)."""
+    access: dict[str, Any] | None = None
+    """The viewer the run was rendered for and each protected source's filter (``Access.as_dict``)."""
 
     @property
     def manifest(self) -> Path:
@@ -81,6 +83,8 @@ class DataRoute:
     save: Path | None = None
     cache: bool = True
     """Whether sql and http sources go through the project's query cache (``--no-cache``: False)."""
+    viewer: str | None = None
+    """Who the rows are read for (``--as``): protected sources show only what the policies allow them."""
 
     def keeps_snapshot(self, loaded: LoadedSpec) -> bool:
         """Whether the run saves its data in its own folder: the project says so, and no snapshot was asked for."""
@@ -187,6 +191,7 @@ def write_manifest(
         },
         "parameters": result.parameters,
         "arguments": result.arguments,
+        "access": result.access,
         "snapshot": str(result.snapshot) if result.snapshot else None,
         "sources": result.sources,
         "timings": result.timings,

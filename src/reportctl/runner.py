@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from reportctl.data.cache import CacheRead
+    from reportctl.data.policies import Access
     from reportctl.delivery.engine import DeliveryReport
     from reportctl.document import Document
 
@@ -131,18 +132,20 @@ def render_report(
     snapshot: Path | None = None,
     save_snapshot: Path | None = None,
     cache: bool = True,
+    viewer: str | None = None,
 ) -> RunResult:
     """Render ``loaded`` once and return where its artifacts are; raise ``ReportctlError`` on any failure.
 
     ``observer`` hears of each stage, the result and any failure (the state store records runs through it);
     ``distribute`` delivers the artifacts once they are in place, and its report becomes ``result.delivery``.
     ``snapshot`` is a data snapshot folder read instead of the live sources; ``save_snapshot`` a folder to save the
-    source data in (``reportctl.snapshots``); ``cache`` False reads every source live (``--no-cache``).
+    source data in (``reportctl.snapshots``); ``cache`` False reads every source live (``--no-cache``);
+    ``viewer`` (``--as``) is who the report is for: protected sources show only the rows the policies allow them.
     """
     now = now or default_run_time()
     try:
         run_id = run_id or new_run_id(now)
-        data = DataRoute(snapshot, save_snapshot, cache)
+        data = DataRoute(snapshot, save_snapshot, cache, viewer)
         result = _render(loaded, parameters, formats, output_dir, now, progress, run_id, observer, data)
         if observer is not None:
             observer.rendered(result)
@@ -176,6 +179,9 @@ def _render(
     _check_renderable(loaded)
     values = resolve_parameters(loaded, parameters or {}, now)
     writers = chosen_writers(loaded, formats)
+    from reportctl.data.policies import access_for
+
+    access = access_for(loaded, data.viewer)
     # the manifest's git commit is asked for now, so the git processes run while the report renders
     background = ThreadPoolExecutor(max_workers=1)
     git = background.submit(git_state, loaded)
@@ -184,14 +190,14 @@ def _render(
 
     stage("GENERATING")
     say("reading sources")
-    frames, reads = _read_data(loaded, values, now, timings, data, say)
+    frames, reads = _read_data(loaded, values, now, timings, data, say, access)
 
     stage("FORMATTING", "; ".join(read.describe() for read in reads) or None)
     say("building the document")
     t = time.perf_counter()
     from reportctl.assemble import assemble_document
 
-    document = assemble_document(loaded, frames, values, run_id=run_id, now=now)
+    document = with_access_note(assemble_document(loaded, frames, values, run_id=run_id, now=now), access)
     document = dataclasses.replace(document, formats=tuple(name for name, _ in writers))
     timings["document"] = lap(t)
     document = _with_chart_images(document, writers, say, timings, messages=_composes_messages(loaded))
@@ -219,6 +225,7 @@ def _render(
         )
         record_provenance(result, loaded, git.result(), data, parameters)
         result.title = document.info.title
+        result.access = access.as_dict()
         from reportctl.preview import write_preview
 
         write_manifest(loaded, result, staging, now, document, preview=write_preview(document, staging))
@@ -237,10 +244,13 @@ def _read_data(
     timings: dict[str, float],
     data: DataRoute,
     say: Progress,
+    access: Access,
 ) -> tuple[dict[str, pl.DataFrame], list[CacheRead]]:
     """The run's sources and datasets, and how the cached sources were read (hits are said as progress)."""
     reads: list[CacheRead] = []
-    frames = compute_datasets(loaded, values, now, timings, data.read, cache_reads=reads if data.cache else None)
+    frames = compute_datasets(
+        loaded, values, now, timings, data.read, cache_reads=reads if data.cache else None, access=access
+    )
     hits = [read.describe() for read in reads if read.outcome == "hit"]
     if hits:
         say("; ".join(hits))
@@ -254,16 +264,33 @@ def build_document(
     now: datetime | None = None,
     snapshot: Path | None = None,
     run_id: str = "preview",
+    viewer: str | None = None,
 ) -> Document:
     """The format-agnostic document of one run, without writing any file (sources read live, or from the data
-    snapshot folder ``snapshot`` when given)."""
+    snapshot folder ``snapshot`` when given), for ``viewer`` when given."""
     from reportctl.assemble import assemble_document
+    from reportctl.data.policies import access_for
 
     now = now or default_run_time()
     _check_renderable(loaded)
     values = resolve_parameters(loaded, parameters or {}, now)
-    frames = compute_datasets(loaded, values, now, {}, snapshot)
-    return assemble_document(loaded, frames, values, run_id=run_id, now=now)
+    access = access_for(loaded, viewer)
+    frames = compute_datasets(loaded, values, now, {}, snapshot, access=access)
+    return with_access_note(assemble_document(loaded, frames, values, run_id=run_id, now=now), access)
+
+
+ACCESS_BLOCK = "_access"
+"""The id of the note on who a report is filtered for; no spec section can take it (ids start with [a-z0-9])."""
+
+
+def with_access_note(document: Document, access: Access) -> Document:
+    """The document opening with who it is filtered for, when it is rendered for a viewer of protected rows."""
+    from reportctl.document import TextBlock
+
+    note = access.note()
+    if note is None:
+        return document
+    return dataclasses.replace(document, blocks=(TextBlock(ACCESS_BLOCK, None, note), *document.blocks))
 
 
 def _check_renderable(loaded: LoadedSpec) -> None:

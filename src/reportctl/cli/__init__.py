@@ -17,6 +17,7 @@ from reportctl.cli import (
     deliver,
     diff,
     doctor,
+    explain,
     history,
     project,
     render,
@@ -65,6 +66,7 @@ app.command("doctor")(doctor.doctor)
 app.command("history")(history.history)
 app.command("diff")(diff.diff)
 app.command("replay")(replay.replay)
+app.command("explain")(explain.explain)
 app.command("worker")(worker.worker)
 app.add_typer(runs.app, name="runs")
 app.add_typer(schedule.app, name="schedule")

@@ -68,6 +68,15 @@ def render(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Query every source live; neither read nor fill the query cache.")
     ] = False,
+    viewer: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            metavar="USER",
+            help="Render for this viewer (an address or a name in the directory): protected sources show only the "
+            "rows policies.yaml allows them.",
+        ),
+    ] = None,
 ) -> None:
     """Render SPEC once: read its data, write its outputs to OUT/<name>/<run-id>/ with a manifest. Given several
     specs or folders, render every report in them in a pool of processes, one line each."""
@@ -77,6 +86,13 @@ def render(
         raise UsageError("--deliver records each recipient in the state store's ledger; drop --no-state")
     if dry_run and not deliver:
         raise UsageError("--dry-run previews a delivery; use it with --deliver")
+    if viewer is not None and deliver:
+        raise UsageError(
+            "--as renders one viewer's rows, and --deliver would send them to every recipient of the spec; "
+            "render with --as alone, or give the spec a burst for one variant per recipient group"
+        )
+    if viewer is not None and not viewer.strip():
+        raise UsageError("--as needs a viewer: an address or a name in the directory")
     values = parse_assignments(param or [])
     chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else None
     if save_snapshot is not None and from_snapshot is not None:
@@ -86,7 +102,7 @@ def render(
             raise UsageError("--save-snapshot, --from-snapshot and --dry-run take one spec, not a batch")
         render_batch(
             specs, values, chosen, output, rev, jobs,
-            record=not no_state, deliver=deliver, as_json=as_json, cache=not no_cache,
+            record=not no_state, deliver=deliver, as_json=as_json, cache=not no_cache, viewer=viewer,
         )  # fmt: skip
         return
     # Imported here, not above: a batch's workers import them, and the parent starts its pool sooner without them.
@@ -100,7 +116,7 @@ def render(
     loaded = load_spec_at(specs[0], rev)
     options: dict[str, Any] = {
         "parameters": values, "formats": chosen, "output_dir": output,
-        "snapshot": from_snapshot, "save_snapshot": save_snapshot, "cache": not no_cache,
+        "snapshot": from_snapshot, "save_snapshot": save_snapshot, "cache": not no_cache, "viewer": viewer,
     }  # fmt: skip
     with progress(not as_json) as say:
         if no_state:
@@ -137,6 +153,7 @@ def render_batch(
     deliver: bool,
     as_json: bool,
     cache: bool = True,
+    viewer: str | None = None,
 ) -> None:
     """Every report in ``paths`` in a process pool: a line (or a JSON object) per report as it finishes, a
     summary, and the worst exit code of them all."""
@@ -149,7 +166,7 @@ def render_batch(
     if not specs:
         raise UsageError(f"no specs to render in {', '.join(str(p) for p in paths)}")
     workers = jobs or default_jobs()
-    batch = [BatchJob(spec, values, formats, output, rev, record, deliver, cache) for spec in specs]
+    batch = [BatchJob(spec, values, formats, output, rev, record, deliver, cache, viewer) for spec in specs]
     if not as_json:
         pool = min(workers, len(batch))
         echo(f"rendering {len(batch)} report{'s' * (len(batch) != 1)} with {pool} process{'es' * (pool != 1)}")

@@ -77,10 +77,14 @@ def _problems_of(file: Path, projects: dict[Path | None, Project | SpecError], c
     config = file.resolve() if file.name == CONFIG_NAME else find_config(file)
     project = _project(config, projects)
     if file.name == CONFIG_NAME:
+        from reportctl.data.policies import check_policies
         from reportctl.delivery.directory import check_directory
 
-        # people.yaml (or the directory CSV) is a project file: checked with the settings that name it
-        return project.problems if isinstance(project, SpecError) else check_directory(project)
+        # people.yaml (or the directory CSV) and policies.yaml are project files: checked with the settings that
+        # name them
+        if isinstance(project, SpecError):
+            return project.problems
+        return [*check_directory(project), *check_policies(project)]
     if isinstance(project, SpecError):
         first, more = _as_typed(project.problems[0]), len(project.problems) - 1
         also = f" (and {more} more problem{'s' * (more != 1)} there)" if more else ""

@@ -61,6 +61,10 @@ class SourceOptions(BaseModel):
 
     kind: str = Field(description="Which source plugin reads the data: file, sql, http, sample, ...")
     description: str | None = None
+    protected_by: str | list[str] | None = Field(
+        default=None,
+        description="Row-level security: the column (or columns) whose values policies.yaml allows each viewer.",
+    )
 
 
 class Join(StrictModel):
