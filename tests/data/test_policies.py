@@ -113,7 +113,11 @@ def test_a_viewer_sees_the_rows_their_rules_allow_in_tables_kpis_and_summaries(
 
 
 def test_the_filter_applies_before_a_join(cli: Cli, protected: Path) -> None:
-    joined = _section(_document(_render(cli, "--as", "alice@example.com")), "j")
+    document = _document(_render(cli, "--as", "alice@example.com"))
+    assert _section(document, "_access")["markdown"] == (
+        "Filtered for **alice@example.com**: only the rows where team is frontend."
+    )
+    joined = _section(document, "j")
     # every owner stays (the join is a left join from owners), but only frontend's incidents reach it
     assert sorted((row["team"], row["minutes"]) for row in joined["rows"]) == [
         ("backend", None), ("frontend", 10), ("frontend", 30), ("platform", None),
@@ -147,7 +151,11 @@ def test_require_viewer_refuses_an_unfiltered_render(cli: Cli, protected: Path) 
         "require_viewer; render with --as USER (or burst)"
     )
     assert not (protected / "out").exists()
-    assert _render(cli, "--as", "alice@example.com")["access"]["filters"] == {"inc": "team in (frontend)"}
+    assert _render(cli, "--as", "alice@example.com")["access"]["filters"] == {"inc": "team is frontend"}
+    (protected / "specs" / "incidents.yaml").write_text(SPEC + "schedule: {cron: '0 8 * * *'}\n")
+    result = cli("validate", "specs/incidents.yaml")
+    assert result.exit_code == 1
+    assert "schedule: a scheduled run renders without a viewer, and reads protected source 'inc'" in result.stdout
 
 
 def test_as_with_deliver_is_refused(cli: Cli, protected: Path) -> None:
@@ -203,11 +211,11 @@ def test_explain_shows_each_source_and_dataset_filter(cli: Cli, protected: Path)
     assert result.stdout.splitlines() == [
         "incidents for carol@example.com (Carol), under policies.yaml",
         "sources",
-        "  inc      protected_by team: team in (backend, platform)  (by policies.yaml:6, policies.yaml:8)",
+        "  inc      protected_by team: team is backend or platform  (by policies.yaml:6, policies.yaml:8)",
         "  owners   unprotected: every row",
         "datasets",
-        "  joined   inc: team in (backend, platform)",
-        "  by_team  inc: team in (backend, platform)",
+        "  joined   inc: team is backend or platform",
+        "  by_team  inc: team is backend or platform",
     ]
     explained = json.loads(cli("explain", "specs/incidents.yaml", "--as", "zed@example.com", "--json").stdout)
     assert explained["in_directory"] is False

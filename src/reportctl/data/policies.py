@@ -94,10 +94,10 @@ class RowFilter:
         return all(c.values is None for c in self.columns)
 
     def describe(self) -> str:
-        """'team in (frontend, platform)', 'every row' or 'no rows'."""
+        """'team is frontend or platform', 'every row' or 'no rows', as a reader reads it."""
         if self.denies_all:
             return "no rows"
-        shown = [f"{c.column} in ({', '.join(map(str, c.values))})" for c in self.columns if c.values is not None]
+        shown = [f"{c.column} is {_either(c.values)}" for c in self.columns if c.values is not None]
         return " and ".join(shown) or "every row"
 
     def identity(self) -> dict[str, Any]:
@@ -148,7 +148,9 @@ class Access:
             )
         if all(f.unrestricted for f in self.filters.values()):
             return f"Rendered for {who}, who may see every row of {', '.join(sorted(self.filters))}."
-        shown = "; ".join(f"{name}: {f.describe()}" for name, f in sorted(self.filters.items()))
+        if len(self.filters) == 1:
+            return f"Filtered for {who}: only the rows where {next(iter(self.filters.values())).describe()}."
+        shown = "; ".join(f"{name}, {f.describe()}" for name, f in sorted(self.filters.items()))
         return f"Filtered for {who}: only the rows they may see ({shown})."
 
     def as_dict(self) -> dict[str, Any] | None:
@@ -275,6 +277,14 @@ def _directory(project: Project) -> Directory:
     return load_directory(project)
 
 
+def _either(values: Sequence[Value]) -> str:
+    """'a', 'a or b', 'one of a, b or c'."""
+    shown = [_text(v) for v in values]
+    if len(shown) <= 2:
+        return " or ".join(shown)
+    return f"one of {', '.join(shown[:-1])} or {shown[-1]}"
+
+
 def _text(value: Value) -> str:
     """A policy value as the text a column's value is compared with (booleans as Polars writes them)."""
     if isinstance(value, bool):
@@ -293,6 +303,15 @@ def check_protection(loaded: LoadedSpec, schemas: Mapping[str, pl.Schema | None]
     except SpecError as exc:
         return exc.problems
     problems = []
+    if policies is not None and policies.require_viewer and loaded.spec.schedule is not None:
+        name = next(iter(protected))
+        problems.append(
+            loaded.problem(
+                ("schedule",),
+                f"a scheduled run renders without a viewer, and reads protected source '{name}', which "
+                f"{policies.file.name} refuses (require_viewer); unschedule the spec or drop require_viewer",
+            )
+        )
     for name, columns in protected.items():
         where = ("sources", name, "protected_by")
         if policies is None:
