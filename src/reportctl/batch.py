@@ -139,7 +139,14 @@ def _render(job: BatchJob, started: float) -> BatchOutcome:
 
 
 def run_payload(result: Any) -> dict[str, Any]:
-    """A run as ``render --json`` prints it."""
+    """A run as ``render --json`` prints it (a burst's with its variants)."""
+    if result.variants:
+        from reportctl.burst import variant_payload
+
+        return {
+            "run_id": result.run_id, "report": result.report, "status": result.status, "burst": True,
+            "variants": [variant_payload(variant) for variant in result.variants],
+        }  # fmt: skip
     return {
         "run_id": result.run_id,
         "report": result.report,

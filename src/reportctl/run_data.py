@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from reportctl.data.cache import CacheRead
-    from reportctl.data.policies import Access
+    from reportctl.data.policies import Access, RowFilter
     from reportctl.data.sources.base import SourceCache, SourceContext
     from reportctl.spec.loader import LoadedSpec
 
@@ -102,15 +102,20 @@ def _live_inputs(
     return inputs
 
 
-def _filtered(source: Any, row_filter: Any) -> tuple[Callable[[], pl.LazyFrame], Callable[[], dict[str, Any]]]:
+def _filtered(source: Any, row_filter: RowFilter | None) -> tuple[Callable[[], pl.LazyFrame], Callable[[], Any]]:
     """How to read ``source`` for the run's viewer, and its query-cache key: the viewer's filter is applied as the
-    rows are read and is part of the key, so the cache holds each viewer's rows apart (never everyone's)."""
-    if row_filter is None:
-        return source.fetch, lambda: source.cache_identity()
-    return (
-        lambda: row_filter.apply(source.fetch()),
-        lambda: {**source.cache_identity(), "row_filter": row_filter.identity()},
-    )
+    rows are read and is part of the key, so the cache holds each viewer's rows apart (never everyone's). The key
+    is asked for only when the source is cached (file and sample sources have none)."""
+
+    def fetch() -> pl.LazyFrame:
+        frame: pl.LazyFrame = source.fetch()
+        return frame if row_filter is None else row_filter.apply(frame)
+
+    def identity() -> Any:
+        key = source.cache_identity()
+        return key if row_filter is None else {**key, "row_filter": row_filter.identity()}
+
+    return fetch, identity
 
 
 def _cache_setting(options: Any, source: Any) -> SourceCache | None:

@@ -20,6 +20,7 @@ from reportctl.document import Document, Period, TableBlock, TableColumn
 if TYPE_CHECKING:
     import polars as pl
 
+    from reportctl.burst import Audience, Variant
     from reportctl.delivery.engine import DeliveryReport
     from reportctl.spec.loader import LoadedSpec
     from reportctl.spec.revisions import GitState
@@ -65,6 +66,10 @@ class RunResult:
     """What delivering the run did, when it was delivered (``render --deliver``, scheduled runs)."""
     access: dict[str, Any] | None = None
     """The viewer the run was rendered for and each protected source's filter (``Access.as_dict``)."""
+    audience: tuple[str, ...] | None = None
+    """A burst variant's recipients: the only addresses its deliveries may reach (None: the spec's recipients)."""
+    variants: list[Variant] = field(default_factory=list)
+    """A burst run's variants, one per recipient group, each a run of its own (``reportctl.burst``)."""
 
     @property
     def manifest(self) -> Path:
@@ -83,8 +88,9 @@ class DataRoute:
     save: Path | None = None
     cache: bool = True
     """Whether sql and http sources go through the project's query cache (``--no-cache``: False)."""
-    viewer: str | None = None
-    """Who the rows are read for (``--as``): protected sources show only what the policies allow them."""
+    viewer: str | Audience | None = None
+    """Who the rows are read for (``--as``, or a burst's recipient group): protected sources show only what the
+    policies allow them."""
 
     def keeps_snapshot(self, loaded: LoadedSpec) -> bool:
         """Whether the run saves its data in its own folder: the project says so, and no snapshot was asked for."""

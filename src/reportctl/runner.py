@@ -47,6 +47,7 @@ from reportctl.state.lifecycle import new_run_id
 if TYPE_CHECKING:
     import polars as pl
 
+    from reportctl.burst import Audience
     from reportctl.data.cache import CacheRead
     from reportctl.data.policies import Access
     from reportctl.delivery.engine import DeliveryReport
@@ -132,7 +133,7 @@ def render_report(
     snapshot: Path | None = None,
     save_snapshot: Path | None = None,
     cache: bool = True,
-    viewer: str | None = None,
+    viewer: str | Audience | None = None,
 ) -> RunResult:
     """Render ``loaded`` once and return where its artifacts are; raise ``ReportctlError`` on any failure.
 
@@ -179,9 +180,6 @@ def _render(
     _check_renderable(loaded)
     values = resolve_parameters(loaded, parameters or {}, now)
     writers = chosen_writers(loaded, formats)
-    from reportctl.data.policies import access_for
-
-    access = access_for(loaded, data.viewer)
     # the manifest's git commit is asked for now, so the git processes run while the report renders
     background = ThreadPoolExecutor(max_workers=1)
     git = background.submit(git_state, loaded)
@@ -190,7 +188,7 @@ def _render(
 
     stage("GENERATING")
     say("reading sources")
-    frames, reads = _read_data(loaded, values, now, timings, data, say, access)
+    frames, reads, access = _read_data(loaded, values, now, timings, data, say)
 
     stage("FORMATTING", "; ".join(read.describe() for read in reads) or None)
     say("building the document")
@@ -225,7 +223,7 @@ def _render(
         )
         record_provenance(result, loaded, git.result(), data, parameters)
         result.title = document.info.title
-        result.access = access.as_dict()
+        result.access, result.audience = access.as_dict(), access.audience
         from reportctl.preview import write_preview
 
         write_manifest(loaded, result, staging, now, document, preview=write_preview(document, staging))
@@ -244,9 +242,12 @@ def _read_data(
     timings: dict[str, float],
     data: DataRoute,
     say: Progress,
-    access: Access,
-) -> tuple[dict[str, pl.DataFrame], list[CacheRead]]:
-    """The run's sources and datasets, and how the cached sources were read (hits are said as progress)."""
+) -> tuple[dict[str, pl.DataFrame], list[CacheRead], Access]:
+    """The run's sources and datasets as its viewer may see them, how the cached sources were read (hits are said
+    as progress), and the viewer's access."""
+    from reportctl.data.policies import access_for
+
+    access = access_for(loaded, data.viewer)
     reads: list[CacheRead] = []
     frames = compute_datasets(
         loaded, values, now, timings, data.read, cache_reads=reads if data.cache else None, access=access
@@ -254,7 +255,7 @@ def _read_data(
     hits = [read.describe() for read in reads if read.outcome == "hit"]
     if hits:
         say("; ".join(hits))
-    return frames, reads
+    return frames, reads, access
 
 
 def build_document(

@@ -45,11 +45,19 @@ def deliver(
     from reportctl.config import find_project
     from reportctl.delivery.engine import DeliveryTarget, deliver_run
     from reportctl.delivery.run_files import run_on_this_machine
+    from reportctl.errors import UsageError
     from reportctl.state import open_store
 
     with open_store(find_project(), create=False) as store:
         record = store.get_run(run)
         loaded = _spec_of(record)
+        if loaded.spec.burst is not None and record.burst_of is None and record.trigger != "burst":
+            variants = store.burst_variants(record)
+            shown = "; ".join(f"reportctl deliver {v.id} ({key})" for key, v in variants.items()) or "none yet"
+            raise UsageError(
+                f"run {record.id} is a burst: each recipient group's variant is a run of its own, delivered only to "
+                f"its group; deliver them one by one: {shown}"
+            )
         record = _ready_for_delivery(store, record, loaded.project.config.state.heartbeat_timeout)
         with progress(not as_json) as say:
             # rendered on another machine (a celery worker): its files come from the artifact store

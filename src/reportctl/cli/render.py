@@ -91,8 +91,8 @@ def render(
             "--as renders one viewer's rows, and --deliver would send them to every recipient of the spec; "
             "render with --as alone, or give the spec a burst for one variant per recipient group"
         )
-    if viewer is not None and not viewer.strip():
-        raise UsageError("--as needs a viewer: an address or a name in the directory")
+    if viewer is not None and not 0 < len(viewer.strip()) <= 200:
+        raise UsageError("--as needs a viewer: an address or a name in the directory (at most 200 characters)")
     values = parse_assignments(param or [])
     chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else None
     if save_snapshot is not None and from_snapshot is not None:
@@ -123,6 +123,9 @@ def render(
             result = render_report(loaded, progress=say, **options)
         else:
             result = record_manual_render(loaded, options, say, deliver=deliver, dry_run=dry_run)
+    if result.variants:
+        show_burst(result, as_json=as_json)
+        return
     if as_json:
         payload = run_payload(result)
         if result.delivery is None:
@@ -139,6 +142,38 @@ def render(
     )
     if result.delivery is not None:
         show_delivery(result.delivery)
+
+
+def show_burst(result: Any, *, as_json: bool) -> None:
+    """A burst's variants: each group's run, files and delivery; exit code 3 when a variant's recipient did not
+    get it."""
+    from reportctl.batch import run_payload
+    from reportctl.cli.deliver import describe_delivery
+    from reportctl.errors import DeliveryError
+
+    if as_json:
+        print_json(run_payload(result))
+    for variant in result.variants:
+        if as_json:
+            continue
+        done, members = variant.result, len(variant.audience.members)
+        if variant.earlier:
+            how = "rendered by an earlier attempt; its deliveries finished"
+        else:
+            files = len(done.artifacts)
+            how = f"{files} file{'s' * (files != 1)} in {as_typed(done.directory)}"
+        who = f"{members} recipient{'s' * (members != 1)}"
+        echo(f"variant for {variant.audience} ({who}): run {variant.run_id}, {how}")
+        for line in describe_delivery(variant.delivery) if variant.delivery is not None else ():
+            echo(f"  {line}")
+    undelivered = [v for v in result.variants if v.delivery is not None and v.delivery.undelivered]
+    if not as_json:
+        echo(f"burst {result.run_id}: {len(result.variants)} variants of {result.report}")
+    if undelivered and not any(v.delivery.dry_run for v in undelivered):
+        runs = ", ".join(v.run_id for v in undelivered)
+        raise DeliveryError(
+            f"not every recipient got their variant (runs {runs}); `reportctl runs show RUN` lists them"
+        )
 
 
 def render_batch(

@@ -291,6 +291,9 @@ def _describe(record: RunRecord, timeline: list[StateChange], timezone: str, sto
         yield f"snapshot   {record.snapshot}"
     if record.viewer:
         yield f"viewer     {record.viewer}"
+    if record.burst_of:
+        members = ", ".join(record.audience or ())
+        yield f"burst of   {record.burst_of}, for {members or 'nobody'}"
     if record.worker:
         yield (
             f"worker     {record.worker_node} ({record.worker})"

@@ -30,6 +30,7 @@ from reportctl.errors import Position, Problem, ReportctlError, SpecError, did_y
 if TYPE_CHECKING:
     import polars as pl
 
+    from reportctl.burst import Audience
     from reportctl.config import Project
     from reportctl.data.policy_file import Rule
     from reportctl.delivery.recipients import Directory
@@ -121,7 +122,7 @@ class RowFilter:
         for column in self.columns:
             if column.values is not None:
                 # compared as text, so allow: {team_id: [7]} matches an integer column and a string one alike
-                allowed = pl.Series(values=[_text(v) for v in column.values], dtype=pl.String)
+                allowed = [_text(v) for v in column.values]
                 condition &= pl.col(column.column).cast(pl.String).is_in(allowed).fill_null(False)
         return frame.filter(condition)
 
@@ -133,6 +134,8 @@ class Access:
     viewer: Viewer | None = None
     filters: dict[str, RowFilter] = field(default_factory=dict)
     policies_file: Path | None = None
+    audience: tuple[str, ...] | None = None
+    """A burst variant's recipients: the only addresses its deliveries may reach."""
 
     def note(self) -> str | None:
         """What the report says about its rows, in Markdown: for whom it is filtered, and how."""
@@ -161,7 +164,7 @@ class Access:
             "viewer": str(self.viewer),
             "filters": {name: f.describe() for name, f in sorted(self.filters.items())},
             "rules": {name: list(f.rules) for name, f in sorted(self.filters.items())},
-        }
+        } | ({"audience": list(self.audience)} if self.audience is not None else {})
 
 
 def policies_file(project: Project) -> Path | None:
@@ -210,8 +213,13 @@ def resolve_viewer(given: str, directory: Directory) -> Viewer:
     return Viewer(text, text if "@" in text else None)
 
 
-def access_for(loaded: LoadedSpec, viewer_name: str | None, directory: Directory | None = None) -> Access:
-    """Who the run is for and each protected source's filter; raises when the spec cannot render this way."""
+def access_for(loaded: LoadedSpec, viewer_name: str | Audience | None, directory: Directory | None = None) -> Access:
+    """Who the run is for (a viewer, or a burst's recipient group) and each protected source's filter; raises
+    when the spec cannot render this way."""
+    from reportctl.burst import Audience, audience_access
+
+    if isinstance(viewer_name, Audience):
+        return audience_access(loaded, viewer_name, directory or _directory(loaded.project))
     protected = {name: protected_columns(o) for name, o in loaded.sources.items() if protected_columns(o)}
     if not protected and viewer_name is None:
         return Access()

@@ -131,6 +131,8 @@ class DeliveryTarget:
     directory: Path | None
     """The run's output folder, OUT/<name>/<run-id>/; None for a run that failed before writing anything."""
     artifacts: tuple[Artifact, ...]
+    audience: tuple[str, ...] | None = field(default=None, kw_only=True)
+    """A burst variant's recipients (lower-case addresses): the only ones it may be delivered to."""
 
     @classmethod
     def rendered(cls, result: RunResult, now: datetime) -> DeliveryTarget:
@@ -145,6 +147,7 @@ class DeliveryTarget:
             now,
             result.directory,
             tuple(result.artifacts),
+            audience=result.audience,
         )
 
     @classmethod
@@ -189,6 +192,7 @@ class DeliveryTarget:
             now,
             directory,
             tuple(artifacts),
+            audience=record.audience,
         )
 
 

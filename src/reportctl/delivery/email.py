@@ -133,7 +133,7 @@ class EmailChannel:
         self._content: MessageContent | None = None
 
     def recipients(self) -> list[Recipient]:
-        return resolve_recipients(self.options, self.context.people)
+        return resolve_recipients(self.options, self.context.people, self.context.audience)
 
     def send(self, batch: Sequence[Recipient]) -> Mapping[str, Outcome]:
         data = self._message(batch).as_bytes()

@@ -179,6 +179,8 @@ def _deliver_one(
     try:
         channel: Channel = load_plugin(CHANNELS, options.channel)(with_secrets(options), context)
         recipients = channel.recipients()
+        if target.audience is not None:  # a burst variant goes to its own group, whoever the spec names now
+            recipients = [r for r in recipients if r.address.lower() in target.audience]
     except (ReportctlError, PermanentFailure, TemporaryFailure, ValueError) as exc:
         message = redact(first_line(str(exc)))
         if context.dry_run:

@@ -69,7 +69,7 @@ class FileChannel:
         self.outbox = outbox_folder(options, context.project.root)
 
     def recipients(self) -> list[Recipient]:
-        resolved = resolve_recipients(self.options, self.context.people)
+        resolved = resolve_recipients(self.options, self.context.people, self.context.audience)
         return resolved or [Recipient(f"file:{self.outbox}")]
 
     def send(self, batch: Sequence[Recipient]) -> Mapping[str, Outcome]:

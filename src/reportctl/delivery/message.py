@@ -127,12 +127,16 @@ class MessageOptions(ChannelOptions):
         return self.from_ or LOCAL_SENDER
 
 
-def resolve_recipients(options: MessageOptions, people: Directory) -> list[Recipient]:
-    """to, then cc, then bcc, resolved now; an address in several roles is kept once, in its first role."""
+def resolve_recipients(
+    options: MessageOptions, people: Directory, audience: Sequence[str] | None = None
+) -> list[Recipient]:
+    """to, then cc, then bcc, resolved now; an address in several roles is kept once, in its first role. A burst
+    variant's ``audience`` keeps only its group, so its message names no one else."""
     resolved: dict[str, Recipient] = {}
     for role, entries in (("to", options.to), ("cc", options.cc), ("bcc", options.bcc)):
         for recipient in people.resolve(entries, role=role):
-            resolved.setdefault(recipient.address.lower(), recipient)
+            if audience is None or recipient.address.lower() in audience:
+                resolved.setdefault(recipient.address.lower(), recipient)
     return list(resolved.values())
 
 

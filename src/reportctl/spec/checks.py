@@ -49,9 +49,10 @@ def check_spec(loaded: LoadedSpec, *, connect: bool = False) -> list[Problem]:
         _check_templates(loaded, None, problems)
         return problems
     schemas = _dataset_schemas(loaded, values, now, problems, connect=connect)
+    from reportctl.burst import check_burst
     from reportctl.data.policies import check_protection
 
-    problems += check_protection(loaded, schemas)
+    problems += check_protection(loaded, schemas) + check_burst(loaded)
     _check_sections(loaded, schemas, values, problems)
     _check_delivery(loaded, problems)
     _check_templates(loaded, schemas, problems)

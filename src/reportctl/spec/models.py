@@ -215,6 +215,16 @@ class Output(BaseModel):
     format: str
 
 
+class Burst(StrictModel):
+    """One variant of the report per recipient group, filtered by the policies for that group (see docs/security.md)."""
+
+    by: Literal["team", "recipient"] = Field(
+        default="team",
+        description="team: each team:NAME or list:NAME recipient entry is a group, an address alone a group of one; "
+        "recipient: every recipient gets a variant of their own.",
+    )
+
+
 class Schedule(StrictModel):
     cron: str = Field(description="Five-field cron expression, e.g. '0 9 * * MON'.")
     timezone: TimeZoneName = "UTC"
@@ -271,6 +281,7 @@ class Spec(StrictModel):
         default=None, description="Defaults to the project's outputs."
     )
     schedule: Schedule | None = None
+    burst: Burst | None = None
     delivery: list[Annotated[DeliveryEntry, ByPlugin(CHANNELS, "channel")]] = Field(default_factory=list)
 
     @field_validator(

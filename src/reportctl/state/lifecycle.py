@@ -14,8 +14,9 @@ from typing import Literal
 
 from reportctl.errors import ReportctlError, one_of
 
-Trigger = Literal["manual", "schedule", "retry"]
-TRIGGERS: tuple[Trigger, ...] = ("manual", "schedule", "retry")
+Trigger = Literal["manual", "schedule", "retry", "burst"]
+TRIGGERS: tuple[Trigger, ...] = ("manual", "schedule", "retry", "burst")
+"""How a run came to be; ``burst``: a recipient group's variant of a burst run (``reportctl.burst``)."""
 
 
 class RunState(StrEnum):

@@ -65,6 +65,7 @@ class Run(Base):
     __table_args__ = (
         Index("ix_runs_report_created", "report", "created_at"),
         Index("ix_runs_state", "state"),
+        Index("ix_runs_burst_of", "burst_of"),
         UniqueConstraint("fire_key", name="uq_runs_fire_key"),
     )
 
@@ -100,6 +101,10 @@ class Run(Base):
     artifacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     artifacts_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     artifacts_note: Mapped[str | None] = mapped_column(Text)
+    burst_of: Mapped[str | None] = mapped_column(String(64))
+    """For a variant of a burst: the run that was fired (``reportctl.burst``); its ``viewer`` names the group."""
+    audience: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    """For a variant of a burst: the addresses it was filtered for, the only ones its deliveries may reach."""
     spec_bundle: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), deferred=True)
     """The text of the spec and its bases a queued run keeps (``reportctl.spec.bundle``), for a worker whose copy
     differs; loaded only when asked for (``StateStore.spec_bundle``), never with the run."""
@@ -218,6 +223,8 @@ class RunRecord:
     artifacts: tuple[dict[str, Any], ...] = ()
     artifacts_deleted_at: datetime | None = None
     artifacts_note: str | None = None
+    burst_of: str | None = None
+    audience: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, run: Run) -> RunRecord:
@@ -251,6 +258,8 @@ class RunRecord:
             artifacts=tuple(dict(a) for a in run.artifacts or ()),
             artifacts_deleted_at=run.artifacts_deleted_at,
             artifacts_note=run.artifacts_note,
+            burst_of=run.burst_of,
+            audience=None if run.audience is None else tuple(run.audience),
         )
 
     def as_dict(self) -> dict[str, Any]:

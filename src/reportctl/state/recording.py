@@ -186,6 +186,10 @@ def render_recorded(
     from reportctl.errors import ReportctlError
     from reportctl.runner import default_run_time, render_report
 
+    if deliver and loaded.spec.burst is not None and render_options.get("viewer") is None:
+        from reportctl.burst import render_burst
+
+        return render_burst(store, loaded, run_id, dry_run=dry_run, retry=retry, node=node, **render_options)
     now = render_options.get("now") or default_run_time()
     say = render_options.get("progress")
     artifact_store = ArtifactStore.of(loaded.project)
@@ -247,6 +251,7 @@ def record_manual_render(
             spec_hash=loaded.spec_hash,
             revision=loaded.ref,
             parameters=jsonable_parameters(resolved),
+            viewer=options.get("viewer"),
             now=now,
         )
         return render_recorded(

@@ -380,6 +380,23 @@ class StateStore:
         with self._session() as session:
             return [RunRecord.of(run) for run in session.scalars(query)]
 
+    def burst_variants(self, burst: RunRecord) -> dict[str, RunRecord]:
+        """The variants of a burst run by group (``viewer``), oldest first and a completed one winning: those of
+        ``burst`` itself and, for a scheduled fire, those of the fire's earlier attempts (a retry is a new run)."""
+        owner = Run.burst_of == burst.id
+        if burst.scheduled_for is not None:
+            same_fire = (Run.report == burst.report) & (Run.scheduled_for == burst.scheduled_for)
+            owner = owner | (same_fire & (Run.trigger == "burst"))
+        query = select(Run).where(owner).order_by(Run.created_at, Run.id)
+        variants: dict[str, RunRecord] = {}
+        with self._session() as session:
+            for run in session.scalars(query):
+                record = RunRecord.of(run)
+                kept = variants.get(record.viewer or "")
+                if kept is None or kept.state != RunState.COMPLETED:
+                    variants[record.viewer or ""] = record
+        return variants
+
     def get_run(self, id_or_prefix: str) -> RunRecord:
         """The run with this id or unique id prefix; ``UnknownRun`` names the candidates otherwise."""
         key = id_or_prefix.strip()
@@ -549,6 +566,8 @@ def _run_values(
     attempt: int = 1,
     output_dir: str | Path | None = None,
     spec_bundle: Mapping[str, Any] | None = None,
+    burst_of: str | None = None,
+    audience: Sequence[str] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The columns of a new SCHEDULED run."""
@@ -561,7 +580,8 @@ def _run_values(
         "trigger": trigger, "scheduled_for": scheduled_for, "fire_key": fire_key, "planned_at": planned_at,
         "state": RunState.SCHEDULED.value, "attempt": attempt, "created_at": now, "worker": worker_name(),
         "heartbeat_at": now, "output_dir": None if output_dir is None else str(output_dir), "artifacts": [],
-        "spec_bundle": None if spec_bundle is None else dict(spec_bundle),
+        "spec_bundle": None if spec_bundle is None else dict(spec_bundle), "burst_of": burst_of,
+        "audience": None if audience is None else list(audience),
     }  # fmt: skip
 
 
