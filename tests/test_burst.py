@@ -183,3 +183,12 @@ def test_validate_says_what_a_burst_needs(cli: Cli, bursting: Path) -> None:
         "delivery[1].channel: a burst sends each variant only to its own recipients, and a webhook delivery has "
         "none; move it to a spec without burst"
     )
+
+
+def test_a_batch_delivers_each_variant_and_counts_their_files(cli: Cli, bursting: Path) -> None:
+    result = cli("render", "specs", "--deliver", "--jobs", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    line = json.loads(result.stdout)
+    assert line["burst"] is True and line["exit_code"] == 0
+    assert sorted(v["group"] for v in line["variants"]) == ["bob@example.com", "team:backend", "team:frontend"]
+    assert all(v["delivery"]["counts"] == {"file": {"sent": len(v["recipients"])}} for v in line["variants"])

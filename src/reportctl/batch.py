@@ -122,9 +122,12 @@ def _render(job: BatchJob, started: float) -> BatchOutcome:
     else:
         result = render_report(loaded, **options)
     code, delivered = int(ExitCode.OK), None
-    if result.delivery is not None:
-        delivered = result.delivery.summary() if result.delivery.entries else None
-        code = int(ExitCode.DELIVERY_FAILED) if result.delivery.undelivered else code
+    reports = [v.delivery for v in result.variants] if result.variants else [result.delivery]
+    for report in (r for r in reports if r is not None):
+        delivered = "; ".join(filter(None, [delivered, report.summary() if report.entries else None])) or None
+        code = int(ExitCode.DELIVERY_FAILED) if report.undelivered else code
+    if result.variants:
+        delivered = f"{len(result.variants)} variants" + (f": {delivered}" if delivered else "")
     return BatchOutcome(
         job.spec,
         code,
@@ -132,7 +135,7 @@ def _render(job: BatchJob, started: float) -> BatchOutcome:
         report=result.report,
         run_id=result.run_id,
         directory=result.directory,
-        files=len(result.artifacts),
+        files=len(result.artifacts) + sum(len(v.result.artifacts) for v in result.variants if v.result is not None),
         delivered=delivered,
         payload=run_payload(result),
     )
