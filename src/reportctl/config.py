@@ -302,7 +302,9 @@ def read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError([Problem("file not found", file=path)]) from None
-    except UnicodeDecodeError as exc:
-        raise SpecError([Problem(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path)]) from None
+    except UnicodeDecodeError:
+        from reportctl.spec.reading import not_utf8
+
+        raise not_utf8(path.read_bytes(), path) from None  # the text decoder's offsets count from its last chunk
     except OSError as exc:
         raise SpecError([Problem(f"cannot read: {exc.strerror}", file=path)]) from None

@@ -150,10 +150,11 @@ def test_validate_json_reports_a_file_that_cannot_be_read(cli: Cli, project: Pat
     assert report["files"][0]["problems"] == [
         {
             "file": str(unreadable),
-            "line": None,
-            "column": None,
+            "line": 1,
+            "column": 10,
             "path": "",
-            "message": "not UTF-8 text (invalid continuation byte at byte 9)",
+            "message": "not UTF-8 text: byte 0xE9 starts no valid UTF-8 character (invalid continuation byte); "
+            "save the file as UTF-8",
             "severity": "error",
         }
     ]

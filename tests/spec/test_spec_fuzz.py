@@ -1,19 +1,23 @@
-"""The loader's only outcomes are a valid spec or a ReportctlError: never a traceback."""
+"""The loader's only outcomes are a valid spec or a ReportctlError: never a traceback, and for hostile YAML a
+SpecError that places every problem."""
 
 from __future__ import annotations
 
 import copy
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reportctl.config import Project, ProjectConfig
-from reportctl.errors import ReportctlError
+from reportctl.errors import ReportctlError, SpecError
 from reportctl.spec.loader import load_spec
+from reportctl.spec.reading import text_position
 
 VALID = {
     "apiVersion": "reportctl/v1",
@@ -121,3 +125,64 @@ def test_random_text_loads_or_fails_cleanly(text: str) -> None:
 @given(values)
 def test_random_yaml_values_load_or_fail_cleanly(data: Any) -> None:
     _load(yaml.safe_dump(data, allow_unicode=True))
+
+
+# Hostile mutants: the shapes an attacker would write (see test_hostile_yaml.py), put into the valid spec at a place
+# hypothesis picks. Each must fail as a SpecError whose every problem has a line and column; a refused character
+# or byte, at the very line and column where it was put.
+
+_SCALAR_LINE = re.compile(r"^(\s*(?:- )?[\w]+: |\s*- )(\S.*)$")
+_HOSTILE_VALUES = st.one_of(
+    st.integers(65, 3000).map(lambda depth: "[" * depth + "]" * depth),
+    st.integers(33, 1000).map(lambda depth: "{a: " * depth + "1" + "}" * depth),
+    st.sampled_from(["&r [*r]", "&r {a: [b, *r]}", "&m {<<: *m}"]),
+)
+_BOMB = "".join(
+    [
+        f"b0: &b0 [{', '.join(['lol'] * 10)}]\n",
+        *(f"b{i}: &b{i} [{', '.join([f'*b{i - 1}'] * 10)}]\n" for i in range(1, 8)),
+    ]
+)
+_REFUSED_CHARACTERS = st.sampled_from(["\x00", "\x01", "\x08", "\x0b", "\x1b", "\x7f", "\ufffe", "\uffff"])
+_NOT_UTF8 = st.sampled_from([b"\xff", b"\xe9", b"\xc3", b"\xed\xa0\x80", b"\xf0\x9f\x98", b"\x80"])
+
+
+@st.composite
+def hostile_specs(draw: st.DrawFn) -> tuple[bytes, tuple[int, int] | None]:
+    """A spec's bytes with one hostile shape in it, and where a refused character or byte must be reported."""
+    lines = yaml.safe_dump(VALID, sort_keys=False).splitlines(keepends=True)
+    kind = draw(st.sampled_from(["value", "bomb", "character", "bytes"]))
+    if kind == "value":
+        candidates = [i for i, line in enumerate(lines) if _SCALAR_LINE.match(line)]
+        index = draw(st.sampled_from(candidates))
+        lines[index] = _SCALAR_LINE.sub(lambda m: m.group(1) + draw(_HOSTILE_VALUES), lines[index].rstrip("\n")) + "\n"
+    elif kind == "bomb":
+        top_level = [i for i, line in enumerate(lines) if not line[0].isspace() and not line.startswith("-")]
+        index = draw(st.sampled_from(top_level))
+        lines.insert(index, _BOMB)
+    line_end = "\r\n" if draw(st.booleans()) else "\n"
+    text = ("\ufeff" if draw(st.booleans()) else "") + "".join(lines).replace("\n", line_end)
+    if kind in ("value", "bomb"):
+        return text.encode(), None
+    offset = draw(st.integers(1 if text.startswith("\ufeff") else 0, len(text) - 1))
+    if line_end == "\r\n" and text[offset - 1] == "\r":
+        offset -= 1  # a character between CR and LF would split the line end in two
+    before = text[:offset]
+    position = text_position(before, len(before), Path())
+    inserted = draw(_REFUSED_CHARACTERS).encode() if kind == "character" else draw(_NOT_UTF8)
+    return before.encode() + inserted + text[offset:].encode(), (position.line, position.column)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_specs())
+def test_hostile_mutants_fail_with_positioned_problems(mutant: tuple[bytes, tuple[int, int] | None]) -> None:
+    data, expected = mutant
+    with tempfile.TemporaryDirectory() as folder:
+        spec = Path(folder) / "spec.yaml"
+        spec.write_bytes(data)
+        with pytest.raises(SpecError) as caught:
+            load_spec(spec, Project(Path(folder), ProjectConfig(), None))
+    positions = [problem.position for problem in caught.value.problems]
+    assert positions and all(positions), str(caught.value)
+    if expected is not None:
+        assert positions[0] is not None and (positions[0].line, positions[0].column) == expected, str(caught.value)

@@ -6,10 +6,11 @@ are on disk or as they were at any revision, and the spec hash is taken over the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Protocol
 
-from reportctl.errors import Problem, SpecError
+from reportctl.errors import Position, Problem, SpecError
 
 
 class SpecReader(Protocol):
@@ -58,10 +59,38 @@ WORKING_TREE = WorkingTree()
 
 
 def read_spec_text(reader: SpecReader, path: Path) -> str:
-    """The file's text as UTF-8, or a ``SpecError`` naming the file."""
+    """The file's text as UTF-8, or a ``SpecError`` at the first byte that is not."""
     data = reader.read_bytes(path)
     try:
         return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise not_utf8(data, path, reader.where()) from None
+
+
+def not_utf8(data: bytes, file: Path, where: str = "") -> SpecError:
+    """The error for a file that is not UTF-8 text, at the line and column of its first bad byte, so that an editor
+    can jump there (a stray Latin-1 byte or a lone surrogate is usually one character in a long file)."""
+    try:
+        data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        problem = Problem(f"not UTF-8 text ({exc.reason} at byte {exc.start}){reader.where()}", file=path)
-        raise SpecError([problem]) from None
+        before = data[: exc.start].decode("utf-8")
+        message = (
+            f"not UTF-8 text: byte 0x{data[exc.start]:02X} starts no valid UTF-8 character ({exc.reason}){where}; "
+            "save the file as UTF-8"
+        )
+        return SpecError([Problem(message, position=text_position(before, len(before), file))])
+    return SpecError([Problem(f"not UTF-8 text{where}; save the file as UTF-8", file=file)])  # changed meanwhile
+
+
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+"""What YAML counts as a line break: the same lines as the positions PyYAML gives every other problem."""
+
+
+def text_position(text: str, index: int, file: Path) -> Position:
+    """The line and column (from 1) of the character at ``index`` of ``text``."""
+    breaks = list(_LINE_BREAK.finditer(text, 0, index))
+    start = breaks[-1].end() if breaks else 0
+    column = index - start + 1
+    if not breaks and text.startswith("\ufeff") and index > 0:
+        column -= 1  # a byte-order mark takes no column, as in PyYAML's marks
+    return Position(file, len(breaks) + 1, column)
