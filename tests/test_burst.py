@@ -192,3 +192,14 @@ def test_a_batch_delivers_each_variant_and_counts_their_files(cli: Cli, bursting
     assert line["burst"] is True and line["exit_code"] == 0
     assert sorted(v["group"] for v in line["variants"]) == ["bob@example.com", "team:backend", "team:frontend"]
     assert all(v["delivery"]["counts"] == {"file": {"sent": len(v["recipients"])}} for v in line["variants"])
+
+
+def test_explain_and_render_as_a_group_show_its_variant(cli: Cli, bursting: Path) -> None:
+    result = cli("explain", "specs/incidents.yaml", "--as", "team:frontend")
+    assert result.stdout.splitlines()[:3] == [
+        "incidents for team:frontend (2 members: rows all of them may see), under policies.yaml",
+        "sources",
+        "  inc      protected_by team: team is frontend  (by policies.yaml:2, policies.yaml:4)",
+    ]
+    result = cli("render", "specs/incidents.yaml", "--as", "team:frontend", "--no-state", "--json")
+    assert json.loads(result.stdout)["access"]["audience"] == ["alice@example.com", "ann@example.com"]

@@ -14,7 +14,11 @@ def explain(
     spec: Annotated[Path, typer.Argument(help="The spec to explain.", show_default=False)],
     viewer: Annotated[
         str,
-        typer.Option("--as", metavar="USER", help="The viewer: an address or a name in the directory."),
+        typer.Option(
+            "--as",
+            metavar="USER",
+            help="The viewer: an address or a name in the directory; team:NAME or list:NAME for a burst's group.",
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -31,6 +35,9 @@ def explain(
         print_json(explained)
         return
     who = explained["viewer"] + (f" ({explained['name']})" if explained["name"] else "")
+    if explained["members"] is not None:
+        count = len(explained["members"])
+        who += f" ({count} member{'s' * (count != 1)}: rows all of them may see)"
     known = "" if explained["in_directory"] else ", not in the directory"
     policies = as_typed(Path(explained["policies"])) if explained["policies"] else "no policies"
     echo(f"{loaded.spec.name} for {who}{known}, under {policies}")

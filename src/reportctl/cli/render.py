@@ -73,8 +73,8 @@ def render(
         typer.Option(
             "--as",
             metavar="USER",
-            help="Render for this viewer (an address or a name in the directory): protected sources show only the "
-            "rows policies.yaml allows them.",
+            help="Render for this viewer (an address or a name in the directory; team:NAME or list:NAME for a "
+            "burst's group): protected sources show only the rows policies.yaml allows them.",
         ),
     ] = None,
 ) -> None:

@@ -237,6 +237,10 @@ def access_for(loaded: LoadedSpec, viewer_name: str | Audience | None, directory
             )
         return Access()
     directory = directory if directory is not None else _directory(loaded.project)
+    if viewer_name.strip().startswith(("team:", "list:")):  # a group: what its burst variant shows
+        group = viewer_name.strip()
+        members = dict.fromkeys(r.address.lower() for r in directory.resolve([group]) if r.problem is None)
+        return audience_access(loaded, Audience(group, tuple(members)), directory)
     viewer = resolve_viewer(viewer_name, directory)
     filters = {
         name: row_filter(policies, viewer, directory, name, columns)  # type: ignore[arg-type]
@@ -380,7 +384,8 @@ def explain_access(loaded: LoadedSpec, viewer_name: str) -> dict[str, Any]:
     return {
         "viewer": str(viewer),
         "name": viewer.name or None,
-        "in_directory": viewer.known,
+        "in_directory": viewer.known or bool(access.audience),
+        "members": list(access.audience) if access.audience is not None else None,
         "policies": str(access.policies_file) if access.policies_file else None,
         "sources": {
             name: {
