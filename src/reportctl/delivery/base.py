@@ -14,14 +14,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from reportctl.errors import ReportctlError
+from reportctl.spec.delivery import EncryptOptions
 from reportctl.spec.types import IDENTIFIER, PositiveDuration, StrictModel
 
 if TYPE_CHECKING:
     from reportctl.artifact_store import ArtifactStore
     from reportctl.config import Project
+    from reportctl.delivery.encrypted import EncryptedFiles
     from reportctl.delivery.recipients import Directory
     from reportctl.run_record import Artifact, RunResult
     from reportctl.state.models import RunRecord
@@ -41,6 +43,7 @@ MEDIA_TYPES = {
     ".png": "image/png",
     ".svg": "image/svg+xml",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".zip": "application/zip",
 }
 
 
@@ -66,6 +69,31 @@ class ChannelOptions(StrictModel):
     backoff: PositiveDuration = Field(
         default=timedelta(seconds=1), description="Wait before the first retry; doubled for each next (1 s, 2 s, 4 s)."
     )
+    encrypt: EncryptOptions | None = Field(
+        default=None,
+        description="Send the files password-protected: PDF (AES-256) and Excel (agile) encrypted, other formats in "
+        "an AES-256 ZIP (encrypt.zip); passwords from secrets, per delivery or per recipient, never in the message.",
+    )
+
+    @model_validator(mode="after")
+    def _nothing_in_the_clear(self) -> ChannelOptions:
+        """An encrypted delivery that names a format it cannot encrypt would send that file in the clear."""
+        if self.encrypt is None:
+            return self
+        if self.encrypt.passwords and self.channel == "file":  # its outbox holds one message and one set of files
+            raise ValueError(
+                "encrypt.passwords: the file channel writes one outbox message for everyone, so it cannot carry a "
+                "password per recipient; use encrypt.password, or an email delivery for per-recipient passwords"
+            )
+        for name in ("attach", "formats"):
+            chosen = [f for f in getattr(self, name, None) or [] if f != "manifest"]
+            plain = self.encrypt.unprotected(chosen)
+            if plain:
+                raise ValueError(
+                    f"{name}: {', '.join(plain)} cannot be encrypted on its own (only pdf and xlsx can); add it to "
+                    f"encrypt.zip to send it in an AES-256 ZIP, or take it out of {name}"
+                )
+        return self
 
     @property
     def name(self) -> str:
@@ -207,6 +235,8 @@ class DeliveryContext(DeliveryTarget):
     links: dict[str, str] = field(default_factory=dict)
     """Artifact format -> download URL, filled by channels that publish artifacts (s3) for the channels after them."""
     dry_run: bool = False
+    encryption: EncryptedFiles | None = None
+    """Set when ``artifacts`` are a delivery's encrypted copies: which, and how the password travels."""
 
     @classmethod
     def of(
@@ -223,6 +253,8 @@ class DeliveryContext(DeliveryTarget):
     def link(self, artifact: Artifact) -> str | None:
         """A URL for ``artifact``: a published link (s3), else the project's ``artifact_base_url`` plus its path,
         else a signed link to where the artifact store keeps it (valid ``artifacts.link_expiry``)."""
+        if self.encryption is not None:  # a link would lead to the plain file, or to a copy deleted after sending
+            return None
         # a publisher keys the first artifact of a format by the format, and any further ones by file name
         published = self.links.get(artifact.path.name) or self.links.get(artifact.format)
         if published:
@@ -261,6 +293,7 @@ class DeliveryContext(DeliveryTarget):
                 for a in self.artifacts
             ],
             "links": dict(self.links),
+            "encryption": self.encryption.note() if self.encryption is not None else None,
         }
 
     def render(self, template: str, where: str) -> str:

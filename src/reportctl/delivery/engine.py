@@ -6,7 +6,8 @@ under the channel's rate limit, ``concurrency`` at a time. Each batch is claimed
 recorded after; temporary failures are retried after 1 s, 2 s, 4 s (or what the provider asked, up to five minutes).
 Rows already sent or bounced are never sent again; failed ones only with ``retry_failed``. A row a stopped process
 was sending becomes ``unknown``, and is sent again only with ``resend_unknown``, in the batch it was first sent in, so
-the copy is the same message (email's Message-ID, the webhook-id) and its receiver can drop it.
+the copy is the same message (email's Message-ID, the webhook-id) and its receiver can drop it. A delivery with
+``encrypt`` sends each password group's encrypted copies through a channel of its own (``delivery.encrypted``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import socket
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -172,36 +174,42 @@ def _deliver_one(
     again: _SendAgain,
     report: DeliveryReport,
 ) -> None:
+    from reportctl.delivery.encrypted import channel_for, encrypted_channels, send_encrypted
     from reportctl.plugins import CHANNELS, load_plugin
     from reportctl.secrets import redact
 
     hashes = sorted(a.sha256 for a in target.artifacts)
-    try:
-        channel: Channel = load_plugin(CHANNELS, options.channel)(with_secrets(options), context)
-        recipients = channel.recipients()
-        if target.audience is not None:  # a burst variant goes to its own group, whoever the spec names now
-            recipients = [r for r in recipients if r.address.lower() in target.audience]
-    except (ReportctlError, PermanentFailure, TemporaryFailure, ValueError) as exc:
-        message = redact(first_line(str(exc)))
-        if context.dry_run:
-            report.previews.append(Preview(options.name, [], [], f"cannot deliver: {message}"))
+    with ExitStack() as cleanup:  # closes the channels and removes encrypted copies, however the delivery ends
+        try:
+            channel: Channel = load_plugin(CHANNELS, options.channel)(with_secrets(options), context)
+            cleanup.callback(channel.close)
+            recipients = channel.recipients()
+            if target.audience is not None:  # a burst variant goes to its own group, whoever the spec names now
+                recipients = [r for r in recipients if r.address.lower() in target.audience]
+            # every file is encrypted before anything is sent: a missing secret leaves the whole delivery unsent
+            recipients, encrypted = encrypted_channels(options, context, recipients, cleanup)
+        except (ReportctlError, PermanentFailure, TemporaryFailure, ValueError) as exc:
+            message = redact(first_line(str(exc)))
+            if context.dry_run:
+                report.previews.append(Preview(options.name, [], [], f"cannot deliver: {message}"))
+                return
+            row = ledger.plan(
+                target.run_id,
+                options.name,
+                options.channel,
+                [PlannedRecipient(SETUP, "-", _key(target.run_id, options.name, SETUP, hashes))],
+            )[0]
+            if row.status != "sent":
+                ledger.record([(row.id, "failed", message)], None)
             return
-        row = ledger.plan(
-            target.run_id,
-            options.name,
-            options.channel,
-            [PlannedRecipient(SETUP, "-", _key(target.run_id, options.name, SETUP, hashes))],
-        )[0]
-        if row.status != "sent":
-            ledger.record([(row.id, "failed", message)], None)
-        return
-    try:
         planned = [
             PlannedRecipient(r.address, r.role, _key(target.run_id, options.name, r.destination, hashes))
             for r in recipients
         ]
         if context.dry_run:
-            report.previews.append(_preview(ledger, channel, options, recipients, planned, again))
+            sendable = [r for r in recipients if not r.problem]
+            shown = channel_for(encrypted, sendable[0]) if encrypted and sendable else channel
+            report.previews.append(_preview(ledger, shown, options, recipients, planned, again))
             return
         ledger.forget(target.run_id, options.name, SETUP)
         rows = ledger.plan(target.run_id, options.name, options.channel, planned)
@@ -210,23 +218,30 @@ def _deliver_one(
         ledger.record(
             [(row.id, "failed", r.problem) for row, r in planned_rows if r.problem and _unclaimed_pending(row)], None
         )
-        sendable = [(row, r) for row, r in planned_rows if not r.problem]
-        failed = [row.id for row, _ in sendable if again.failed and row.status == "failed"]
-        unknown = [(row, r) for row, r in sendable if again.unknown and row.status == "unknown"]
+        sendable_rows = [(row, r) for row, r in planned_rows if not r.problem]
+        failed = [row.id for row, _ in sendable_rows if again.failed and row.status == "failed"]
+        unknown = [(row, r) for row, r in sendable_rows if again.unknown and row.status == "unknown"]
         ledger.reopen(failed, "failed")
         ledger.reopen([row.id for row, _ in unknown], "unknown")
         fresh = [
-            (row.id, r) for row, r in sendable if row.status == "pending" or (again.failed and row.status == "failed")
+            (row.id, r)
+            for row, r in sendable_rows
+            if row.status == "pending" or (again.failed and row.status == "failed")
         ]
-        send_all(ledger, channel, options, [*_as_first_sent(unknown), fresh], worker)
+        todo = [*_as_first_sent(unknown), fresh]
+        if encrypted:
+            send_encrypted(ledger, encrypted, options, context, todo, worker)
+        else:
+            send_all(ledger, channel, options, todo, worker)
         if unknown:
             report.notes.append(_resend_note(channel, options, len(unknown)))
-        if getattr(channel, "PUBLISHES", False) and all(
-            e.status == "sent" for e in ledger.entries(target.run_id) if e.channel == options.name
+        # an encrypted delivery's links lead to its own copies, which no other delivery may hand out
+        if (
+            getattr(channel, "PUBLISHES", False)
+            and not encrypted
+            and all(e.status == "sent" for e in ledger.entries(target.run_id) if e.channel == options.name)
         ):
             context.links.update(channel.links())
-    finally:
-        channel.close()
 
 
 def _unclaimed_pending(row: LedgerEntry) -> bool:

@@ -204,6 +204,11 @@ def render_content(
             body = markdown_html(text)
     except TemplateError as exc:
         raise PermanentFailure(str(exc)) from None
+    # which files are protected and how the password comes (never the password), unless the body said it already
+    if context.encryption is not None and context.encryption.note() not in text:
+        note = "\n\n".join(_markdown_text(part) for part in context.encryption.note().split("\n\n"))
+        text = text.rstrip("\n") + "\n\n" + note + "\n"
+        body += markdown_html(note)
     # the theme's font by name, for readers who have it (mail clients load no web fonts), then the usual stack
     family = preview.get("font") if preview is not None else None
     font = f"'{family}',{_FONT}" if isinstance(family, str) and family.replace(" ", "").isalnum() else _FONT

@@ -280,4 +280,5 @@ def delivery_context(spec: Spec) -> dict[str, Shape]:
         "params": params,
         "artifacts": ListOf(artifact),
         "links": ANYTHING,  # filled by the channels that publish, so its keys are not known before the run
+        "encryption": ANYTHING,  # an encrypted delivery's note on its files and password; None for the others
     }

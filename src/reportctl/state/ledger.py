@@ -170,6 +170,16 @@ class DeliveryLedger:
                     .values(status="pending")
                 )
 
+    def note_sent(self, ids: Sequence[int], note: str) -> None:
+        """Add ``note`` to the answer of the rows of ``ids`` that were sent, once: an encrypted delivery records
+        which files went encrypted and how, so the ledger shows it (never a password)."""
+        with self._store._session(write=True) as session:
+            for chunk in _chunks(list(ids)):
+                rows = session.scalars(select(Delivery).where(Delivery.id.in_(chunk), Delivery.status == "sent")).all()
+                for row in rows:
+                    if note not in (row.response or ""):
+                        row.response = f"{row.response}; {note}" if row.response else note
+
     def release_claims(self, run_id: str, workers: Sequence[str], response: str) -> int:
         """Mark ``unknown`` the rows that ``workers`` (processes that stopped) were sending: whether they arrived
         cannot be known, so they are neither sent again unasked nor counted as failed.
