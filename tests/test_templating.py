@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 import pytest
 
+from reportctl.config import ProjectConfig, TemplateSettings
 from reportctl.errors import ReportctlError
+from reportctl.template_sandbox import TemplateLimits
 from reportctl.templating import DatasetView, TemplateError, check_template, render_template
 
 WHERE = "sections.summary.template"
@@ -137,3 +140,62 @@ def test_dataset_view_python_api() -> None:
     assert (view.sum("a"), view.mean("a"), view.min("a"), view.max("a")) == (3, 1.5, 1, 2)
     assert view.column("b") == ["x", "y"]
     assert "2 rows" in repr(view)
+
+
+def _settings(**values: Any) -> TemplateSettings:
+    return ProjectConfig.model_validate({"templates": values}).templates
+
+
+def test_template_settings_read_sizes_and_seconds() -> None:
+    assert _settings().limits() == TemplateLimits(max_output=1_000_000, max_seconds=5.0)
+    assert _settings(max_output="2MiB", max_seconds=0.5).limits() == TemplateLimits(2 * 1024 * 1024, 0.5)
+
+
+def test_output_is_measured_while_it_streams() -> None:
+    small = _settings(max_output="1KB")
+    assert render_template("{{ 'x' * 1000 }}", {}, where="title", limits=small) == "x" * 1000
+    with pytest.raises(TemplateError) as caught:
+        render_template("{% for i in range(100000) %}{{ i }}{% endfor %}", {}, where="title", limits=small)
+    assert str(caught.value) == "title: the template's output passed 1 KB (max_output in reportctl.yaml)"
+
+
+def test_each_render_has_its_own_limits() -> None:
+    with pytest.raises(TemplateError, match="passed 1 KB"):
+        render_template("{{ 'x' * 2000 }}", {}, where="title", limits=_settings(max_output="1KB"))
+    assert render_template("{{ 'x' * 2000 }}", {}, where="title") == "x" * 2000
+
+
+def test_a_runaway_loop_ends_at_max_seconds() -> None:
+    source = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+    started = time.monotonic()
+    with pytest.raises(TemplateError) as caught:
+        render_template(source, {}, where="body", limits=_settings(max_seconds=0.1))
+    assert str(caught.value) == "body: the template ran longer than 0.1 s (max_seconds in reportctl.yaml)"
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{ 'x' * 1000000000 }}", "title: a value the template builds passed 1 MB (max_output in reportctl.yaml)"),
+        ("{{ ratio }} {{ 'x'.ljust(10 ** 9) }}", "title: 1000000000 in ljust() passed 1 MB"),
+        ("{% set s = 'ab' * 400000 %}{{ s }}{{ s }}", "title: the template's output passed 1 MB"),
+        ("{{ 10 ** 10000000 }}", "title: 10 ** 10000000, 10,000,000 digits, passed 1 MB"),
+    ],
+)
+def test_validate_catches_limits_that_need_no_data(source: str, message: str) -> None:
+    """Compiling folds nothing (it would build the value), so validate evaluates what needs no data, bounded."""
+    assert (check_template(source, where="title", limits=_settings()) or "").startswith(message)
+    assert check_template(source, where="title") is None  # an options model checks the syntax only
+
+
+def test_validate_leaves_errors_that_need_data_to_the_render() -> None:
+    assert check_template("{{ datasets.x | length }} {{ 1 / 0 }}", where="title", limits=_settings()) is None
+
+
+def test_namespace_stays_and_the_other_helper_globals_are_gone(context: dict[str, Any]) -> None:
+    source = "{% set ns = namespace(n=0) %}{% for i in items %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}"
+    assert render_template(source, context, where=WHERE) == "6"
+    for name in ("lipsum", "cycler", "joiner"):
+        with pytest.raises(TemplateError, match=f"'{name}' is undefined"):
+            render_template(f"{{{{ {name}() }}}}", context, where=WHERE)

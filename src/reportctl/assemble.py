@@ -92,7 +92,9 @@ def assemble_document(
             context.update(template_context(loaded, frames, values, run_id, now))
         where = format_path(path)
         try:
-            return render_template(text, context, where=where, timezone=timezone)
+            return render_template(
+                text, context, where=where, timezone=timezone, limits=loaded.project.config.templates
+            )
         except TemplateError as exc:
             raise SpecError([loaded.problem(path, str(exc).removeprefix(f"{where}: "))]) from None
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, ByteSize, Field, field_validator, model_validator
 
 from reportctl.s3_settings import S3Connection
 from reportctl.spec.types import LocaleName, PositiveDuration, StrictModel, Theme, TimeZoneName
+
+if TYPE_CHECKING:
+    from reportctl.template_sandbox import TemplateLimits
 
 CONFIG_NAME = "reportctl.yaml"
 MIN_SCHEDULER_LEASE = timedelta(seconds=3)
@@ -165,6 +168,25 @@ class ArtifactStoreConfig(StrictModel, S3Connection):
         return self
 
 
+class TemplateSettings(StrictModel):
+    """Bounds on every template render (titles, text sections, delivery subjects, bodies and paths), so a runaway
+    or hostile template fails with the limit named instead of filling memory, disk or a receiver's inbox."""
+
+    max_output: ByteSize = Field(
+        default=ByteSize(1_000_000),
+        gt=0,
+        description="The most one template may output, and the largest value it may build: 1MB, 500KB, 2MiB.",
+    )
+    max_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="The longest one template render may run, in seconds."
+    )
+
+    def limits(self) -> TemplateLimits:
+        from reportctl.template_sandbox import TemplateLimits
+
+        return TemplateLimits(max_output=int(self.max_output), max_seconds=self.max_seconds)
+
+
 class ProjectConfig(StrictModel):
     """Settings shared by every spec of a reports project."""
 
@@ -209,6 +231,10 @@ class ProjectConfig(StrictModel):
         default=None,
         description="Where the output folder is served (https://reports.example.com/out/), for links to artifacts "
         "when no s3 delivery publishes them.",
+    )
+    templates: TemplateSettings = Field(
+        default_factory=TemplateSettings,
+        description="Limits of every template render: {max_output: 1MB, max_seconds: 5}.",
     )
     artifacts: ArtifactStoreConfig | None = Field(
         default=None,

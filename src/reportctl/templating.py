@@ -1,8 +1,9 @@
 """Sandboxed Jinja templates for titles, text sections and delivery subjects.
 
 Templates run in Jinja's immutable sandbox with ``StrictUndefined`` (a typo is an error, not an empty string)
-and the shared filters of ``reportctl.formats``. Output is not escaped: it is Markdown or plain text, and the
-HTML writer escapes what it embeds.
+and the shared filters of ``reportctl.formats``, bounded in output size, value size and time by the project's
+``templates`` settings (``reportctl.template_sandbox``). Output is not escaped: it is Markdown or plain text, and
+the HTML writer escapes what it embeds.
 """
 
 from __future__ import annotations
@@ -16,13 +17,24 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from reportctl import formats
 from reportctl.errors import ReportctlError, did_you_mean, one_of
+from reportctl.template_sandbox import (
+    BoundedSandbox,
+    TemplateLimitError,
+    TemplateLimits,
+    TemplateObjectError,
+    bounded,
+    constant_limit_error,
+    stream_bounded,
+    unbounded,
+)
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from reportctl.config import TemplateSettings
 
 # The report's time zone for the date filters during one render; a ContextVar keeps concurrent renders apart.
 _render_timezone: contextvars.ContextVar[str | None] = contextvars.ContextVar("render_tz", default=None)
@@ -32,28 +44,49 @@ class TemplateError(ReportctlError):
     """A template does not parse, names an undefined variable, or breaks the sandbox's rules."""
 
 
-def render_template(source: str, context: Mapping[str, Any], *, where: str, timezone: str | None = None) -> str:
+def render_template(
+    source: str,
+    context: Mapping[str, Any],
+    *,
+    where: str,
+    timezone: str | None = None,
+    limits: TemplateSettings | None = None,
+) -> str:
     """Render ``source`` with ``context``; ``where`` (e.g. "sections.summary.template") names it in errors.
 
     ``timezone`` is the report's zone, in which ``format_date``/``format_datetime`` show aware datetimes.
+    ``limits`` are the project's ``templates`` settings (the defaults when None); the output is measured while it
+    streams, so one past ``max_output`` is refused before it is built.
     """
     template = _compiled(source, where)
     token = _render_timezone.set(timezone)
+    budget = bounded(_limits(limits))
     try:
-        return template.render(context)
+        return stream_bounded(template.generate(context))
     except Exception as exc:
         raise TemplateError(_runtime_message(exc, source, where)) from None
     finally:
+        unbounded(budget)
         _render_timezone.reset(token)
 
 
-def check_template(source: str, *, where: str) -> str | None:
-    """The syntax error in ``source`` as a one-line message naming ``where``, or None when it compiles."""
+def check_template(source: str, *, where: str, limits: TemplateSettings | None = None) -> str | None:
+    """What is wrong with ``source`` before any data is read, as a one-line message naming ``where``, or None: a
+    syntax error; given the project's ``limits`` (validate), also a limit passed without data (``'x' * 10**9``),
+    an unsafe attribute of a literal, or a function shown. Without ``limits`` (an options model, which does not
+    know the project) the syntax only: compiling runs nothing, as constant folding is off."""
     try:
-        _compiled(source, where)
+        template = _compiled(source, where)
     except TemplateError as exc:
         return str(exc)
-    return None
+    if limits is None or not any(mark in source for mark in ("{{", "{%")):
+        return None
+    problem = constant_limit_error(_environment(), template, source, limits.limits())
+    return f"{where}: {problem}" if problem else None
+
+
+def _limits(settings: TemplateSettings | None) -> TemplateLimits:
+    return settings.limits() if settings is not None else TemplateLimits()
 
 
 class DatasetView:
@@ -123,8 +156,8 @@ def _zoned(function: Any) -> Any:
 
 
 @cache
-def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+def _environment() -> BoundedSandbox:
+    env = BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.filters.update(
         format_number=formats.format_number,
         format_percent=formats.format_percent,
@@ -134,6 +167,7 @@ def _environment() -> ImmutableSandboxedEnvironment:
         format_duration=formats.format_duration,
         format_bytes=formats.format_bytes,
     )
+    env.bound_filters()
     return env
 
 
@@ -156,7 +190,9 @@ def _compile(source: str) -> jinja2.Template:
 
 
 def _runtime_message(exc: Exception, source: str, where: str) -> str:
-    if isinstance(exc, jinja2.UndefinedError | SecurityError | formats.FormatError):
+    if isinstance(
+        exc, jinja2.UndefinedError | SecurityError | formats.FormatError | TemplateLimitError | TemplateObjectError
+    ):
         cause = str(exc)
     elif isinstance(exc, KeyError) and exc.args:
         cause = str(exc.args[0])

@@ -300,7 +300,13 @@ class DeliveryContext(DeliveryTarget):
         """``template`` rendered in the sandbox with ``template_values``; ``where`` names it in errors."""
         from reportctl.templating import render_template
 
-        return render_template(template, self.template_values(), where=where, timezone=self.timezone)
+        return render_template(
+            template,
+            self.template_values(),
+            where=where,
+            timezone=self.timezone,
+            limits=self.project.config.templates,
+        )
 
 
 class Channel(Protocol):

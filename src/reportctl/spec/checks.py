@@ -50,7 +50,7 @@ def check_spec(loaded: LoadedSpec, *, connect: bool = False) -> list[Problem]:
         return problems
     schemas = _dataset_schemas(loaded, values, now, problems, connect=connect)
     from reportctl.burst import check_burst
-    from reportctl.data.policies import check_protection
+    from reportctl.data.policy_checks import check_protection
 
     problems += check_protection(loaded, schemas) + check_burst(loaded)
     _check_sections(loaded, schemas, values, problems)
@@ -128,7 +128,8 @@ def _check_timeout(loaded: LoadedSpec, problems: list[Problem]) -> None:
 def _check_templates(
     loaded: LoadedSpec, schemas: Mapping[str, pl.Schema | None] | None, problems: list[Problem]
 ) -> None:
-    """Templates compile and, given ``schemas`` (None for an abstract base), every name in them resolves."""
+    """Templates compile, no constant expression in them passes the project's template limits, and, given
+    ``schemas`` (None for an abstract base), every name in them resolves."""
     from reportctl.spec.template_names import unresolved_names
     from reportctl.spec.template_shapes import Shape, delivery_context, report_context
     from reportctl.templating import check_template
@@ -148,9 +149,10 @@ def _check_templates(
             text = getattr(entry, key, None)
             if isinstance(text, str):
                 templates.append((("delivery", index, key), text, delivery))
+    limits = loaded.project.config.templates
     for at, text, context in templates:
         where = format_path(at)
-        message = check_template(text, where=where)
+        message = check_template(text, where=where, limits=limits)
         if message:
             problems.append(loaded.problem(at, message.removeprefix(f"{where}: ")))
         elif schemas is not None and any(mark in text for mark in ("{{", "{%")):
