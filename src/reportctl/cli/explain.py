@@ -26,7 +26,7 @@ def explain(
     and the rules that give it; nothing is read or rendered."""
     if as_json:
         errors_as_json()
-    from reportctl.data.policies import explain_access
+    from reportctl.data.policy_checks import explain_access
     from reportctl.spec.loader import load_spec
 
     loaded = load_spec(spec)

@@ -77,7 +77,7 @@ def _problems_of(file: Path, projects: dict[Path | None, Project | SpecError], c
     config = file.resolve() if file.name == CONFIG_NAME else find_config(file)
     project = _project(config, projects)
     if file.name == CONFIG_NAME:
-        from reportctl.data.policies import check_policies
+        from reportctl.data.policy_checks import check_policies
         from reportctl.delivery.directory import check_directory
 
         # people.yaml (or the directory CSV) and policies.yaml are project files: checked with the settings that
