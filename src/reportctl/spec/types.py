@@ -41,11 +41,20 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 5m, 1h30m or 2d, got {value!r}")
     if isinstance(value, int | float):
-        return timedelta(seconds=value)
+        return _seconds(value, value)
     text = str(value).strip().replace(" ", "")
     if not text or _DURATION_PART.sub("", text):
         raise ValueError(f"expected a duration such as 5m, 1h30m or 2d, got {value!r}")
-    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text)))
+    return _seconds(sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text)), value)
+
+
+def _seconds(seconds: float, given: Any) -> timedelta:
+    """``seconds`` as a duration; past what a timedelta holds (about 2.7 million years), one clear ValueError."""
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        message = f"{given!r} is longer than any duration reportctl can use; write e.g. 5m, 1h30m or 2d"
+        raise ValueError(message) from None
 
 
 def format_duration_spec(value: timedelta) -> str:
