@@ -43,6 +43,9 @@ def _secrets_of_this_test(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `reportctl --actor NAME` sets REPORTCTL_ACTOR for its process; a test running the CLI in-process must not
+    # pass its actor on to the next test (empty: the OS user)
+    monkeypatch.setenv("REPORTCTL_ACTOR", "")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.setenv("TERM", "dumb")

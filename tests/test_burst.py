@@ -203,3 +203,18 @@ def test_explain_and_render_as_a_group_show_its_variant(cli: Cli, bursting: Path
     ]
     result = cli("render", "specs/incidents.yaml", "--as", "team:frontend", "--no-state", "--json")
     assert json.loads(result.stdout)["access"]["audience"] == ["alice@example.com", "ann@example.com"]
+
+
+def test_the_audit_log_has_the_burst_and_each_variants_filters(cli: Cli, bursting: Path) -> None:
+    assert cli("--actor", "ops-bot", "render", "specs/incidents.yaml", "--deliver").exit_code == 0
+    entries = json.loads(cli("audit", "--json").stdout)
+    policies = sorted(
+        (e["detail"]["viewer"], e["detail"]["filters"]["inc"]) for e in entries if e["action"] == "policy"
+    )
+    assert policies == [
+        ("bob@example.com", "every row"),
+        ("team:backend", "team is backend or platform"),
+        ("team:frontend", "team is frontend"),
+    ]
+    renders = [e for e in entries if e["action"] == "render"]
+    assert len(renders) == 4 and {e["actor"] for e in renders} == {"ops-bot"}

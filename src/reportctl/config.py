@@ -187,6 +187,15 @@ class TemplateSettings(StrictModel):
         return TemplateLimits(max_output=int(self.max_output), max_seconds=self.max_seconds)
 
 
+class AuditConfig(StrictModel):
+    """How long the audit log (``reportctl audit``) keeps its entries."""
+
+    retention: PositiveDuration | None = Field(
+        default=None,
+        description="Age after which audit entries are deleted (e.g. 400d), after each run; null keeps them for ever.",
+    )
+
+
 class ProjectConfig(StrictModel):
     """Settings shared by every spec of a reports project."""
 
@@ -202,6 +211,7 @@ class ProjectConfig(StrictModel):
         default_factory=list, description="Folders outside the project that file sources may read."
     )
     state: StateConfig = Field(default_factory=StateConfig, description="The state store: runs, history, retention.")
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="The audit log: how long entries are kept.")
     channels: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Defaults for every delivery on a channel, e.g. email: {host: smtp.example.com, from: ...}.",

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from reportctl.errors import ReportctlError
@@ -18,6 +21,7 @@ SECRET_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _PASSWORD_IN_URL = re.compile(r"(//[^/:@\s]+:)[^@/\s]+@")
 KEYRING_SERVICE = "reportctl"
 _resolved: set[str] = set()
+_names_read: ContextVar[set[str] | None] = ContextVar("reportctl_secret_names_read", default=None)
 
 
 class SecretError(ReportctlError):
@@ -47,7 +51,22 @@ def resolve_secret(name: str) -> str:
         )
     if value:
         _resolved.add(value)
+    names = _names_read.get()
+    if names is not None:
+        names.add(name)
     return value
+
+
+@contextmanager
+def names_read() -> Iterator[set[str]]:
+    """The names of the secrets resolved inside the block (in this context: this thread or task), for a run's audit
+    entry. A context variable rather than a module set, so two runs in one process never see each other's names."""
+    names: set[str] = set()
+    token = _names_read.set(names)
+    try:
+        yield names
+    finally:
+        _names_read.reset(token)
 
 
 def resolve_secrets(text: str) -> str:

@@ -275,3 +275,15 @@ def test_policy_values_match_integer_and_boolean_columns(cli: Cli, project: Path
     assert sorted(row["value"] for row in rows) == [1, 4]
     rows = _section(_document(_render(cli, "--as", "b@example.com")), "t")["rows"]
     assert rows == []  # '*' allows public rows, but no rule gives b any unit
+
+
+def test_a_viewers_recorded_run_leaves_its_filters_in_the_audit_log(cli: Cli, protected: Path) -> None:
+    result = cli("render", "specs/incidents.yaml", "--as", "alice@example.com", "--json")
+    assert result.exit_code == 0, result.stderr
+    run = json.loads(result.stdout)["run_id"]
+    entries = json.loads(cli("audit", "--action", "policy", "--json").stdout)
+    assert [(e["run_id"], e["detail"]) for e in entries] == [
+        (run, {"viewer": "alice@example.com", "filters": {"inc": "team is frontend"}})
+    ]
+    (render,) = json.loads(cli("audit", "--action", "render", "--json").stdout)
+    assert render["detail"]["viewer"] == "alice@example.com"

@@ -13,6 +13,7 @@ import typer
 
 from reportctl import __version__
 from reportctl.cli import (
+    audit,
     cache,
     deliver,
     diff,
@@ -49,11 +50,23 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            "--actor",
+            envvar="REPORTCTL_ACTOR",
+            help="Who is acting, for the audit log (default: the OS user).",
+            show_envvar=True,
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
     State.debug = debug
+    if actor is not None and actor.strip():
+        # the environment carries it to the processes this one starts (render workers, batches)
+        os.environ["REPORTCTL_ACTOR"] = actor.strip()
 
 
 app.command("render")(render.render)
@@ -68,6 +81,7 @@ app.command("diff")(diff.diff)
 app.command("replay")(replay.replay)
 app.command("explain")(explain.explain)
 app.command("worker")(worker.worker)
+app.command("audit")(audit.audit)
 app.add_typer(runs.app, name="runs")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(secrets.app, name="secrets")

@@ -77,12 +77,17 @@ def deliver(
 
             store.transition(record.id, RunState.COMPLETED, detail="delivered: " + (report.summary() or "nothing"))
         if not dry_run:
-            store.record_audit(
-                actor=_actor(),
-                action="deliver",
+            from reportctl.state import audit
+
+            audit.record(
+                store,
+                "trigger",
                 report=record.report,
                 run_id=record.id,
+                spec_hash=record.spec_hash,
+                git_commit=record.git_commit,
                 detail={
+                    "command": "deliver",
                     "counts": report.counts(),
                     "retry_failed": retry_failed,
                     "resend_unknown": resend_unknown,
@@ -215,12 +220,3 @@ def _ready_for_delivery(store: StateStore, record: RunRecord, heartbeat_timeout:
                 f"run {record.id} is being delivered by {record.worker} right now; wait for it to finish"
             )
     return record
-
-
-def _actor() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

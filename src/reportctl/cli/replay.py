@@ -31,6 +31,12 @@ def replay(
     project = find_project()
     with open_store(project, create=False) as store:
         record = store.get_run(run)
+        from reportctl.state import audit
+
+        audit.record(
+            store, "trigger", report=record.report, run_id=record.id, spec_hash=record.spec_hash,
+            git_commit=record.git_commit, detail={"command": "replay"},
+        )  # fmt: skip
     _check_snapshot_here(record)
     with tempfile.TemporaryDirectory(prefix="reportctl-replay-") as temporary:
         done = replay_run(record, output or Path(temporary), project)

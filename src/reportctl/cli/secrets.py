@@ -34,6 +34,9 @@ def set_secret(name: Annotated[str, typer.Argument(help=NAME_HELP, show_default=
 
         raise UsageError(f"no value given for secret '{name}'")
     store_secret(name, value)
+    from reportctl.state.audit import record_secret_change
+
+    record_secret_change("secret.set", name)
     echo(f"stored secret '{name}' in the OS keyring")
 
 
@@ -68,4 +71,7 @@ def delete_secret(name: Annotated[str, typer.Argument(help=NAME_HELP, show_defau
     from reportctl.secrets import delete_secret as delete
 
     delete(name)
+    from reportctl.state.audit import record_secret_change
+
+    record_secret_change("secret.delete", name)
     echo(f"deleted secret '{name}' from the OS keyring")

@@ -96,6 +96,12 @@ def deliver_run(
         say(f"delivering {options.name}")
         _deliver_one(ledger, context, options, target, worker, again, report)
     report.entries = ledger.entries(target.run_id)
+    if not dry_run:
+        from reportctl.state.audit import record_deliveries
+
+        chosen = {options.name for options in deliveries}
+        finished = [entry for entry in report.entries if entry.channel in chosen]
+        record_deliveries(store, loaded.spec.name, target.run_id, finished, resend=retry_failed or resend_unknown)
     unknown = sum(1 for entry in report.entries if entry.status == "unknown")
     if retry_failed and unknown and not resend_unknown:
         report.notes.append(

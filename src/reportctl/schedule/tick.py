@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from reportctl.errors import ReportctlError, SourceError
+from reportctl.state import audit
 from reportctl.state.lifecycle import RunState
 
 if TYPE_CHECKING:
@@ -187,6 +188,7 @@ def record_missed(
     why = f"past misfire_grace {grace}" if latest.late > spec.misfire_grace else "a later fire ran in their place"
     detail = f"missed {count} fire{'s' if count != 1 else ''} (the latest {_late(latest)} late), {why}"
     store.transition(claim.id, RunState.SKIPPED, detail=detail, now=now)
+    audit.record_fire(store, spec.name, claim.id, latest.scheduled, skipped=detail)
     return [TickOutcome(spec.name, latest.scheduled, "SKIPPED", claim.id, detail)]
 
 
@@ -249,7 +251,9 @@ def run_fire(
     if active is not None and spec.overlap == "skip":
         detail = f"overlap: skip; run {active.id} of this report is still {active.state}"
         store.transition(claim.id, RunState.SKIPPED, detail=detail, now=now)
+        audit.record_fire(store, spec.name, claim.id, fire.scheduled, skipped=detail)
         return TickOutcome(spec.name, fire.scheduled, "SKIPPED", claim.id, detail)
+    audit.record_fire(store, spec.name, claim.id, fire.scheduled, executor=project.config.executor.kind)
     if active is not None:  # overlap: queue, wait for the active run to end
         say(f"{spec.name}: waiting for run {active.id} to finish")
         while _still_active(store, active.id):
@@ -284,6 +288,7 @@ def _queue(
             if late + waited > spec.misfire_grace:
                 detail = f"not queued: {exc}; retried for {duration_text(waited.total_seconds())}, past misfire_grace"
                 store.transition(run_id, RunState.SKIPPED, detail=detail)
+                audit.record_fire(store, spec.name, run_id, fire.scheduled, skipped=detail)
                 return TickOutcome(spec.name, fire.scheduled, "SKIPPED", run_id, detail)
             warn(f"{spec.name}: {exc}; run {run_id} waits, sending again in {wait:g} s")
             sleep(wait)

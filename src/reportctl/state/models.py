@@ -150,10 +150,18 @@ class Delivery(Base):
 
 
 class AuditEntry(Base):
-    """Who did what to which report; kept when the run it names is pruned, hence no foreign key."""
+    """Who did what to which report; kept when the run it names is pruned, hence no foreign key.
+
+    Append-only (``reportctl.state.audit``): rows are added and read, and deleted only by age (``audit.retention``).
+    """
 
     __tablename__ = "audit"
-    __table_args__ = (Index("ix_audit_at", "at"),)
+    __table_args__ = (
+        Index("ix_audit_at", "at"),
+        Index("ix_audit_report_at", "report", "at"),
+        Index("ix_audit_actor_at", "actor", "at"),
+        Index("ix_audit_run", "run_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -162,6 +170,10 @@ class AuditEntry(Base):
     report: Mapped[str | None] = mapped_column(String(200))
     run_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    spec_hash: Mapped[str | None] = mapped_column(String(128))
+    git_commit: Mapped[str | None] = mapped_column(String(80))
+    origin: Mapped[str | None] = mapped_column(String(300))
+    """The process (``host:pid``) that wrote the entry."""
 
 
 class SchedulerTick(Base):

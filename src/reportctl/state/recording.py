@@ -156,11 +156,16 @@ def record_failed_once_stored(
 
 
 def housekeeping(store: StateStore, project: Project, report: str) -> dict[str, Any]:
-    """After a run: keep the newest ``state.history`` runs of ``report`` and delete artifacts past retention."""
+    """After a run: keep the newest ``state.history`` runs of ``report``, delete artifacts past retention and audit
+    entries past ``audit.retention`` (the only way audit entries are ever deleted)."""
+    from reportctl.state import audit
+
     settings = project.config.state
     pruned = store.prune_history(report, settings.history)
     expired = store.expire_artifacts(settings.retention) if settings.retention else []
-    return {"pruned_runs": pruned, "expired_artifacts": [run.id for run in expired]}
+    keep_audit = project.config.audit.retention
+    forgotten = audit.prune(store, keep_audit) if keep_audit else 0
+    return {"pruned_runs": pruned, "expired_artifacts": [run.id for run in expired], "pruned_audit": forgotten}
 
 
 def render_recorded(
@@ -185,11 +190,17 @@ def render_recorded(
     from reportctl.delivery.engine import DeliveryTarget, deliver_run
     from reportctl.errors import ReportctlError
     from reportctl.runner import default_run_time, render_report
+    from reportctl.secrets import names_read
+    from reportctl.state import audit
 
     if deliver and loaded.spec.burst is not None and render_options.get("viewer") is None:
         from reportctl.burst import render_burst
 
-        return render_burst(store, loaded, run_id, dry_run=dry_run, retry=retry, node=node, **render_options)
+        with audit.acting_for_run(store, run_id):  # each variant records its own render, policy and deliveries
+            try:
+                return render_burst(store, loaded, run_id, dry_run=dry_run, retry=retry, node=node, **render_options)
+            finally:
+                audit.record_render(store, run_id)
     now = render_options.get("now") or default_run_time()
     say = render_options.get("progress")
     artifact_store = ArtifactStore.of(loaded.project)
@@ -201,19 +212,25 @@ def render_recorded(
     def distribute(result: RunResult) -> Any:
         return deliver_run(store, loaded, DeliveryTarget.rendered(result, now), dry_run=dry_run, say=say)
 
-    try:
-        return render_report(
-            loaded, run_id=run_id, observer=recorder, distribute=distribute if deliver else None, **render_options
-        )
-    except ReportctlError as exc:
-        record = store.get_run(run_id) if deliver and not dry_run else None
-        if record is not None and record.state == RunState.FAILED:
-            send_failure_deliveries(store, loaded, record, str(exc), now, say=say)
-        raise
-    finally:
-        if artifact_store is not None:
-            artifact_store.close()
-        housekeeping(store, loaded.project, loaded.spec.name)
+    with audit.acting_for_run(store, run_id), names_read() as secrets:
+        try:
+            result = render_report(
+                loaded, run_id=run_id, observer=recorder, distribute=distribute if deliver else None, **render_options
+            )
+            if result.access is not None:
+                viewer, filters = result.access["viewer"], result.access["filters"]
+                audit.record_policy(store, report=result.report, run_id=run_id, viewer=viewer, filters=filters)
+            return result
+        except ReportctlError as exc:
+            record = store.get_run(run_id) if deliver and not dry_run else None
+            if record is not None and record.state == RunState.FAILED:
+                send_failure_deliveries(store, loaded, record, str(exc), now, say=say)
+            raise
+        finally:
+            if artifact_store is not None:
+                artifact_store.close()
+            audit.record_render(store, run_id, secrets=secrets)
+            housekeeping(store, loaded.project, loaded.spec.name)
 
 
 def send_failure_deliveries(
@@ -237,7 +254,7 @@ def record_manual_render(
     recorded)."""
     from reportctl.run_record import jsonable_parameters
     from reportctl.runner import chosen_writers, default_run_time, resolve_parameters
-    from reportctl.state import open_store
+    from reportctl.state import audit, open_store
 
     now = default_run_time()
     # a mistyped parameter or format is a usage problem, not a run: checked before anything is recorded
@@ -254,6 +271,10 @@ def record_manual_render(
             viewer=options.get("viewer"),
             now=now,
         )
+        audit.record(
+            store, "trigger", report=run.report, run_id=run.id, spec_hash=run.spec_hash,
+            detail={"command": "render", "deliver": deliver, "dry_run": dry_run},
+        )  # fmt: skip
         return render_recorded(
             store,
             loaded,
