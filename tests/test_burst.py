@@ -218,3 +218,15 @@ def test_the_audit_log_has_the_burst_and_each_variants_filters(cli: Cli, burstin
     ]
     renders = [e for e in entries if e["action"] == "render"]
     assert len(renders) == 4 and {e["actor"] for e in renders} == {"ops-bot"}
+
+
+def test_a_variant_replays_byte_for_byte_for_the_group_it_was_filtered_for(cli: Cli, bursting: Path) -> None:
+    (bursting / "reportctl.yaml").write_text("timezone: UTC\nsnapshots: true\n")
+    (bursting / "specs" / "incidents.yaml").write_text(SPEC.replace("BY", "team").replace("[csv]", "[csv, md]"))
+    assert cli("render", "specs/incidents.yaml", "--deliver").exit_code == 0
+    frontend = next(r for r in _runs(cli) if r["viewer"] == "team:frontend")
+    # the team changes afterwards: the replay is still the variant its members of then got
+    (bursting / "people.yaml").write_text(PEOPLE.replace("teams: [backend]", "teams: [backend, frontend]"))
+    result = cli("replay", frontend["id"], "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert {f["verdict"] for f in json.loads(result.stdout)["files"]} == {"identical"}

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from reportctl.errors import ReportctlError
 
 if TYPE_CHECKING:
+    from reportctl.burst import Audience
     from reportctl.config import Project
     from reportctl.spec.loader import LoadedSpec
     from reportctl.state.models import RunRecord
@@ -80,9 +81,20 @@ def replay_run(record: RunRecord, output_dir: Path, project: Project | None = No
         now=snapshot.run_time,
         run_id=record.id,
         snapshot=snapshot.directory,
+        viewer=_viewer_of(record),
     )
     files = _compare(record, result.directory)
     return Replay(record.id, record.report, loaded.revision, snapshot.directory, result.directory, files)
+
+
+def _viewer_of(record: RunRecord) -> str | Audience | None:
+    """Who the run was rendered for: its viewer (``--as``), or the group a burst variant was filtered for, with the
+    members it had then."""
+    from reportctl.burst import Audience
+
+    if record.audience is not None:
+        return Audience(record.viewer or "", tuple(record.audience))
+    return record.viewer
 
 
 def _spec_of(record: RunRecord, project: Project | None) -> LoadedSpec:
