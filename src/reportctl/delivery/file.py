@@ -8,15 +8,14 @@ so no reader ever sees half a file, and writing again gives the same bytes.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
+from reportctl.atomic import replacing
 from reportctl.delivery.base import (
     ChannelCheckError,
     ChannelOptions,
@@ -25,6 +24,7 @@ from reportctl.delivery.base import (
     PermanentFailure,
     Recipient,
 )
+from reportctl.delivery.keys import segment_problem
 from reportctl.delivery.message import (
     MessageOptions,
     attached_formats,
@@ -73,14 +73,14 @@ class FileChannel:
         return resolved or [Recipient(f"file:{self.outbox}")]
 
     def send(self, batch: Sequence[Recipient]) -> Mapping[str, Outcome]:
-        folder = self.outbox / self.context.report / self.context.run_id
+        folder = self._folder()
         message = self._message()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             for source, name in self._files():
-                with source.open("rb") as original, _replacing(folder / name) as copy:
+                with source.open("rb") as original, replacing(folder / name) as copy:
                     shutil.copyfileobj(original, copy)
-            with _replacing(folder / MESSAGE_NAME) as eml:
+            with replacing(folder / MESSAGE_NAME) as eml:
                 eml.write(message.as_bytes())
         except OSError as exc:
             where = exc.filename or folder
@@ -89,7 +89,7 @@ class FileChannel:
         return {recipient.address: Outcome("sent", response) for recipient in batch}
 
     def preview(self, batch: Sequence[Recipient]) -> str:
-        folder = self.outbox / self.context.report / self.context.run_id
+        folder = self._folder()
         files = ", ".join(name for _, name in self._files()) or "no files"
         return f"Would write {folder / MESSAGE_NAME} and copy {files}\n\n" + describe_message(
             self._message(), self._addressees()
@@ -116,6 +116,19 @@ class FileChannel:
             return f"outbox {outbox} exists and is writable"
         return f"outbox {outbox} will be created in {existing}"
 
+    def _folder(self) -> Path:
+        """``<outbox>/<report>/<run-id>``, refused (nothing written) when a name or a file would land outside it."""
+        names = [self.context.report, self.context.run_id, *(name for _, name in self._files())]
+        for name in names:
+            problem = "is empty" if not name else ("contains '/'" if "/" in name else segment_problem(name))
+            if problem:
+                shown = name if len(name) <= 60 else name[:57] + "..."
+                raise PermanentFailure(
+                    f"delivery {self.options.name}: path: the outbox name {shown!r} {problem}, so it would leave "
+                    f"{self.outbox}; fix the report, run or file name that produced it"
+                )
+        return self.outbox / self.context.report / self.context.run_id
+
     def _addressees(self) -> list[Recipient]:
         """Everyone the delivery is addressed to, so the .eml is the message each of them would get."""
         return [r for r in self.recipients() if r.problem is None and not r.address.startswith("file:")]
@@ -138,15 +151,3 @@ class FileChannel:
 def outbox_folder(options: OutboxOptions, root: Path) -> Path:
     path = Path(options.path).expanduser()
     return (path if path.is_absolute() else root / path).resolve()
-
-
-@contextmanager
-def _replacing(path: Path) -> Iterator[IO[bytes]]:
-    """A file written under a temporary name beside ``path``, renamed onto it once complete."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with temporary.open("xb") as file:
-            yield file
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from reportctl.delivery.base import (
     Recipient,
     TemporaryFailure,
 )
+from reportctl.delivery.keys import contained
 from reportctl.delivery.s3_options import (
     MANIFEST,
     PART_SIZE,
@@ -169,8 +170,9 @@ class S3Channel:
 
     def _location(self) -> Location:
         """The url rendered for this run; PermanentFailure when it renders to something that is not s3://."""
-        rendered = self.context.render(self.options.url, where=f"delivery {self.options.name}: url").strip()
-        return _location_or_failure(rendered)
+        where = f"delivery {self.options.name}: url"
+        rendered = self.context.render(self.options.url, where=where).strip()
+        return _location_or_failure(contained(rendered, self.options.url.strip(), where))
 
     def _uploads(self) -> list[Upload]:
         """The files this delivery uploads, in the run's order, the manifest last."""

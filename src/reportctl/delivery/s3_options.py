@@ -62,6 +62,11 @@ class S3Options(ChannelOptions, S3Connection):
         bucket = text.removeprefix("s3://").partition("/")[0]
         if text.startswith("s3://") and not is_template(bucket):
             _check_bucket(bucket)
+        from reportctl.delivery.keys import template_problem
+
+        problem = template_problem(text.removeprefix("s3://"))
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("formats")
@@ -94,6 +99,11 @@ def parse_location(url: str) -> Location:
     _check_bucket(bucket)
     if "//" in f"/{prefix}":
         raise ValueError(f"'{url}' has an empty path segment ('//'); was a template value empty?")
+    from reportctl.delivery.keys import segment_problem
+
+    problem = next(filter(None, map(segment_problem, prefix.split("/"))), None)
+    if problem:
+        raise ValueError(f"the key prefix {problem}; write the url without it")
     return Location(bucket, prefix if not prefix or prefix.endswith("/") else prefix + "/")
 
 

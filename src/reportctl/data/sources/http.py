@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from pydantic import ConfigDict, Field, field_validator
 
@@ -19,9 +19,13 @@ from reportctl.spec.types import PositiveDuration
 
 if TYPE_CHECKING:
     import polars as pl
+    import requests
 
 _PARAMETER = re.compile(r"^:(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
 _RETRIED_STATUSES = frozenset({429, *range(500, 600)})
+_MAX_REDIRECTS = 10
+# Sent only to the origin they were configured for, like the headers whose value holds a ${secret:...}.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 class HttpOptions(SourceOptions):
@@ -58,6 +62,11 @@ class HttpOptions(SourceOptions):
         ge=0,
         le=10,
         description="Retries with backoff on connection errors, 429 and 5xx responses.",
+    )
+    follow_redirects: Literal["same-origin", "any", "none"] = Field(
+        default="same-origin",
+        description="Which redirects to follow: same-origin (same scheme, host and port), any (secret-bearing "
+        "headers are dropped on another origin) or none.",
     )
     cache: CacheOption = cache_field()
 
@@ -143,26 +152,75 @@ class HttpSource:
             respect_retry_after_header=True,
             raise_on_status=False,
         )
-        seconds = options.timeout.total_seconds()
         with requests.Session() as session:
             adapter = HTTPAdapter(max_retries=retry)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
-            try:
-                response = session.request(
-                    options.method, url, headers=headers, params=params, json=body, timeout=(seconds, seconds)
-                )
-            except requests.RequestException as exc:
-                raise self._error(self._transport_problem(exc, url)) from exc
+            response = self._follow(session, url, headers, params, body)
             with response:
                 if not 200 <= response.status_code < 300:
                     status = f"{response.status_code} {response.reason or ''}".strip()
-                    raise self._error(f"HTTP {status} from {_shown_url(options.url)}")
+                    raise self._error(f"HTTP {status} from {_shown_url(response.url)}")
                 try:
                     return response.json()
                 except (requests.JSONDecodeError, requests.RequestException) as exc:
                     kind = response.headers.get("Content-Type", "no content type")
                     raise self._error(f"the response is not valid JSON ({kind}): {exc}") from exc
+
+    def _follow(
+        self, session: requests.Session, url: str, headers: dict[str, str], params: dict[str, str], body: Any
+    ) -> requests.Response:
+        """The first response that is not a redirect, following redirects here rather than in requests: requests
+        strips only Authorization on another host, and its errors name the first URL, not the one that failed."""
+        import requests
+
+        options = self.options
+        seconds = options.timeout.total_seconds()
+        secret = {n.lower() for n, v in options.headers.items() if "${secret:" in v} | _CREDENTIAL_HEADERS
+        method, current, query, home = options.method, url, params or None, _origin(url)
+        visited: set[str] = set()
+        for _ in range(_MAX_REDIRECTS + 1):
+            sent = (
+                headers if _origin(current) == home else {n: v for n, v in headers.items() if n.lower() not in secret}
+            )
+            try:
+                response = session.request(
+                    method,
+                    current,
+                    headers=sent,
+                    params=query,
+                    json=body,
+                    timeout=(seconds, seconds),
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                raise self._error(self._transport_problem(exc, current)) from exc
+            if not response.is_redirect:
+                return response
+            response.close()
+            here = response.url
+            target = urljoin(here, response.headers["Location"])
+            visited.add(here)
+            moved = f"{_shown_url(here)} redirects to {_shown_url(target)}"
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise self._error(f"{moved}, which is not an http or https URL")
+            if options.follow_redirects == "none":
+                raise self._error(f"{moved}; set follow_redirects: same-origin or any to follow it")
+            if options.follow_redirects == "same-origin" and _origin(target) != _origin(here):
+                raise self._error(
+                    f"{moved}, another origin ({_shown_origin(here)} -> {_shown_origin(target)}); "
+                    "set follow_redirects: any to follow it"
+                )
+            if target in visited:
+                raise self._error(f"redirect loop: {moved}, which was already visited")
+            if _origin(target) != _origin(here):
+                # the jar matches cookies by host, not port or scheme: none set by one origin goes to another
+                session.cookies.clear()
+            if response.status_code in (301, 302, 303) and method == "POST":
+                # as browsers do: the body was meant for the first URL; 307 and 308 ask for both to be kept
+                method, body = "GET", None
+            current, query = target, None
+        raise self._error(f"more than {_MAX_REDIRECTS} redirects, the last {moved}")
 
     def _param(self, name: str, value: str | float | bool) -> str:
         if not isinstance(value, str):
@@ -242,6 +300,22 @@ def _shown_url(url: str) -> str:
     if not parts.scheme or not parts.netloc:
         return redact(url.split("?", 1)[0])
     return redact(f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}")
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    """Scheme, host and port: what must match for a redirect to stay on the same origin."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
+
+
+def _shown_origin(url: str) -> str:
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host}:{port}"
 
 
 def _query_text(value: Any) -> str:
