@@ -287,3 +287,15 @@ def test_a_viewers_recorded_run_leaves_its_filters_in_the_audit_log(cli: Cli, pr
     ]
     (render,) = json.loads(cli("audit", "--action", "render", "--json").stdout)
     assert render["detail"]["viewer"] == "alice@example.com"
+
+
+def test_the_demo_rendered_as_two_people_shows_each_their_regions(cli: Cli, tmp_path: Path) -> None:
+    demo = Path(__file__).resolve().parents[2] / "specs"
+    regions = {}
+    for viewer in ("linus@example.org", "ada@example.com"):
+        result = cli("render", str(demo / "server-health.yaml"), "--as", viewer, "--no-state", "--json",
+                     "-f", "csv,json,md", "-o", str(tmp_path / viewer))  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        document = _document(json.loads(result.stdout))
+        regions[viewer] = sorted({row["region"] for row in _section(document, "services")["rows"]})
+    assert regions == {"linus@example.org": ["eu"], "ada@example.com": ["ap", "eu", "us"]}
