@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 
-from reportctl.cli.output import aligned_columns, echo, local_time, print_json
+from reportctl.cli.output import aligned_columns, echo, local_time, moment_option, print_json
 
 
 def audit(
@@ -35,8 +34,8 @@ def audit(
     from reportctl.state import NoStateStore, open_store
     from reportctl.state.audit import events
 
-    start = _moment("--since", since) if since is not None else None
-    end = _moment("--until", until) if until is not None else None
+    start = moment_option("--since", since) if since is not None else None
+    end = moment_option("--until", until) if until is not None else None
     project = find_project()
     try:
         with open_store(project, create=False) as store:
@@ -73,23 +72,3 @@ def _what(detail: dict[str, Any]) -> str:
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         shown.append(f"{key}={text}")
     return " ".join(shown)
-
-
-def _moment(option: str, text: str) -> datetime:
-    """An ISO time (in this machine's zone when it has no offset) or a duration meaning 'that long ago'."""
-    from datetime import UTC
-
-    from reportctl.errors import UsageError
-    from reportctl.spec.types import parse_duration
-
-    try:
-        return datetime.now(UTC) - parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"{option}: expected an ISO time such as 2026-11-28T09:00 or a duration such as 7d, got '{text}'"
-        ) from None
-    return moment if moment.tzinfo else moment.astimezone()

@@ -171,3 +171,24 @@ def as_typed(path: Path) -> Path:
         return path.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
         return path
+
+
+def moment_option(option: str, text: str, example: str = "7d") -> datetime:
+    """``--since``/``--until``: an ISO time (in this machine's zone when it has no offset) or a duration meaning
+    'that long ago'; a usage error naming the option otherwise."""
+    from datetime import UTC
+
+    from reportctl.errors import UsageError
+    from reportctl.spec.types import parse_duration
+
+    try:
+        return datetime.now(UTC) - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"{option}: expected an ISO time such as 2026-11-28T09:00 or a duration such as {example}, got '{text}'"
+        ) from None
+    return moment if moment.tzinfo else moment.astimezone()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reportctl.cli.output import aligned_columns, echo, local_time, print_json, truncate
+from reportctl.cli.output import aligned_columns, echo, local_time, moment_option, print_json, truncate
 
 if TYPE_CHECKING:
     from reportctl.config import Project
@@ -55,7 +55,7 @@ def list_runs(
             chosen_state = RunState.parse(state)
         except ValueError as exc:
             raise UsageError(f"--state: {exc}") from None
-    start = _since(since) if since is not None else None
+    start = moment_option("--since", since, "24h") if since is not None else None
     project = find_project()
     try:
         with _store(project) as store:
@@ -187,26 +187,6 @@ def _stored_files(record: RunRecord, project: Project, *, links: bool) -> _Store
     with store:
         signed = {url: store.link(url) for url in urls}
     return _StoredFiles(folder, signed, format_duration_spec(store.settings.link_expiry))
-
-
-def _since(text: str) -> datetime:
-    """An ISO time (local when it has no offset) or a duration meaning 'that long ago'."""
-    from datetime import UTC
-
-    from reportctl.errors import UsageError
-    from reportctl.spec.types import parse_duration
-
-    try:
-        return datetime.now(UTC) - parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"--since: expected an ISO time such as 2026-11-28T09:00 or a duration such as 24h, got '{text}'"
-        ) from None
-    return moment if moment.tzinfo else moment.astimezone()
 
 
 _LOCATED = re.compile(r"^(?P<file>/[^:\n]+):(?P<line>\d+):(?P<column>\d+): (?P<message>.*)$", re.DOTALL)
