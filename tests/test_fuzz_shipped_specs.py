@@ -25,9 +25,8 @@ from hypothesis import strategies as st
 
 from reportctl.errors import ReportctlError, SpecError
 from reportctl.spec.yamlpos import load_plain
+from shipped_specs import PROJECTS, ROOT, concrete_specs
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECTS = [ROOT, *sorted(config.parent for config in (ROOT / "examples").glob("*/reportctl.yaml"))]
 EXAMPLES = int(os.environ.get("REPORTCTL_FUZZ_EXAMPLES", "30"))
 EXPLORE = "REPORTCTL_FUZZ_EXAMPLES" in os.environ
 """The suite's mutants are the same on every run, so a failure in CI reproduces; a longer run explores anew."""
@@ -69,17 +68,7 @@ HOSTILE = st.one_of(
 )
 
 
-def _concrete_specs() -> list[tuple[Path, Path]]:
-    found = []
-    for project in PROJECTS:
-        for path in sorted((project / "specs").rglob("*.yaml")):
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-            if isinstance(document, dict) and document.get("apiVersion") and not document.get("abstract"):
-                found.append((project, path))
-    return found
-
-
-SPECS = _concrete_specs()
+SPECS = concrete_specs()
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:

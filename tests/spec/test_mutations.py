@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from jinja2 import nodes
 
 from reportctl.config import find_project
@@ -41,9 +40,8 @@ from reportctl.spec.checks import _check_parameters, _dataset_schemas
 from reportctl.spec.loader import LoadedSpec, load_spec
 from reportctl.spec.yamlpos import position_of
 from reportctl.templating import _environment
+from shipped_specs import ROOT, concrete_specs
 
-ROOT = Path(__file__).resolve().parents[2]
-PROJECTS = [ROOT, *sorted(config.parent for config in (ROOT / "examples").glob("*/reportctl.yaml"))]
 # Each spec has 20 to 160 sites and a load takes 0.05 to 0.8 s, so a sample is taken: every kind of site in turn
 # (from, where, columns, template attribute, ...), seeded by the spec's name so that a failure reproduces.
 # REPORTCTL_ALL_MUTATIONS=1 tries every site (about 600, two minutes).
@@ -52,17 +50,7 @@ _WORD = re.compile(r"'[^']*'|\"[^\"]*\"|:?\b[A-Za-z_]\w*\b(?:\s*\()?")
 _DATASET_METHODS = {"sum", "mean", "min", "max", "column"}
 
 
-def _concrete_specs() -> list[tuple[Path, Path]]:
-    found = []
-    for project in PROJECTS:
-        for path in sorted((project / "specs").rglob("*.yaml")):
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-            if isinstance(document, dict) and document.get("apiVersion") and not document.get("abstract"):
-                found.append((project, path))
-    return found
-
-
-SPECS = _concrete_specs()
+SPECS = concrete_specs()
 
 
 @dataclass(frozen=True)
