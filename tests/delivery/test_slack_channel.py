@@ -254,3 +254,18 @@ def test_check_of_a_webhook_resolves_its_host_only(slack: FakeSlack, tmp_path: P
 def test_options_are_checked(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         SlackOptions.model_validate({"channel": "slack", **options})
+
+
+def test_an_encrypted_deliverys_default_text_says_how_the_password_travels(
+    slack: FakeSlack, make_channel: MakeChannel, delivery_context: Callable[..., DeliveryContext]
+) -> None:
+    from reportctl.delivery.encrypted import EncryptedFile, EncryptedFiles
+
+    sealed = EncryptedFiles((EncryptedFile("server-health.pdf", "pdf", "PDF AES-256"),), "by SMS", False)
+    channel = make_channel(delivery_context(encryption=sealed), webhook_url=slack.webhook_url)
+
+    channel.send(channel.recipients())
+
+    assert slack.messages[0]["text"].splitlines()[-1] == (
+        "Encrypted: server-health.pdf (PDF AES-256). The password is not in this message: it travels by SMS."
+    )

@@ -96,6 +96,27 @@ def test_signed_event_verifies_and_carries_the_run(
         )
 
 
+def test_an_encrypted_deliverys_event_says_what_is_sealed_and_no_url_leads_to_a_plain_file(
+    receiver: HttpPeer, make_channel: MakeChannel, delivery_context: Callable[..., DeliveryContext], tmp_path: Path
+) -> None:
+    from reportctl.delivery.encrypted import EncryptedFile, EncryptedFiles
+
+    project = Project(tmp_path, ProjectConfig(artifact_base_url="https://reports.example.com/out/"), None)
+    sealed = EncryptedFiles((EncryptedFile("server-health.pdf", "pdf", "PDF AES-256"),), None, False)
+    channel = make_channel(delivery_context(project=project, encryption=sealed), url=receiver.url("/h"), secret=SECRET)
+
+    channel.send(channel.recipients())
+
+    data = verified(receiver.received("/h")[0])["data"]
+    assert data["encryption"] == {
+        "files": [{"name": "server-health.pdf", "format": "pdf", "method": "PDF AES-256"}],
+        "passwords": "per delivery",
+        "password_travels": "sent separately",
+        "left_out": [],
+    }
+    assert {a["url"] for a in data["artifacts"]} == {None}
+
+
 def test_failed_run_is_a_report_failed_event(
     receiver: HttpPeer, make_channel: MakeChannel, delivery_context: Callable[..., DeliveryContext]
 ) -> None:

@@ -241,6 +241,8 @@ class SlackChannel:
             name, link = _escape(artifact.path.name), context.link(artifact)
             shown = f"<{link}|{name}>" if link else name
             lines.append(f"• {shown} ({_size(artifact.bytes)})")
+        if context.encryption is not None:  # which files are sealed, and how the password comes (never what it is)
+            lines.append(_escape(context.encryption.note()))
         return "\n".join(lines)
 
     def _post_to_webhook(self, url: str, text: str) -> Outcome:

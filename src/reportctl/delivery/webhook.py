@@ -217,7 +217,9 @@ class WebhookChannel:
                     }
                     for a in context.artifacts
                 ],
-            },
+            }
+            # an encrypted delivery's receiver learns which files are sealed and how the password travels
+            | ({"encryption": context.encryption.as_dict()} if context.encryption is not None else {}),
         }
 
     def body(self) -> bytes:
