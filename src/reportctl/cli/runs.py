@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from reportctl.cli import runs_stats
 from reportctl.cli.output import aligned_columns, echo, local_time, moment_option, print_json, truncate
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from reportctl.state import RunRecord, StateChange, StateStore
 
 app = typer.Typer(help="Recorded runs: what ran, when, how it went, and what it produced.", no_args_is_help=True)
+app.command("stats")(runs_stats.stats)
 
 
 @contextmanager
