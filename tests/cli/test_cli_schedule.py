@@ -62,6 +62,7 @@ def test_schedule_list_json(cli: Cli, specs: Path) -> None:
         "name": "us-ops",
         "path": "specs/us-ops.yaml",
         "cron": "30 1 * * *",
+        "every": None,
         "timezone": "America/New_York",
         "priority": "standard",
         "rev": None,

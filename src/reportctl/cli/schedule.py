@@ -43,7 +43,8 @@ def list_schedules(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     now: Annotated[str | None, typer.Option("--now", metavar="TIME", help=NOW_HELP)] = None,
 ) -> None:
-    """List every scheduled spec with its cron, time zone, priority and next three fire times (local and UTC)."""
+    """List every scheduled spec with its cron (and the preset it was read from), time zone, priority and next
+    three fire times (local and UTC)."""
     from reportctl.config import find_project
     from reportctl.schedule import scheduled_specs
 
@@ -83,6 +84,7 @@ def _row(spec: ScheduledSpec, root: Path, clock: datetime) -> dict[str, Any]:
         "name": spec.name,
         "path": str(spec.path.relative_to(root)) if spec.path.is_relative_to(root) else str(spec.path),
         "cron": spec.cron,
+        "every": _preset(spec),
         "timezone": spec.timezone,
         "priority": spec.priority,
         "rev": spec.rev,
@@ -93,21 +95,31 @@ def _row(spec: ScheduledSpec, root: Path, clock: datetime) -> dict[str, Any]:
     }
 
 
+def _preset(spec: ScheduledSpec) -> str | None:
+    """The ``every:`` preset the spec's cron was read from, or None for a cron written as one."""
+    schedule = spec.loaded.spec.schedule if spec.loaded is not None else None
+    return schedule.every if schedule is not None else None
+
+
 def _seconds(value: timedelta) -> int | float:
     seconds = value.total_seconds()
     return int(seconds) if seconds.is_integer() else seconds
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    """One line per fire, the spec's columns on its first; PLANNED is the first fire with its jitter. REV (the
-    pinned revision) is shown when any schedule pins one."""
+    """One line per fire, the spec's columns on its first; PLANNED is the first fire with its jitter. EVERY (the
+    preset a cron was read from) is shown when any schedule is a preset, REV (the pinned revision) when any
+    schedule pins one."""
+    presets = any(row["every"] for row in rows)
     pinned = any(row["rev"] for row in rows)
-    header = ["NAME", "CRON", "TIMEZONE", "PRIORITY", *(["REV"] if pinned else []), "NEXT", "NEXT (UTC)", "PLANNED"]
+    header = ["NAME", "CRON", *(["EVERY"] if presets else []), "TIMEZONE", "PRIORITY"]
+    header += [*(["REV"] if pinned else []), "NEXT", "NEXT (UTC)", "PLANNED"]
     lines = [header]
     for row in rows:
         fires = row["next"] or [{"scheduled": "never", "scheduled_utc": "", "planned": ""}]
         for index, fire in enumerate(fires):
-            first = [row["name"], row["cron"], row["timezone"], row["priority"]]
+            first = [row["name"], row["cron"], *([row["every"] or "-"] if presets else []), row["timezone"]]
+            first += [row["priority"]]
             first += [row["rev"] or "-"] if pinned else []
             spec_columns = first if index == 0 else [""] * len(first)
             planned = fire["planned"] if index == 0 else ""

@@ -14,6 +14,7 @@ from reportctl.spec.files import find_yaml
 
 if TYPE_CHECKING:
     from reportctl.config import Project
+    from reportctl.spec.loader import LoadedSpec
 
 
 class Format(StrEnum):
@@ -99,7 +100,24 @@ def _problems_of(file: Path, projects: dict[Path | None, Project | SpecError], c
         return [Problem(str(exc), file=file)]
     if loaded is None or any(not p.is_note for p in problems):
         return SpecError(problems).problems  # in reading order
-    return [*problems, *check_recipients(loaded)]
+    return [*problems, *check_recipients(loaded), *_preset_notes(loaded)]
+
+
+def _preset_notes(loaded: LoadedSpec) -> list[Problem]:
+    """A note saying which cron a schedule preset was read as and when it fires next, so a reader can check it
+    means what they meant."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from reportctl.schedule import fire_times
+
+    schedule = loaded.spec.schedule
+    if schedule is None or schedule.every is None:
+        return []
+    fires = fire_times(schedule.cron, schedule.timezone, datetime.now(UTC), count=3)
+    when = ", ".join(fire.isoformat() for fire in fires) or "never"
+    message = f"every '{schedule.every}' is cron '{schedule.cron}' in {schedule.timezone}; next fires {when}"
+    return [dataclasses.replace(loaded.problem(("schedule", "every"), message), severity="note")]
 
 
 def _without_repeated_notes(results: list[tuple[Path, list[Problem]]]) -> list[tuple[Path, list[Problem]]]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from reportctl.cron import parsed_cron
+from reportctl.cron_presets import EXAMPLES as PRESET_EXAMPLES
+from reportctl.cron_presets import preset_cron
 from reportctl.plugins import CHANNELS, SOURCES, WRITERS
 from reportctl.spec.delivery import DeliveryEntry
 from reportctl.spec.types import (
@@ -226,7 +228,21 @@ class Burst(StrictModel):
 
 
 class Schedule(StrictModel):
-    cron: str = Field(description="Five-field cron expression, e.g. '0 9 * * MON'.")
+    """When the report runs: a cron, or a preset (``every``) read as the cron it means when the spec is loaded.
+
+    ``every`` comes before ``cron`` because pydantic validates fields in order: ``cron``'s validator sees the preset.
+    """
+
+    every: str | None = Field(
+        default=None,
+        description="A preset instead of a cron, read as the cron it means; see docs/scheduling.md#presets.",
+        examples=[*PRESET_EXAMPLES, "month on first monday at 09:00"],
+    )
+    cron: str = Field(
+        default="",
+        validate_default=True,
+        description="Five-field cron expression, e.g. '0 9 * * MON'; give it or every, not both.",
+    )
     timezone: TimeZoneName = "UTC"
     jitter: Duration = timedelta(0)
     overlap: Literal["skip", "queue"] = "skip"
@@ -242,9 +258,27 @@ class Schedule(StrictModel):
         "released; default the working tree.",
     )
 
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str | None) -> str | None:
+        if value is not None:
+            preset_cron(value)  # raises the one-line error when the preset is not in the grammar
+        return value
+
     @field_validator("cron")
     @classmethod
-    def _cron(cls, value: str) -> str:
+    def _cron(cls, value: str, info: ValidationInfo) -> str:
+        if "every" not in info.data:  # the preset was refused, and that error says what to write
+            return value
+        every = info.data["every"]
+        if every is not None:
+            if value:
+                raise ValueError(f"give cron '{value}' or every '{every}', not both (null drops one a base spec gives)")
+            return preset_cron(every)
+        if not value:
+            raise ValueError(
+                "missing required key 'cron' (or 'every'), e.g. cron: '0 9 * * MON' or every: 'day at 08:00'"
+            )
         if len(value.split()) != 5 or parsed_cron(value) is None:
             raise ValueError(
                 f"invalid cron expression '{value}'; use five fields: minute hour day-of-month month day-of-week, "
