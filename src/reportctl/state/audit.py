@@ -116,18 +116,11 @@ def record(
 ) -> bool:
     """Append one entry (``actor`` defaults to ``current_actor()``); False, with a warning logged, when it could not
     be written (see the module's docstring for why that does not fail the caller)."""
-    from reportctl.state.models import AuditEntry
-
     try:
-        at = now or store.clock()
-        with store._session(write=True) as session:
-            session.add(
-                AuditEntry(
-                    at=at, actor=actor or current_actor(), action=action, report=report,
-                    run_id=run_id, spec_hash=spec_hash or None, git_commit=git_commit,
-                    detail=dict(detail or {}), origin=f"{socket.gethostname()}:{os.getpid()}",
-                )
-            )  # fmt: skip
+        store.record_audit(
+            actor or current_actor(), action, report=report, run_id=run_id, spec_hash=spec_hash,
+            git_commit=git_commit, origin=f"{socket.gethostname()}:{os.getpid()}", detail=detail, now=now,
+        )  # fmt: skip
     except Exception as exc:  # the audited work is done; losing its entry must not undo or fail it
         _log.warning("audit entry %s for %s not recorded: %s", action, run_id or report or "-", exc)
         return False

@@ -494,16 +494,22 @@ class StateStore:
         *,
         report: str | None = None,
         run_id: str | None = None,
+        spec_hash: str | None = None,
+        git_commit: str | None = None,
+        origin: str | None = None,
         detail: Mapping[str, Any] | None = None,
         now: datetime | None = None,
     ) -> None:
-        """Append to the audit log: who did what, to which report and run."""
+        """Append to the audit log: who did what, to which report and run (``reportctl.state.audit`` says what each
+        action records). Stamped ``now``, else by the store's clock within the insert itself."""
         with self._session(write=True) as session:
             session.add(
                 AuditEntry(
-                    at=_utc(now), actor=actor, action=action, report=report, run_id=run_id, detail=dict(detail or {})
+                    at=_utc(now) if now is not None else _beat_time(session), actor=actor, action=action,
+                    report=report, run_id=run_id, spec_hash=spec_hash or None, git_commit=git_commit, origin=origin,
+                    detail=dict(detail or {}),
                 )
-            )
+            )  # fmt: skip
 
 
 _NEWEST = (Run.created_at.desc(), Run.id.desc())
