@@ -25,6 +25,7 @@ from reportctl.data.policies import (
     protected_columns,
     resolve_viewer,
     row_filter,
+    value_text,
 )
 from reportctl.errors import Problem, RenderError, ReportctlError, SourceError
 from reportctl.run_record import RunResult
@@ -66,7 +67,7 @@ def audiences(loaded: LoadedSpec, directory: Directory) -> list[Audience]:
     by = loaded.spec.burst.by if loaded.spec.burst else "team"
     groups: dict[str, Audience] = {}
     for entry in recipient_entries(loaded):
-        members = tuple(dict.fromkeys(r.address.lower() for r in directory.resolve([entry]) if r.problem is None))
+        members = group_members(entry, directory)
         if not members:
             continue
         if by == "recipient" or ":" not in entry:
@@ -75,6 +76,11 @@ def audiences(loaded: LoadedSpec, directory: Directory) -> list[Audience]:
         else:
             groups.setdefault(entry, Audience(entry, members))
     return list(groups.values())
+
+
+def group_members(entry: str, directory: Directory) -> tuple[str, ...]:
+    """The addresses a recipient entry (an address, ``team:NAME``, ``list:NAME``) reaches now, lower-case, once."""
+    return tuple(dict.fromkeys(r.address.lower() for r in directory.resolve([entry]) if r.problem is None))
 
 
 def audience_access(loaded: LoadedSpec, audience: Audience, directory: Directory) -> Access:
@@ -105,8 +111,8 @@ def intersection(source: str, filters: Sequence[RowFilter]) -> RowFilter:
             found = each.columns[index].values
             if found is None:
                 continue
-            texts = {str(v) for v in found}
-            values.update({str(v): v for v in found})
+            texts = {value_text(v) for v in found}
+            values.update({value_text(v): v for v in found})
             allowed = texts if allowed is None else allowed & texts
         kept = None if allowed is None else tuple(values[text] for text in sorted(allowed))
         columns.append(ColumnFilter(column.column, kept))  # type: ignore[arg-type]

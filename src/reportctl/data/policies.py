@@ -103,7 +103,7 @@ class RowFilter:
 
     def identity(self) -> dict[str, Any]:
         """The filter as part of a query-cache key."""
-        return {c.column: None if c.values is None else sorted(map(_text, c.values)) for c in self.columns}
+        return {c.column: None if c.values is None else sorted(map(value_text, c.values)) for c in self.columns}
 
     def apply(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         """``frame`` with only the rows this filter allows; a ``PolicyError`` when a protected column is missing."""
@@ -122,7 +122,7 @@ class RowFilter:
         for column in self.columns:
             if column.values is not None:
                 # compared as text, so allow: {team_id: [7]} matches an integer column and a string one alike
-                allowed = [_text(v) for v in column.values]
+                allowed = [value_text(v) for v in column.values]
                 condition &= pl.col(column.column).cast(pl.String).is_in(allowed).fill_null(False)
         return frame.filter(condition)
 
@@ -216,7 +216,7 @@ def resolve_viewer(given: str, directory: Directory) -> Viewer:
 def access_for(loaded: LoadedSpec, viewer_name: str | Audience | None, directory: Directory | None = None) -> Access:
     """Who the run is for (a viewer, or a burst's recipient group) and each protected source's filter; raises
     when the spec cannot render this way."""
-    from reportctl.burst import Audience, audience_access
+    from reportctl.burst import Audience, audience_access, group_members
 
     if isinstance(viewer_name, Audience):
         return audience_access(loaded, viewer_name, directory or _directory(loaded.project))
@@ -239,8 +239,7 @@ def access_for(loaded: LoadedSpec, viewer_name: str | Audience | None, directory
     directory = directory if directory is not None else _directory(loaded.project)
     if viewer_name.strip().startswith(("team:", "list:")):  # a group: what its burst variant shows
         group = viewer_name.strip()
-        members = dict.fromkeys(r.address.lower() for r in directory.resolve([group]) if r.problem is None)
-        return audience_access(loaded, Audience(group, tuple(members)), directory)
+        return audience_access(loaded, Audience(group, group_members(group, directory)), directory)
     viewer = resolve_viewer(viewer_name, directory)
     filters = {
         name: row_filter(policies, viewer, directory, name, columns)  # type: ignore[arg-type]
@@ -264,7 +263,7 @@ def row_filter(
         for rule in rules:
             if isinstance(rule.allow, Mapping):
                 for value in rule.allow.get(column, ()):
-                    values.setdefault(_text(value), value)
+                    values.setdefault(value_text(value), value)
         filters.append(ColumnFilter(column, tuple(values[k] for k in sorted(values))))
     return RowFilter(source, tuple(filters), tuple(policies.where(i) for i in matching))
 
@@ -291,13 +290,13 @@ def _directory(project: Project) -> Directory:
 
 def _either(values: Sequence[Value]) -> str:
     """'a', 'a or b', 'one of a, b or c'."""
-    shown = [_text(v) for v in values]
+    shown = [value_text(v) for v in values]
     if len(shown) <= 2:
         return " or ".join(shown)
     return f"one of {', '.join(shown[:-1])} or {shown[-1]}"
 
 
-def _text(value: Value) -> str:
+def value_text(value: Value) -> str:
     """A policy value as the text a column's value is compared with (booleans as Polars writes them)."""
     if isinstance(value, bool):
         return "true" if value else "false"
