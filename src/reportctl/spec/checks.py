@@ -69,7 +69,9 @@ def check_against_data(
     """
     problems: list[Problem] = []
     _check_sections(loaded, schemas, values, problems)
-    _check_templates(loaded, schemas, problems)
+    # the template limits were checked when the spec was loaded (check_spec), and the render that follows is
+    # bounded itself: a runaway template is not run a second time here
+    _check_templates(loaded, schemas, problems, bounded=False)
     return problems
 
 
@@ -126,10 +128,14 @@ def _check_timeout(loaded: LoadedSpec, problems: list[Problem]) -> None:
 
 
 def _check_templates(
-    loaded: LoadedSpec, schemas: Mapping[str, pl.Schema | None] | None, problems: list[Problem]
+    loaded: LoadedSpec,
+    schemas: Mapping[str, pl.Schema | None] | None,
+    problems: list[Problem],
+    *,
+    bounded: bool = True,
 ) -> None:
-    """Templates compile, no constant expression in them passes the project's template limits, and, given
-    ``schemas`` (None for an abstract base), every name in them resolves."""
+    """Templates compile, no constant expression in them passes the project's template limits (``bounded``), and,
+    given ``schemas`` (None for an abstract base), every name in them resolves."""
     from reportctl.spec.template_names import unresolved_names
     from reportctl.spec.template_shapes import Shape, delivery_context, report_context
     from reportctl.templating import check_template
@@ -149,7 +155,7 @@ def _check_templates(
             text = getattr(entry, key, None)
             if isinstance(text, str):
                 templates.append((("delivery", index, key), text, delivery))
-    limits = loaded.project.config.templates
+    limits = loaded.project.config.templates if bounded else None
     for at, text, context in templates:
         where = format_path(at)
         message = check_template(text, where=where, limits=limits)
