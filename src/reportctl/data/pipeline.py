@@ -90,6 +90,13 @@ def dataset_references(dataset: Dataset) -> list[tuple[str, str]]:
     return references
 
 
+def dependency_order(datasets: Mapping[str, Dataset], sources: Collection[str]) -> list[str]:
+    """The datasets that can be planned, each after the datasets it reads (those in a cycle or reading an unknown
+    name are left out: validate reports them)."""
+    order = _DependencyOrder(datasets, sources)
+    return [name for name in order.names if name not in order.broken]
+
+
 def _path(name: str, where: str) -> str:
     return f"datasets.{name}.{where}" if where else f"datasets.{name}"
 

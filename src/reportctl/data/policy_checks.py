@@ -75,24 +75,15 @@ def check_policies(project: Project) -> list[Problem]:
 def explain_access(loaded: LoadedSpec, viewer_name: str) -> dict[str, Any]:
     """What ``reportctl explain --as`` shows: the viewer, each protected source's filter and the rules behind it,
     and for each dataset the filters it inherits through what it reads."""
-    from reportctl.data.pipeline import dataset_references
+    from reportctl.data.pipeline import dataset_references, dependency_order
 
     access = access_for(loaded, viewer_name)
     viewer = access.viewer
     assert viewer is not None  # access_for always resolves a given viewer
     reach: dict[str, set[str]] = {name: {name} if name in access.filters else set() for name in loaded.sources}
-    pending = dict(loaded.spec.datasets)
-    while pending:  # datasets in any order: resolve each once what it reads is resolved (cycles fail validate)
-        progressed = False
-        for name, dataset in list(pending.items()):
-            reads = [read for _, read in dataset_references(dataset)]
-            if all(read in reach or read not in pending for read in reads):
-                reach[name] = set().union(*(reach.get(read, set()) for read in reads))
-                del pending[name]
-                progressed = True
-        if not progressed:
-            reach.update({name: set() for name in pending})
-            break
+    datasets = loaded.spec.datasets
+    for name in dependency_order(datasets, loaded.sources):  # each after what it reads (a cycle fails validate)
+        reach[name] = set().union(*(reach.get(read, set()) for _, read in dataset_references(datasets[name])))
     return {
         "viewer": str(viewer),
         "name": viewer.name or None,
