@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 ACTOR_ENV = "REPORTCTL_ACTOR"
 SCHEDULE_ACTOR = "schedule"
-ACTIONS = ("render", "delivery", "trigger", "trigger.skipped", "secret.set", "secret.delete", "policy")
 _log = logging.getLogger(__name__)
 _acting: ContextVar[str | None] = ContextVar("reportctl_audit_actor", default=None)
 
