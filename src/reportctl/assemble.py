@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -20,7 +21,8 @@ from reportctl.document import (
     TableColumn,
     TextBlock,
 )
-from reportctl.errors import DatasetError, SpecError
+from reportctl.errors import DatasetError, Problem, SpecError
+from reportctl.isolation import error_line, failed_input, on_error, placeholder, what_failed
 from reportctl.spec.loader import LoadedSpec
 from reportctl.spec.models import ChartSection, KpisSection, TableSection, TextSection
 from reportctl.spec.validation import format_path
@@ -69,16 +71,24 @@ def assemble_document(
     *,
     run_id: str,
     now: datetime,
+    failures: Mapping[str, BaseException] | None = None,
 ) -> Document:
-    """The document of one run; templates, KPIs and formulas are evaluated here, once for every writer."""
-    from reportctl.data.expressions import evaluate_kpi
+    """The document of one run; templates, KPIs and formulas are evaluated here, once for every writer.
+
+    ``failures`` are the sources and datasets that failed (isolated sections): a section reading one, and any
+    section with ``on_error: placeholder`` that fails here, becomes a placeholder (``reportctl.isolation``)."""
     from reportctl.spec.checks import check_against_data
     from reportctl.spec.parameters import bind_values
 
     spec = loaded.spec
     timezone = spec.report_timezone(loaded.project.config.timezone)
     bound = bind_values(spec.parameters, values)
-    problems = check_against_data(loaded, {name: frame.schema for name, frame in frames.items()}, bound)
+    failures = failures or {}
+    # a failed source or dataset has no schema: its columns go unchecked (None), its readers become placeholders
+    schemas: dict[str, Any] = {**dict.fromkeys(failures), **{name: frame.schema for name, frame in frames.items()}}
+    problems = check_against_data(loaded, schemas, bound)
+    broken = _sections_with_problems(loaded, problems)
+    problems = [p for p in problems if _problem_section(p) not in broken]
     if problems:
         raise SpecError(problems)
     context: dict[str, Any] = {}
@@ -104,37 +114,18 @@ def assemble_document(
     blocks: list[Block] = []
     labels = _column_labels(spec.sections)
     for index, section in enumerate(spec.sections):
-        if isinstance(section, TextSection):
-            markdown = render(section.template, ("sections", index, "template"))
-            blocks.append(TextBlock(section.id, section.title, markdown))
-        elif isinstance(section, KpisSection):
-            items = tuple(
-                KpiValue(item.label, evaluate_kpi(item.value, frames, bound), item.format, item.description)
-                for item in section.items
-            )
-            blocks.append(KpiBlock(section.id, section.title, items))
-        elif isinstance(section, TableSection):
-            blocks.append(_table(section, frames, bound, _column_notes(spec, section.dataset)))
-        elif isinstance(section, ChartSection):
-            frame = frames[section.dataset]
-            if section.fail_on_empty and frame.height == 0:
-                raise DatasetError(section.dataset, f"is empty and section '{section.id}' sets fail_on_empty")
-            blocks.append(
-                ChartBlock(
-                    id=section.id,
-                    title=section.title,
-                    chart=section.chart,
-                    frame=frame,
-                    x=section.x,
-                    y=tuple(section.y),
-                    series=section.series,
-                    stacked=section.stacked,
-                    x_label=section.x_label,
-                    y_label=section.y_label,
-                    format=section.format,
-                    labels=labels.get(section.dataset, {}),
-                )
-            )
+        failed = failed_input(loaded, section, failures)
+        if failed is not None and on_error(loaded, section) == "placeholder":
+            blocks.append(placeholder(section, what_failed(*failed)))
+        elif index in broken:
+            blocks.append(placeholder(section, broken[index]))
+        elif on_error(loaded, section) == "placeholder":
+            try:
+                blocks.append(_block(section, index, frames, bound, render, labels, spec))
+            except Exception as exc:  # isolated: the section says what failed, the report goes on
+                blocks.append(placeholder(section, error_line(exc)))
+        else:
+            blocks.append(_block(section, index, frames, bound, render, labels, spec))
 
     info = ReportInfo(
         name=spec.name,
@@ -154,6 +145,67 @@ def assemble_document(
         for name, parameter in spec.parameters.items()
     )
     return Document(info, parameters, tuple(blocks), style=report_style(loaded))
+
+
+def _block(
+    section: Any,
+    index: int,
+    frames: Mapping[str, pl.DataFrame],
+    bound: Mapping[str, Any],
+    render: Callable[[str, tuple[Any, ...]], str],
+    labels: Mapping[str, dict[str, str]],
+    spec: Any,
+) -> Block:
+    """One section's block: its template rendered, KPIs evaluated, table or chart data taken from ``frames``."""
+    from reportctl.data.expressions import evaluate_kpi
+
+    if isinstance(section, TextSection):
+        markdown = render(section.template, ("sections", index, "template"))
+        return TextBlock(section.id, section.title, markdown)
+    if isinstance(section, KpisSection):
+        items = tuple(
+            KpiValue(item.label, evaluate_kpi(item.value, frames, bound), item.format, item.description)
+            for item in section.items
+        )
+        return KpiBlock(section.id, section.title, items)
+    if isinstance(section, TableSection):
+        return _table(section, frames, bound, _column_notes(spec, section.dataset))
+    chart: ChartSection = section
+    frame = frames[chart.dataset]
+    if chart.fail_on_empty and frame.height == 0:
+        raise DatasetError(chart.dataset, f"is empty and section '{chart.id}' sets fail_on_empty")
+    return ChartBlock(
+        id=chart.id,
+        title=chart.title,
+        chart=chart.chart,
+        frame=frame,
+        x=chart.x,
+        y=tuple(chart.y),
+        series=chart.series,
+        stacked=chart.stacked,
+        x_label=chart.x_label,
+        y_label=chart.y_label,
+        format=chart.format,
+        labels=labels.get(chart.dataset, {}),
+    )
+
+
+def _problem_section(problem: Problem) -> int | None:
+    """The index of the section a problem is in (sections[2].template -> 2), None when it is elsewhere."""
+    found = re.match(r"sections\[(\d+)\]", problem.path)
+    return int(found.group(1)) if found else None
+
+
+def _sections_with_problems(loaded: LoadedSpec, problems: list[Problem]) -> dict[int, str]:
+    """The placeholder sections whose checks against the run's data failed, with the first problem's message."""
+    broken: dict[int, str] = {}
+    for problem in problems:
+        index = _problem_section(problem)
+        if index is None or index in broken or problem.severity == "note":
+            continue
+        if on_error(loaded, loaded.spec.sections[index]) == "placeholder":
+            broken[index] = f"{problem.path}: {problem.message}"
+    return broken
 
 
 def report_style(loaded: LoadedSpec) -> Style:

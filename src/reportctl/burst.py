@@ -215,7 +215,7 @@ def render_burst(
         for audience in groups:
             say(f"variant for {audience} ({members_text(audience.members)})")
             found = earlier.get(audience.key)
-            if found is not None and found.state == RunState.COMPLETED:
+            if found is not None and found.state.succeeded:  # COMPLETED, or with placeholder sections
                 target = DeliveryTarget.recorded(found)
                 delivery = deliver_run(store, loaded, target, dry_run=dry_run, say=say)
                 variants.append(Variant(audience, found.id, delivery=delivery, earlier=True))

@@ -207,11 +207,20 @@ class ProjectConfig(StrictModel):
     specs: list[str] = Field(default_factory=lambda: ["specs"], description="Folders that hold specs.")
     output_dir: str = Field(default="out", description="Where artifacts go: OUT/<name>/<run-id>/.")
     outputs: list[str] = Field(default_factory=lambda: ["csv", "json"], description="Default output formats.")
+    on_error: Literal["fail", "placeholder"] = Field(
+        default="fail",
+        description="What a section whose data, template, KPI or chart fails does when it sets no on_error: fail "
+        "the run, or render a placeholder and deliver the rest.",
+    )
     allow_paths: list[str] = Field(
         default_factory=list, description="Folders outside the project that file sources may read."
     )
     state: StateConfig = Field(default_factory=StateConfig, description="The state store: runs, history, retention.")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="The audit log: how long entries are kept.")
+    api: ApiConfig = Field(
+        default_factory=ApiConfig,
+        description="The daemon's HTTP API: {tokens: [secret names], signing_key: secret name, link_expiry: 1h}.",
+    )
     channels: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Defaults for every delivery on a channel, e.g. email: {host: smtp.example.com, from: ...}.",

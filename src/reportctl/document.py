@@ -122,6 +122,30 @@ class ChartBlock:
     kind: Literal["chart"] = "chart"
 
 
+@dataclass(frozen=True)
+class SectionFailure:
+    """A section rendered as a placeholder (``on_error: placeholder``): its id and the one-line, redacted reason."""
+
+    section: str
+    error: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"section": self.section, "error": self.error}
+
+
+@dataclass(frozen=True)
+class PlaceholderBlock(TextBlock):
+    """What a failed section shows instead of its content: text that every writer renders (its ``markdown`` names
+    the section and the reason), marked as failed for the writers that record it (JSON)."""
+
+    error: str = ""
+    section_type: str = ""
+
+    @property
+    def failure(self) -> SectionFailure:
+        return SectionFailure(self.id, self.error)
+
+
 Block = TextBlock | KpiBlock | TableBlock | ChartBlock
 
 
@@ -166,3 +190,7 @@ class Document:
 
     def charts(self) -> list[ChartBlock]:
         return [b for b in self.blocks if isinstance(b, ChartBlock)]
+
+    def failures(self) -> list[SectionFailure]:
+        """The sections rendered as placeholders, in report order: the run's warnings."""
+        return [b.failure for b in self.blocks if isinstance(b, PlaceholderBlock)]

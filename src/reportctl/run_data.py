@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reportctl.errors import ReportctlError, SourceError
 from reportctl.run_record import lap
 
 if TYPE_CHECKING:
     import polars as pl
 
-    from reportctl.data.cache import CacheRead
+    from reportctl.data.cache import CacheRead, QueryCache
     from reportctl.data.policies import Access, RowFilter
     from reportctl.data.sources.base import SourceCache, SourceContext
     from reportctl.spec.loader import LoadedSpec
@@ -32,6 +33,7 @@ def compute_datasets(
     *,
     cache_reads: list[CacheRead] | None = None,
     access: Access | None = None,
+    failures: dict[str, BaseException] | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Every source and dataset, collected; the sources come first, by their names.
 
@@ -39,6 +41,9 @@ def compute_datasets(
     read instead of the live sources. Given ``cache_reads`` (and the project's cache on), sql and http sources are
     read through the query cache, and ``cache_reads`` gets how each was read. ``access`` holds the viewer's row
     filters, applied to each protected source as it is read, before any dataset sees it.
+
+    Given ``failures`` (isolated sections, ``reportctl.isolation``), a source or dataset that fails is left out and
+    its error put there, under its name and the name of every dataset that reads it; the others are still read.
     """
     import polars as pl
 
@@ -55,9 +60,13 @@ def compute_datasets(
         filters = access.filters if access is not None else {}
         inputs = {name: filters[name].apply(f) if name in filters else f for name, f in inputs.items()}
     else:
-        inputs = _live_inputs(loaded, now, bound, cache_reads, access)
+        inputs = _live_inputs(loaded, now, bound, cache_reads, access, failures)
     timings["sources"] = lap(t)
     t = time.perf_counter()
+    if failures is not None:
+        frames = _isolated_datasets(loaded, inputs, bound, failures)
+        timings["datasets"] = lap(t)
+        return frames
     lazy = {**inputs, **build_datasets(spec.datasets, inputs, bound)}
     try:
         collected = pl.collect_all(list(lazy.values()))
@@ -78,28 +87,97 @@ def _live_inputs(
     bound: Mapping[str, Any],
     reads: list[CacheRead] | None,
     access: Access | None = None,
+    failures: dict[str, BaseException] | None = None,
 ) -> dict[str, pl.LazyFrame]:
     from reportctl.data.cache import QueryCache
-    from reportctl.plugins import SOURCES, load_plugin
 
     context = source_context(loaded, now, bound)
     cache = QueryCache(loaded.project.cache_dir) if loaded.project.config.cache.enabled else None
     inputs: dict[str, pl.LazyFrame] = {}
     for name, options in loaded.sources.items():
-        source = load_plugin(SOURCES, options.kind)(name, options, context)
-        setting = _cache_setting(options, source)
-        fetch, identity = _filtered(source, access.filters.get(name) if access is not None else None)
-        if cache is None or reads is None or setting is None:
-            frame = fetch()
-        else:
-            ttl = setting.ttl or loaded.project.config.cache.ttl
-            limit: timedelta = getattr(options, "timeout", timedelta(minutes=1))
-            wait = limit.total_seconds() * (1 + getattr(options, "retries", 0)) + 5
-            collected, read = cache.read(name, identity(), ttl, fetch, wait=wait)
-            frame = collected.lazy()
-            reads.append(read)
-        inputs[name] = in_report_timezone(frame, context.timezone)
+        if failures is not None:
+            try:
+                inputs[name] = _read_source(loaded, name, options, context, cache, reads, access)
+            except Exception as exc:  # isolated: the source's readers become placeholders, the others go on
+                failures[name] = exc if isinstance(exc, ReportctlError) else SourceError(name, options.kind, str(exc))
+            continue
+        inputs[name] = _read_source(loaded, name, options, context, cache, reads, access)
     return inputs
+
+
+def _read_source(
+    loaded: LoadedSpec,
+    name: str,
+    options: Any,
+    context: SourceContext,
+    cache: QueryCache | None,
+    reads: list[CacheRead] | None,
+    access: Access | None,
+) -> pl.LazyFrame:
+    """One source read for the run's viewer, through the query cache when it serves the source."""
+    from reportctl.plugins import SOURCES, load_plugin
+
+    source = load_plugin(SOURCES, options.kind)(name, options, context)
+    setting = _cache_setting(options, source)
+    fetch, identity = _filtered(source, access.filters.get(name) if access is not None else None)
+    if cache is None or reads is None or setting is None:
+        frame = fetch()
+    else:
+        ttl = setting.ttl or loaded.project.config.cache.ttl
+        limit: timedelta = getattr(options, "timeout", timedelta(minutes=1))
+        wait = limit.total_seconds() * (1 + getattr(options, "retries", 0)) + 5
+        collected, read = cache.read(name, identity(), ttl, fetch, wait=wait)
+        frame = collected.lazy()
+        reads.append(read)
+    return in_report_timezone(frame, context.timezone)
+
+
+def _isolated_datasets(
+    loaded: LoadedSpec,
+    inputs: Mapping[str, pl.LazyFrame],
+    bound: Mapping[str, Any],
+    failures: dict[str, BaseException],
+) -> dict[str, pl.DataFrame]:
+    """The sources and datasets that can be computed, each dataset once; one whose plan or collection fails, or
+    that reads a failed one, goes to ``failures`` (with the first failure it reads) and the rest still compute."""
+    import polars as pl
+
+    from reportctl.data.expressions import describe_polars_error
+    from reportctl.data.pipeline import build_datasets, dataset_references, dependency_order
+    from reportctl.data.steps import build_dataset
+    from reportctl.errors import DatasetError
+
+    datasets = loaded.spec.datasets
+    order = dependency_order(datasets, [*inputs, *failures])
+    if len(order) < len(datasets):  # a cycle or an unknown name: the spec's own error, as without isolation
+        build_datasets(datasets, {**inputs, **{name: pl.LazyFrame() for name in failures}}, bound)
+    lazy: dict[str, pl.LazyFrame] = dict(inputs)
+    for name in order:
+        failed = [ref for _, ref in dataset_references(datasets[name]) if ref in failures]
+        if failed:
+            failures[name] = failures[failed[0]]
+            continue
+        try:
+            lazy[name] = build_dataset(name, datasets[name], lazy, bound)
+        except ReportctlError as exc:
+            failures[name] = exc
+    try:
+        collected = dict(zip(lazy, pl.collect_all(list(lazy.values())), strict=True))
+    except pl.exceptions.PolarsError:
+        collected = {}
+        for name, frame in lazy.items():  # only on the error path: one at a time, to tell which ones fail
+            failed = (
+                [ref for _, ref in dataset_references(datasets[name]) if ref in failures] if name in datasets else []
+            )
+            if failed:
+                failures[name] = failures[failed[0]]
+                continue
+            try:
+                collected[name] = frame.collect()
+            except pl.exceptions.PolarsError as exc:
+                failures[name] = DatasetError(name, describe_polars_error(exc))
+    order_of = [*inputs, *datasets]
+    return {name: collected[name].rechunk() for name in order_of if name in collected and name not in failures}
 
 
 def _filtered(source: Any, row_filter: RowFilter | None) -> tuple[Callable[[], pl.LazyFrame], Callable[[], Any]]:

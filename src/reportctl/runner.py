@@ -29,6 +29,13 @@ from reportctl.errors import (
     did_you_mean,
     exception_line,
 )
+from reportctl.isolation import (
+    any_placeholder,
+    check_data_failures,
+    error_line,
+    placeholder_charts,
+    without_failed_charts,
+)
 from reportctl.run_data import compute_datasets
 from reportctl.run_record import (
     Artifact,
@@ -188,17 +195,21 @@ def _render(
 
     stage("GENERATING")
     say("reading sources")
-    frames, reads, access = _read_data(loaded, values, now, timings, data, say)
+    frames, reads, access, failures = _read_data(loaded, values, now, timings, data, say)
 
     stage("FORMATTING", "; ".join(read.describe() for read in reads) or None)
     say("building the document")
     t = time.perf_counter()
     from reportctl.assemble import assemble_document
 
-    document = with_access_note(assemble_document(loaded, frames, values, run_id=run_id, now=now), access)
+    document = with_access_note(
+        assemble_document(loaded, frames, values, run_id=run_id, now=now, failures=failures), access
+    )
     document = dataclasses.replace(document, formats=tuple(name for name, _ in writers))
     timings["document"] = lap(t)
-    document = _with_chart_images(document, writers, say, timings, messages=_composes_messages(loaded))
+    document = _with_chart_images(
+        document, writers, say, timings, messages=_composes_messages(loaded), isolated=placeholder_charts(loaded)
+    )
 
     destination = (output_dir or loaded.project.output_dir) / spec.name
     staging = destination / f".{run_id}.partial"
@@ -219,7 +230,15 @@ def _render(
         timings["total"] = lap(started)
         sources = [read.as_dict() for read in reads]
         result = RunResult(
-            run_id, spec.name, "completed", final, artifacts, jsonable_parameters(values), timings, sources=sources
+            run_id,
+            spec.name,
+            "completed",
+            final,
+            artifacts,
+            jsonable_parameters(values),
+            timings,
+            sources=sources,
+            warnings=[failure.as_dict() for failure in document.failures()],
         )
         record_provenance(result, loaded, git.result(), data, parameters)
         result.title = document.info.title
@@ -242,20 +261,37 @@ def _read_data(
     timings: dict[str, float],
     data: DataRoute,
     say: Progress,
-) -> tuple[dict[str, pl.DataFrame], list[CacheRead], Access]:
+) -> tuple[dict[str, pl.DataFrame], list[CacheRead], Access, dict[str, BaseException]]:
     """The run's sources and datasets as its viewer may see them, how the cached sources were read (hits are said
-    as progress), and the viewer's access."""
+    as progress), the viewer's access, and the sources and datasets that failed: only when sections may become
+    placeholders, and only those whose every reader is one (any other failure is raised, as without isolation)."""
     from reportctl.data.policies import access_for
 
     access = access_for(loaded, data.viewer)
     reads: list[CacheRead] = []
+    failures: dict[str, BaseException] | None = {} if any_placeholder(loaded) else None
     frames = compute_datasets(
-        loaded, values, now, timings, data.read, cache_reads=reads if data.cache else None, access=access
+        loaded,
+        values,
+        now,
+        timings,
+        data.read,
+        cache_reads=reads if data.cache else None,
+        access=access,
+        failures=failures,
     )
+    if failures:
+        check_data_failures(loaded, failures)
+        say("failed, shown as placeholders: " + "; ".join(error_line(error) for error in _distinct(failures)))
     hits = [read.describe() for read in reads if read.outcome == "hit"]
     if hits:
         say("; ".join(hits))
-    return frames, reads, access
+    return frames, reads, access, failures or {}
+
+
+def _distinct(failures: Mapping[str, BaseException]) -> list[BaseException]:
+    """Each failure once: a dataset that reads a failed one carries the same error."""
+    return list({id(error): error for error in failures.values()}.values())
 
 
 def build_document(
@@ -276,8 +312,12 @@ def build_document(
     _check_renderable(loaded)
     values = resolve_parameters(loaded, parameters or {}, now)
     access = access_for(loaded, viewer)
-    frames = compute_datasets(loaded, values, now, {}, snapshot, access=access)
-    return with_access_note(assemble_document(loaded, frames, values, run_id=run_id, now=now), access)
+    failures: dict[str, BaseException] | None = {} if any_placeholder(loaded) else None
+    frames = compute_datasets(loaded, values, now, {}, snapshot, access=access, failures=failures)
+    if failures:
+        check_data_failures(loaded, failures)
+    document = assemble_document(loaded, frames, values, run_id=run_id, now=now, failures=failures)
+    return with_access_note(document, access)
 
 
 ACCESS_BLOCK = "_access"
@@ -315,10 +355,12 @@ def _with_chart_images(
     timings: dict[str, float],
     *,
     messages: bool = False,
+    isolated: frozenset[str] = frozenset(),
 ) -> Document:
     """The document with its charts exported once, in every image format a chosen writer embeds. When only a
     delivery's message wants a picture (of the first chart), it is drawn if a browser is at hand: a message
-    without it is still sent, so a missing browser fails no run that writes no pictures."""
+    without it is still sent, so a missing browser fails no run that writes no pictures. A chart in ``isolated``
+    (``on_error: placeholder``) that cannot be exported becomes a placeholder instead of failing the run."""
     formats: set[str] = set()
     for _, writer in writers:
         formats |= getattr(type(writer), "CHART_IMAGES", frozenset())
@@ -331,17 +373,16 @@ def _with_chart_images(
     wanted, optional = (charts, False) if formats else (charts[:1], True)
     say(f"drawing {len(wanted)} chart{'s' if len(wanted) != 1 else ''}")
     t = time.perf_counter()
+    wanted_formats = formats | ({"png"} if messages else set())
     try:
-        images = export_charts(
-            wanted,
-            formats | ({"png"} if messages else set()),
-            timezone=document.info.timezone,
-            locale=document.style.locale,
-        )
-    except (BrowserMissingError, ChartError):
-        if not optional:
+        images = export_charts(wanted, wanted_formats, timezone=document.info.timezone, locale=document.style.locale)
+    except (BrowserMissingError, ChartError) as exc:
+        if optional:
+            images = {}
+        elif not any(chart.id in isolated for chart in wanted):
             raise
-        images = {}
+        else:
+            document, images = without_failed_charts(document, wanted, wanted_formats, isolated, exc)
     timings["charts"] = lap(t)
     return dataclasses.replace(document, chart_images=images)
 

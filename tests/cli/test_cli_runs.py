@@ -115,7 +115,7 @@ def test_list_bad_options_are_usage_errors(cli: Cli, runs: dict[str, str]) -> No
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         "error: --state: unknown run state 'DONE'; expected one of "
-        "COMPLETED, DISTRIBUTING, FAILED, FORMATTING, GENERATING, SCHEDULED, SKIPPED"
+        "COMPLETED, COMPLETED_WITH_WARNINGS, DISTRIBUTING, FAILED, FORMATTING, GENERATING, SCHEDULED, SKIPPED"
     )
     result = cli("runs", "list", "--since", "yesterday")
     assert result.exit_code == 2 and "--since: expected an ISO time" in result.stderr

@@ -73,9 +73,12 @@ def deliver(
                 say=say,
             )
         if record.state.value == "DISTRIBUTING" and not dry_run:
+            from reportctl.delivery.message import failed_sections
             from reportctl.state import RunState
 
-            store.transition(record.id, RunState.COMPLETED, detail="delivered: " + (report.summary() or "nothing"))
+            # a run with sections rendered as placeholders (on_error: placeholder) ends with warnings
+            state = RunState.COMPLETED_WITH_WARNINGS if failed_sections(target) else RunState.COMPLETED
+            store.transition(record.id, state, detail="delivered: " + (report.summary() or "nothing"))
         if not dry_run:
             from reportctl.state import audit
 

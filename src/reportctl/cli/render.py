@@ -127,7 +127,7 @@ def render(
         show_burst(result, as_json=as_json)
         return
     if as_json:
-        payload = run_payload(result)
+        payload = {**run_payload(result), "warnings": result.warnings}
         if result.delivery is None:
             print_json(payload)
         else:
@@ -140,8 +140,15 @@ def render(
         f"rendered {result.report} in {result.timings.get('total', 0):.2f} s: "
         f"{count} file{'s' if count != 1 else ''} in {as_typed(result.directory)}{cache_hits(result.sources)}"
     )
+    show_warnings(result.warnings)
     if result.delivery is not None:
         show_delivery(result.delivery)
+
+
+def show_warnings(warnings: list[dict[str, str]]) -> None:
+    """The sections rendered as placeholders (``on_error: placeholder``), on stderr; the exit code stays 0."""
+    for warning in warnings:
+        typer.echo(f"warning: section '{warning['section']}' rendered as a placeholder: {warning['error']}", err=True)
 
 
 def show_burst(result: Any, *, as_json: bool) -> None:

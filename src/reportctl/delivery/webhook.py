@@ -195,6 +195,8 @@ class WebhookChannel:
 
     def payload(self) -> dict[str, Any]:
         """The event: what the run was, how it ended, and its artifacts with checksums and links."""
+        from reportctl.delivery.message import failed_sections
+
         context = self.context
         return {
             "type": "report.completed" if context.status == "completed" else "report.failed",
@@ -219,7 +221,9 @@ class WebhookChannel:
                 ],
             }
             # an encrypted delivery's receiver learns which files are sealed and how the password travels
-            | ({"encryption": context.encryption.as_dict()} if context.encryption is not None else {}),
+            | ({"encryption": context.encryption.as_dict()} if context.encryption is not None else {})
+            # sections rendered as placeholders (on_error: placeholder): [{section, error}]
+            | ({"warnings": warnings} if (warnings := failed_sections(context)) else {}),
         }
 
     def body(self) -> bytes:

@@ -193,7 +193,8 @@ def _render(project: Project, store: StateStore, message: QueuedRun, worker: str
         error = f"internal error: {exception_line(exc)}"
         fail_lost_run(store, loaded, record.id, error, scheduled)
         return f"FAILED: {error}"
-    return f"COMPLETED on {worker or 'this worker'}: {result.directory}"
+    state = "COMPLETED_WITH_WARNINGS" if result.warnings else "COMPLETED"  # sections rendered as placeholders
+    return f"{state} on {worker or 'this worker'}: {result.directory}"
 
 
 def _load_same_spec(project: Project, store: StateStore, message: QueuedRun, spec_hash: str, commit: str | None) -> Any:

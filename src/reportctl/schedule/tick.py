@@ -341,7 +341,8 @@ def _render_with_retries(
             )
             run_id = retry.id
             continue
-        return TickOutcome(spec.name, fire.scheduled, "COMPLETED", result.run_id, str(result.directory))
+        state = "COMPLETED_WITH_WARNINGS" if getattr(result, "warnings", ()) else "COMPLETED"  # placeholder sections
+        return TickOutcome(spec.name, fire.scheduled, state, result.run_id, str(result.directory))
 
 
 def _late(fire: Fire) -> str:

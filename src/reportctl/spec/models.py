@@ -157,6 +157,11 @@ class Column(StrictModel):
 class _Section(StrictModel):
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
     title: str | None = None
+    on_error: Literal["fail", "placeholder"] | None = Field(
+        default=None,
+        description="When its data, template, KPI or chart fails: fail the run, or render a placeholder saying what "
+        "failed and deliver the rest (COMPLETED_WITH_WARNINGS); default the project's on_error (fail).",
+    )
 
 
 class TextSection(_Section):

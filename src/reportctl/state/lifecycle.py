@@ -1,8 +1,10 @@
 """The run lifecycle: the states a run passes through and the only moves allowed between them.
 
-SCHEDULED -> GENERATING -> FORMATTING -> DISTRIBUTING -> COMPLETED
+SCHEDULED -> GENERATING -> FORMATTING -> DISTRIBUTING -> COMPLETED | COMPLETED_WITH_WARNINGS
     |             |             |              |
     +-> SKIPPED   +-------------+--------------+-> FAILED   (SCHEDULED may also fail)
+
+COMPLETED_WITH_WARNINGS: delivered, with sections (``on_error: placeholder``) that rendered as placeholders.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class RunState(StrEnum):
     FORMATTING = "FORMATTING"
     DISTRIBUTING = "DISTRIBUTING"
     COMPLETED = "COMPLETED"
+    COMPLETED_WITH_WARNINGS = "COMPLETED_WITH_WARNINGS"
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
 
@@ -34,6 +37,11 @@ class RunState(StrEnum):
     def terminal(self) -> bool:
         """A finished run never moves again."""
         return self in TERMINAL_STATES
+
+    @property
+    def succeeded(self) -> bool:
+        """The report went out: COMPLETED, or COMPLETED_WITH_WARNINGS (some sections are placeholders)."""
+        return self in SUCCESS_STATES
 
     @classmethod
     def parse(cls, text: str) -> RunState:
@@ -44,7 +52,8 @@ class RunState(StrEnum):
             raise ValueError(f"unknown run state '{text}'; expected one of {one_of(s.value for s in cls)}") from None
 
 
-TERMINAL_STATES = frozenset({RunState.COMPLETED, RunState.FAILED, RunState.SKIPPED})
+SUCCESS_STATES = frozenset({RunState.COMPLETED, RunState.COMPLETED_WITH_WARNINGS})
+TERMINAL_STATES = SUCCESS_STATES | {RunState.FAILED, RunState.SKIPPED}
 ACTIVE_STATES = frozenset(RunState) - TERMINAL_STATES
 
 LEGAL_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
@@ -52,8 +61,9 @@ LEGAL_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     # back to SCHEDULED only through ``StateStore.requeue``: a queued run whose worker was lost, or retried
     RunState.GENERATING: frozenset({RunState.FORMATTING, RunState.FAILED, RunState.SCHEDULED}),
     RunState.FORMATTING: frozenset({RunState.DISTRIBUTING, RunState.FAILED, RunState.SCHEDULED}),
-    RunState.DISTRIBUTING: frozenset({RunState.COMPLETED, RunState.FAILED}),
+    RunState.DISTRIBUTING: frozenset({RunState.COMPLETED, RunState.COMPLETED_WITH_WARNINGS, RunState.FAILED}),
     RunState.COMPLETED: frozenset(),
+    RunState.COMPLETED_WITH_WARNINGS: frozenset(),
     RunState.FAILED: frozenset(),
     RunState.SKIPPED: frozenset(),
 }

@@ -1,9 +1,10 @@
 """Run statistics for ``reportctl runs stats``: runs, failures and durations per report and per ISO week, delivery
 outcomes per channel, and the trends worth a look ("generation time doubled", "failed 3 times in a row").
 
-Durations are those of finished runs (COMPLETED or FAILED: from start to end, queue wait excluded); SKIPPED runs
-count as runs but neither fail nor take time. Percentiles interpolate linearly between the closest ranks, as the
-reports' own ``p95()`` does.
+Durations are those of finished runs (COMPLETED, COMPLETED_WITH_WARNINGS or FAILED: from start to end, queue wait
+excluded); SKIPPED runs count as runs but neither fail nor take time. A run COMPLETED_WITH_WARNINGS (sections rendered
+as placeholders) succeeded: it counts as completed, and also in ``with_warnings``. Percentiles interpolate linearly
+between the closest ranks, as the reports' own ``p95()`` does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from reportctl.state.store import StateStore
 
 TREND_WINDOW = timedelta(days=7)
+FINISHED = ("COMPLETED", "COMPLETED_WITH_WARNINGS", "FAILED")
+SUCCEEDED = ("COMPLETED", "COMPLETED_WITH_WARNINGS")
 FAILURE_STREAK = 3
 """How many failures in a row make a flag: one is bad luck, three is a report that needs someone."""
 DELIVERED = ("sent",)
@@ -32,6 +35,8 @@ class Figures:
     completed: int = 0
     failed: int = 0
     skipped: int = 0
+    with_warnings: int = 0
+    """Completed runs that had sections rendered as placeholders (COMPLETED_WITH_WARNINGS), counted in ``completed``."""
     p50_seconds: float | None = None
     p95_seconds: float | None = None
 
@@ -145,12 +150,13 @@ def _report_stats(report: str, runs: Sequence[_Run], until: datetime) -> ReportS
 
 
 def _figures(runs: Sequence[_Run]) -> Figures:
-    durations = sorted(r.duration for r in runs if r.duration is not None and r.state in ("COMPLETED", "FAILED"))
+    durations = sorted(r.duration for r in runs if r.duration is not None and r.state in FINISHED)
     return Figures(
         runs=len(runs),
-        completed=sum(r.state == "COMPLETED" for r in runs),
+        completed=sum(r.state in SUCCEEDED for r in runs),
         failed=sum(r.state == "FAILED" for r in runs),
         skipped=sum(r.state == "SKIPPED" for r in runs),
+        with_warnings=sum(r.state == "COMPLETED_WITH_WARNINGS" for r in runs),
         p50_seconds=percentile(durations, 0.5),
         p95_seconds=percentile(durations, 0.95),
     )
@@ -160,7 +166,7 @@ def _flags(runs: Sequence[_Run], until: datetime) -> list[str]:
     """What deserves a look: a failure streak at the end, and the last week's median duration against the week
     before."""
     flags = []
-    finished = [r for r in runs if r.state in ("COMPLETED", "FAILED")]
+    finished = [r for r in runs if r.state in FINISHED]
     streak = 0
     for run in reversed(finished):
         if run.state != "FAILED":

@@ -393,7 +393,7 @@ class StateStore:
             for run in session.scalars(query):
                 record = RunRecord.of(run)
                 kept = variants.get(record.viewer or "")
-                if kept is None or kept.state != RunState.COMPLETED:
+                if kept is None or not kept.state.succeeded:
                     variants[record.viewer or ""] = record
         return variants
 
