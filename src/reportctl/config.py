@@ -23,6 +23,31 @@ CONFIG_NAME = "reportctl.yaml"
 MIN_SCHEDULER_LEASE = timedelta(seconds=3)
 
 
+class ArchiveConfig(StrictModel, S3Connection):
+    """Where and how retention archives files past their age: an S3 (or S3-compatible) bucket, with the s3
+    channel's connection keys. ``url`` is the default archive of every report; a spec's ``retention.archive``
+    names another bucket or prefix reached with these same settings."""
+
+    url: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix/: every report's files past state.retention go to <prefix><report>/<run-id>/ "
+        "instead of being deleted; default none (each spec may set retention.archive).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_alone(cls, value: Any) -> Any:
+        """``archive: s3://bucket/prefix/`` means ``{url: s3://bucket/prefix/}``."""
+        return {"url": value} if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _s3_location(cls, value: str | None) -> str | None:
+        from reportctl.delivery.s3_options import parse_location
+
+        return None if value is None else parse_location(value.strip()).url
+
+
 class StateConfig(StrictModel):
     """Where runs are recorded and how long their history and files are kept."""
 
@@ -34,7 +59,12 @@ class StateConfig(StrictModel):
     history: int = Field(default=100, ge=0, description="Runs kept per report; older finished runs are forgotten.")
     retention: PositiveDuration | None = Field(
         default=timedelta(days=30),
-        description="Age after which a finished run's artifacts are deleted; null keeps them.",
+        description="Age after which a finished run's artifacts are deleted (or archived); null keeps them.",
+    )
+    archive: ArchiveConfig | None = Field(
+        default=None,
+        description="Archive instead of delete: {url: s3://bucket/prefix/, endpoint_url: ..., ...}; the connection "
+        "every retention.archive uses. A spec's retention: overrides history, retention and archive per report.",
     )
     heartbeat_timeout: PositiveDuration = Field(
         default=timedelta(minutes=2), description="A run whose worker is silent this long is failed as 'worker lost'."
@@ -194,6 +224,35 @@ class AuditConfig(StrictModel):
         default=None,
         description="Age after which audit entries are deleted (e.g. 400d), after each run; null keeps them for ever.",
     )
+
+
+class ApiConfig(StrictModel):
+    """The daemon's HTTP API (``schedule daemon --listen``): who may trigger runs, and how download links are signed.
+    Both name secrets (``reportctl secrets set NAME`` or ``REPORTCTL_SECRET_<NAME>``), never values."""
+
+    tokens: list[str] = Field(
+        default_factory=list,
+        description="Names of the secrets whose values are the bearer tokens POST /runs and POST /alerts accept; an "
+        "audit entry names the secret (actor api:NAME). None: every triggering request is refused (401).",
+    )
+    signing_key: str | None = Field(
+        default=None,
+        description="Name of the secret that signs artifact download links (HMAC-SHA256); none: GET /runs/ID lists "
+        "artifacts without links.",
+    )
+    link_expiry: PositiveDuration = Field(
+        default=timedelta(hours=1), description="How long a signed artifact download link stays valid."
+    )
+
+    @field_validator("tokens")
+    @classmethod
+    def _secret_names(cls, value: list[str]) -> list[str]:
+        from reportctl.secrets import SECRET_NAME
+
+        for name in value:
+            if not SECRET_NAME.match(name):
+                raise ValueError(f"'{name}' is not a secret name; use letters, digits, '_', '-' and '.'")
+        return value
 
 
 class ProjectConfig(StrictModel):

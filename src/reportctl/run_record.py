@@ -35,9 +35,20 @@ class Artifact:
     url: str | None = None
     """Where the project's artifact store keeps it (s3://bucket/key), once uploaded; None without a store."""
 
+    @property
+    def compression(self) -> str | None:
+        """gzip or zstd for a compressed output (``compress:``), from its name; None for a plain file."""
+        from reportctl.writers.compression import compression_of
+
+        return compression_of(self.path)
+
     def as_dict(self, relative_to: Path | None = None) -> dict[str, Any]:
+        """The manifest's and the state store's record; ``bytes`` and ``sha256`` are the file's as written
+        (compressed, when it is), and ``compression`` is there only for a compressed file."""
         path = self.path.relative_to(relative_to) if relative_to else self.path
-        record = {"format": self.format, "path": str(path), "bytes": self.bytes, "sha256": self.sha256}
+        record: dict[str, Any] = {"format": self.format, "path": str(path), "bytes": self.bytes, "sha256": self.sha256}
+        if self.compression is not None:
+            record["compression"] = self.compression
         return record if self.url is None else {**record, "url": self.url}
 
 
@@ -70,6 +81,9 @@ class RunResult:
     """A burst variant's recipients: the only addresses its deliveries may reach (None: the spec's recipients)."""
     variants: list[Variant] = field(default_factory=list)
     """A burst run's variants, one per recipient group, each a run of its own (``reportctl.burst``)."""
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    """The sections rendered as placeholders (``on_error: placeholder``): {section, error}; the run then ends
+    COMPLETED_WITH_WARNINGS."""
 
     @property
     def manifest(self) -> Path:
@@ -203,6 +217,7 @@ def write_manifest(
         "timings": result.timings,
         "artifacts": [a.as_dict(relative_to=directory) for a in result.artifacts],
         "tables": [_table_entry(table) for table in document.tables()] if document else [],
+        "warnings": result.warnings,
         "preview": preview,
     }
     temporary = directory / ".manifest.json.tmp"

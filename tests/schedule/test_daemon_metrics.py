@@ -10,11 +10,13 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,12 @@ from celery_workers import make_celery_project, running_worker
 from conftest import CliResult
 from daemon_process import DaemonProcess
 from reportctl.config import find_project
-from reportctl.schedule.metrics import BrokerPoll, DaemonMetrics
+from reportctl.schedule.daemon import Daemon
+from reportctl.schedule.metrics import BrokerPoll, DaemonMetrics, schedule_interval
+from reportctl.schedule.metrics_store import StoreReadings
+from reportctl.schedule.workers import RenderWorkers
+from reportctl.state import RunState, StateStore, open_store
+from reportctl.state.ledger import DeliveryLedger, PlannedRecipient
 
 Cli = Callable[..., CliResult]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -104,6 +111,13 @@ def test_the_leader_gauge_and_token_follow_the_scheduler_lease(
             if daemon.process.poll() is None:
                 os.kill(daemon.pid, signal.SIGCONT)
             daemon.stop()
+
+
+@pytest.fixture
+def sqlite_store(project: Path) -> Iterator[StateStore]:
+    """The project's own store (embedded SQLite), which the daemon's worker processes open too."""
+    with open_store(find_project(project)) as store:
+        yield store
 
 
 @pytest.fixture
@@ -225,3 +239,203 @@ def test_the_daemon_polls_the_broker_from_its_loop(celery_project: Path) -> None
     finally:
         daemon.stop()
     assert not daemon.events("broker.unreachable"), [e["message"] for e in daemon.events("broker.unreachable")]
+
+
+# --- what a daemon's reports look like: specs, next fires, cache reads, deliveries, last success -------------------
+
+NOW = datetime(2026, 11, 30, 9, 5, tzinfo=UTC)
+SPEC = """\
+apiVersion: reportctl/v1
+name: NAME
+sources:
+  orders: {kind: sql, url: "sqlite:///app.db", query: "SELECT id, amount FROM orders ORDER BY id"}
+sections:
+  - {id: t, type: table, dataset: orders}
+outputs: [csv]
+schedule: {cron: "CRON", timezone: Europe/Berlin, misfire_grace: 30m, enabled: ENABLED}
+delivery:
+  - {channel: file, path: outbox, to: [ops@example.com, cto@example.com]}
+"""
+
+
+def _write_spec(project: Path, name: str, cron: str = "0 * * * *", *, enabled: bool = True) -> Path:
+    path = project / "specs" / f"{name}.yaml"
+    path.write_text(SPEC.replace("NAME", name).replace("CRON", cron).replace("ENABLED", str(enabled).lower()))
+    return path
+
+
+def _orders_db(project: Path) -> None:
+    with sqlite3.connect(project / "app.db") as db:
+        db.execute("CREATE TABLE orders (id INTEGER, amount REAL)")
+        db.executemany("INSERT INTO orders VALUES (?, ?)", [(1, 10.5), (2, 20.0)])
+
+
+def _labelled(samples: Samples, name: str, label: str) -> dict[str, float]:
+    """The samples of ``name`` by the value of their one label ``label``."""
+    return {dict(labels)[label]: value for (found, labels), value in samples.items() if found == name}
+
+
+def test_a_reload_publishes_the_specs_their_validity_and_next_fires(project: Path, sqlite_store: StateStore) -> None:
+    _write_spec(project, "hourly")
+    daily = _write_spec(project, "daily", "30 7 * * 1-5")
+    _write_spec(project, "paused", enabled=False)
+    (project / "specs" / "typo.yaml").write_text(SPEC.replace("sections:", "sectoins:"))
+    with served() as (metrics, port):
+        daemon = Daemon(find_project(project), sqlite_store, clock=lambda: NOW, metrics=metrics)
+        daemon.start(NOW)
+        samples = _scrape(port)
+        specs = _labelled(samples, "reportctl_specs", "state")
+        assert specs == {"scheduled": 2.0, "invalid": 1.0, "disabled": 1.0}
+        assert _labelled(samples, "reportctl_spec_valid", "report") == {"hourly": 1.0, "daily": 1.0, "typo": 0.0}
+        next_fires = _labelled(samples, "reportctl_next_fire_timestamp_seconds", "report")
+        # 09:05 UTC is 10:05 in Berlin: hourly at 11:00 Berlin, the weekday report on Tuesday at 07:30 Berlin
+        assert next_fires == {
+            "hourly": datetime(2026, 11, 30, 10, 0, tzinfo=UTC).timestamp(),
+            "daily": datetime(2026, 12, 1, 6, 30, tzinfo=UTC).timestamp(),
+        }
+        intervals = _labelled(samples, "reportctl_schedule_interval_seconds", "report")
+        assert intervals == {"hourly": 3600.0, "daily": 3 * 86400.0}  # Friday to Monday
+
+        (project / "specs" / "hourly.yaml").write_text(SPEC.replace("sections:", "sectoins:").replace("NAME", "hourly"))
+        daily.unlink()
+        daemon.reload(NOW)
+        samples = _scrape(port)
+        assert _labelled(samples, "reportctl_specs", "state") == {"scheduled": 1.0, "invalid": 2.0, "disabled": 1.0}
+        # hourly keeps its last valid version scheduled; daily is gone, with its series
+        assert _labelled(samples, "reportctl_spec_valid", "report") == {"hourly": 0.0, "typo": 0.0}
+        assert set(_labelled(samples, "reportctl_next_fire_timestamp_seconds", "report")) == {"hourly"}
+        assert set(_labelled(samples, "reportctl_schedule_interval_seconds", "report")) == {"hourly"}
+
+
+@pytest.mark.parametrize(
+    ("cron", "day", "interval"),
+    [
+        ("* * * * *", date(2026, 12, 4), 60),
+        ("0,50 * * * *", date(2026, 12, 4), 50 * 60),
+        ("*/5 9-17 * * 1-5", date(2026, 12, 4), (2 * 24 + 15) * 3600 + 5 * 60),  # Friday 17:55 to Monday 09:00
+        ("0 9 * * MON", date(2026, 12, 4), 7 * 86400),
+        ("0 9 1 * *", date(2026, 12, 4), 31 * 86400),  # the 1st of December to the 1st of January
+        ("0 0 30 2 *", date(2026, 12, 4), None),
+    ],
+)
+def test_the_schedule_interval_is_the_longest_gap_between_fires(cron: str, day: date, interval: float | None) -> None:
+    assert schedule_interval(cron, day) == interval
+
+
+def test_runs_in_worker_processes_bring_their_cache_reads_back_and_set_the_last_success(
+    project: Path, sqlite_store: StateStore
+) -> None:
+    """The real path: each run renders in a worker process of the daemon, which says how its sources were read."""
+    _orders_db(project)
+    _write_spec(project, "orders", "* * * * *")
+    proj = find_project(project)
+    workers = RenderWorkers(proj)
+    clock = [NOW]
+    try:
+        with served() as (metrics, port):
+            daemon = Daemon(proj, sqlite_store, clock=lambda: clock[0], render=workers, metrics=metrics)
+            daemon.start(NOW)
+            for minute in (0, 1):  # the second run finds the first one's query result in the cache
+                clock[0] = NOW + timedelta(minutes=minute)
+                (outcome,) = daemon.dispatch_due(clock[0])
+                assert outcome.state == "COMPLETED", outcome.detail
+            samples = _scrape(port)
+    finally:
+        workers.close()
+    assert _labelled(samples, "reportctl_cache_requests_total", "result") == {"hit": 1.0, "miss": 1.0}
+    assert samples[("reportctl_last_success_timestamp_seconds", (("report", "orders"),))] == clock[0].timestamp()
+    assert samples[("reportctl_runs_total", (("report", "orders"), ("state", "COMPLETED")))] == 2.0
+
+
+def _finished_run(store: StateStore, report: str, statuses: list[str], *, trigger: str = "schedule") -> str:
+    """A run of ``report`` that went through its states, with one ledger row per status in ``statuses``."""
+    run = store.create_run(report, trigger=trigger)
+    for state in (RunState.GENERATING, RunState.FORMATTING, RunState.DISTRIBUTING, RunState.COMPLETED):
+        store.transition(run.id, state)
+    ledger = DeliveryLedger(store)
+    planned = [PlannedRecipient(f"r{i}@example.com", "to", f"{run.id}:{i}") for i in range(len(statuses))]
+    entries = ledger.plan(run.id, "ops-mail", "email", planned)
+    ledger.record(
+        [(e.id, status, "") for e, status in zip(entries, statuses, strict=True) if status != "pending"], None
+    )
+    return run.id
+
+
+def _deliveries(metrics: DaemonMetrics) -> dict[tuple[str, str, str], float]:
+    return {
+        (s.labels["report"], s.labels["channel"], s.labels["result"]): s.value
+        for family in metrics.registry.collect()
+        for s in family.samples
+        if s.name == "reportctl_deliveries_total"
+    }
+
+
+def test_ledger_rows_count_once_when_they_reach_a_final_status(sqlite_store: StateStore) -> None:
+    metrics, leading = DaemonMetrics(), [True]
+    readings = StoreReadings(sqlite_store, metrics, logging.getLogger(BROKER_LOG), leading=lambda: leading[0])
+    earlier = _finished_run(sqlite_store, "before", ["sent"])  # finished before the daemon started: not counted
+    assert readings.restore()
+    run_id = _finished_run(sqlite_store, "weekly", ["sent", "bounced", "pending"])
+    _finished_run(sqlite_store, "weekly", ["failed"], trigger="manual")  # `render --deliver`: not the daemon's
+    assert readings.read()
+    assert _deliveries(metrics) == {("weekly", "email", "sent"): 1.0, ("weekly", "email", "bounced"): 1.0}
+
+    ledger = DeliveryLedger(sqlite_store)
+    pending = [entry.id for entry in ledger.entries(run_id) if entry.status == "pending"]
+    ledger.record([(pending[0], "failed", "550 no such user")], None)  # the row a retry was still sending
+    assert readings.read()
+    assert readings.read()  # read again: nothing new
+    assert _deliveries(metrics) == {
+        ("weekly", "email", "sent"): 1.0,
+        ("weekly", "email", "bounced"): 1.0,
+        ("weekly", "email", "failed"): 1.0,
+    }
+
+    leading[0] = False  # a standby reads alike and counts nothing
+    _finished_run(sqlite_store, "weekly", ["sent"])
+    assert readings.read()
+    assert _deliveries(metrics)[("weekly", "email", "sent")] == 1.0
+    assert sqlite_store.get_run(earlier).state == RunState.COMPLETED
+
+
+def test_a_restarted_daemon_shows_the_last_success_from_the_store(sqlite_store: StateStore) -> None:
+    _finished_run(sqlite_store, "weekly", [])
+    failed = sqlite_store.create_run("weekly", trigger="schedule")
+    sqlite_store.transition(failed.id, RunState.FAILED, error="the database is down")
+    (completed,) = sqlite_store.list_runs(report="weekly", state="COMPLETED")
+    with served() as (metrics, port):
+        assert StoreReadings(sqlite_store, metrics, logging.getLogger(BROKER_LOG), leading=lambda: True).restore()
+        samples = _scrape(port)
+    assert completed.finished_at is not None
+    assert samples[("reportctl_last_success_timestamp_seconds", (("report", "weekly"),))] == pytest.approx(
+        completed.finished_at.timestamp()
+    )
+
+
+def test_a_running_daemon_counts_its_deliveries_and_a_restarted_one_knows_the_last_success(project: Path) -> None:
+    """Real daemon processes: the run renders and delivers in a worker process, the daemon reads its ledger rows in
+    its housekeeping loop; the next daemon starts with the last success already known."""
+    _orders_db(project)
+    spec = _write_spec(project, "orders")  # hourly: the start catches up the latest fire, once
+    spec.write_text(spec.read_text().replace("misfire_grace: 30m", "misfire_grace: 2h"))
+    first = MetricsDaemon(project, _free_port())
+    try:
+        first.wait_for("run.completed")
+        deadline = time.monotonic() + 60
+        while not (delivered := _labelled(_scrape(first.port), "reportctl_deliveries_total", "result")):
+            assert time.monotonic() < deadline, "the daemon never counted the run's deliveries"
+            time.sleep(0.5)
+        assert delivered == {"sent": 2.0}
+    finally:
+        first.stop()
+    second = MetricsDaemon(project, _free_port())
+    try:
+        second.wait_for("daemon.started")
+        samples = _scrape(second.port)
+    finally:
+        second.stop()
+    with open_store(find_project(project)) as store:
+        (latest, *_older) = store.list_runs(report="orders", state="COMPLETED")
+    assert latest.finished_at is not None
+    success = samples[("reportctl_last_success_timestamp_seconds", (("report", "orders"),))]
+    assert success == pytest.approx(latest.finished_at.timestamp())

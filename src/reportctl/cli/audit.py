@@ -23,7 +23,9 @@ def audit(
     action: Annotated[
         str | None,
         typer.Option(
-            "--action", help="Only this action: render, delivery, trigger (with trigger.skipped), secret, policy."
+            "--action",
+            help="Only this action: render, delivery, trigger (with trigger.skipped), secret, policy, api (with "
+            "api.denied).",
         ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many entries, newest first.")] = 100,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reportctl.cli import runs_stats
+from reportctl.cli import runs_prune, runs_stats
 from reportctl.cli.output import aligned_columns, echo, local_time, moment_option, print_json, truncate
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Recorded runs: what ran, when, how it went, and what it produced.", no_args_is_help=True)
 app.command("stats")(runs_stats.stats)
+app.command("prune")(runs_prune.prune)
 
 
 @contextmanager
@@ -115,6 +116,10 @@ def show(
             {**artifact, "link": stored.links[str(artifact["url"])]} if "url" in artifact and stored.links else artifact
             for artifact in record.artifacts
         ]
+        artifacts = [  # archived by retention: the archive's signed link too, with --links
+            {**a, "archive_link": stored.links[str(a["archive"])]} if str(a.get("archive")) in stored.links else a
+            for a in artifacts
+        ]
         print_json(
             {
                 **record.as_dict(),
@@ -172,6 +177,13 @@ def _stored_files(record: RunRecord, project: Project, *, links: bool) -> _Store
     folder = stored_folder(list(record.artifacts))
     if not links:
         return _StoredFiles(folder)
+    archived = [str(a["archive"]) for a in record.artifacts if a.get("archive")]
+    if archived:  # moved to the archive by retention (reportctl.retention): signed with state.archive's connection
+        from reportctl.retention import archive_links
+
+        signed, expiry = archive_links(project, archived)
+        if folder is None:
+            return _StoredFiles(None, signed, expiry)
     if folder is None:
         raise UsageError(
             f"--links: run {record.id} has no files in an artifact store; runs keep their files there once "
@@ -187,8 +199,8 @@ def _stored_files(record: RunRecord, project: Project, *, links: bool) -> _Store
 
     urls = [str(a["url"]) for a in record.artifacts if "url" in a] + [folder + "manifest.json"]
     with store:
-        signed = {url: store.link(url) for url in urls}
-    return _StoredFiles(folder, signed, format_duration_spec(store.settings.link_expiry))
+        kept = {url: store.link(url) for url in urls}
+    return _StoredFiles(folder, kept | (signed if archived else {}), format_duration_spec(store.settings.link_expiry))
 
 
 _LOCATED = re.compile(r"^(?P<file>/[^:\n]+):(?P<line>\d+):(?P<column>\d+): (?P<message>.*)$", re.DOTALL)
@@ -318,10 +330,13 @@ def _describe_artifacts(record: RunRecord, timezone: str, stored: _StoredFiles) 
             path = Path(record.output_dir) / path
         size = format_bytes(artifact.get("bytes")) if artifact.get("bytes") is not None else "?"
         yield f"  {artifact.get('format', '?'):<6}{size:>10}  {path}"
-        url = artifact.get("url")
-        if url:
-            yield f"{'':<18}  {url}"
-            if str(url) in stored.links:
-                yield f"{'':<18}  {stored.links[str(url)]}"
+        for url in (artifact.get("url"), artifact.get("archive")):  # the artifact store's, retention's archive
+            if url:
+                yield f"{'':<18}  {url}"
+                if str(url) in stored.links:
+                    yield f"{'':<18}  {stored.links[str(url)]}"
     if stored.folder is not None:
         yield f"  {'stored':<16}  {stored.folder}" + (f" (links valid for {stored.expiry})" if stored.links else "")
+    if record.archive_url:
+        valid = f" (links valid for {stored.expiry})" if stored.links and stored.folder is None else ""
+        yield f"  {'archived':<16}  {record.archive_url}{valid}"

@@ -220,6 +220,26 @@ def daemon(
     grace: Annotated[
         str, typer.Option("--grace", metavar="DURATION", help="How long running reports may finish after SIGTERM.")
     ] = "60s",
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            metavar="HOST:PORT",
+            help="Serve the HTTP API (runs, health, metrics, artifact links) here, e.g. 127.0.0.1:8080.",
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", metavar="FILE", help="Serve the API over TLS with this certificate.")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", metavar="FILE", help="The private key of --tls-cert.")
+    ] = None,
+    insecure_listen: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-listen", help="Allow --listen on a non-loopback address without TLS (behind a TLS proxy)."
+        ),
+    ] = False,
 ) -> None:
     """Run every scheduled spec on its cron schedule until SIGTERM or SIGINT.
 
@@ -253,8 +273,20 @@ def daemon(
             metrics.serve(metrics_port, metrics_host)
         except OSError as exc:
             raise UsageError(f"--metrics-port: cannot serve on {metrics_host}:{metrics_port}: {exc}") from None
+    api = None
+    if listen is not None:
+        from reportctl.schedule.http_api import DaemonApi
+        from reportctl.schedule.metrics import DaemonMetrics
+
+        if (tls_cert is None) != (tls_key is None):
+            raise UsageError("--tls-cert and --tls-key go together; give both or neither")
+        metrics = metrics or DaemonMetrics()  # GET /metrics serves the same registry as --metrics-port
+        tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
+        api = DaemonApi(project, metrics, listen=listen, tls=tls, insecure_listen=insecure_listen, logger=logger)
+    elif tls_cert is not None or tls_key is not None or insecure_listen:
+        raise UsageError("--tls-cert, --tls-key and --insecure-listen need --listen HOST:PORT")
     store = open_store(project)
-    ended = DaemonService(project, store, logger=logger, metrics=metrics, grace=grace_period).run()
+    ended = DaemonService(project, store, logger=logger, metrics=metrics, grace=grace_period, api=api).run()
     if ended.threads_left:  # renders cut off after the grace: recorded, so leave without waiting for their threads
         sys.stdout.flush()
         sys.stderr.flush()

@@ -36,6 +36,8 @@ Status = Literal["sent", "failed", "bounced", "retry"]
 # mimetypes knows some of these only on some systems; how an artifact is sent must not depend on the machine
 MEDIA_TYPES = {
     ".csv": "text/csv",
+    ".gz": "application/gzip",  # a compressed output (sales.csv.gz) is sent as the archive it is, not as text/csv
+    ".zst": "application/zstd",
     ".html": "text/html",
     ".json": "application/json",
     ".md": "text/markdown",

@@ -20,7 +20,14 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
-from reportctl.delivery.base import ChannelOptions, DeliveryContext, PermanentFailure, Recipient, media_type
+from reportctl.delivery.base import (
+    ChannelOptions,
+    DeliveryContext,
+    DeliveryTarget,
+    PermanentFailure,
+    Recipient,
+    media_type,
+)
 from reportctl.delivery.recipients import Directory, RecipientEntry, address_problem
 from reportctl.formats import format_bytes
 
@@ -318,9 +325,42 @@ def _default_body(context: DeliveryContext, attachments: Sequence[Attachment], t
             "No files were attached.\n"
         )
     head = f"# {title}\n\nReport of {stamp}, run {context.run_id}.\n\n"
+    warning = failed_sections_line(context)
+    head += f"**{_markdown_text(warning)}**\n\n" if warning else ""
     if not context.artifacts:
         return head + "The run wrote no files.\n"
     return head + _files_markdown(context, attachments, too_large)
+
+
+def failed_sections(context: DeliveryTarget) -> list[dict[str, str]]:
+    """The sections the run rendered as placeholders (``on_error: placeholder``), from its manifest's
+    ``warnings``: [{section, error}]; none for a run without them or without a manifest."""
+    if context.directory is None:
+        return []
+    try:
+        manifest = json.loads((context.directory / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    warnings = manifest.get("warnings") if isinstance(manifest, dict) else None
+    return [w for w in warnings if isinstance(w, dict) and "section" in w] if isinstance(warnings, list) else []
+
+
+def failed_sections_line(context: DeliveryContext) -> str | None:
+    """'The report has 2 sections that could not be rendered: trend, latency.' for a run with placeholders."""
+    failed = failed_sections(context)
+    if not failed:
+        return None
+    names = ", ".join(str(w["section"]) for w in failed)
+    many = len(failed) != 1
+    return f"The report has {len(failed)} section{'s' if many else ''} that could not be rendered: {names}."
+
+
+def _add_failed_sections(context: DeliveryContext, text: list[str], page: list[str]) -> None:
+    """The line naming the sections that could not be rendered, in bold under the report's facts."""
+    warning = failed_sections_line(context)
+    if warning:
+        text.append(f"**{_markdown_text(warning)}**\n")
+        page.append(f'<p style="{_STYLES["p"]}color:#9a6700;font-weight:bold;">{html.escape(warning)}</p>')
 
 
 def _preview(context: DeliveryContext) -> dict[str, Any] | None:
@@ -377,6 +417,7 @@ def _report_body(
         page.append(f'<p style="{_STYLES["p"]}color:#57606a;">{html.escape(preview["description"])}</p>')
     text.append(" · ".join(_markdown_text(f) for f in facts) + "\n")
     page.append(f'<p style="{_STYLES["p"]}font-size:13px;color:#57606a;">{html.escape(" · ".join(facts))}</p>')
+    _add_failed_sections(context, text, page)
 
     kpis = preview.get("kpis") or []
     if kpis:
@@ -467,7 +508,12 @@ def _artifact_line(context: DeliveryContext, artifact: Artifact, note: str) -> s
     link = context.link(artifact)
     name = _markdown_text(artifact.path.name)
     shown = f"[{name}](<{link}>)" if link else name
-    return f"- {shown}, {format_bytes(artifact.bytes)}{note}\n"
+    return f"- {shown}, {format_bytes(artifact.bytes)}{compression_note(artifact)}{note}\n"
+
+
+def compression_note(artifact: Artifact) -> str:
+    """``, gzip-compressed`` for a compressed output (``compress:``), so readers know to unpack it; else empty."""
+    return f", {artifact.compression}-compressed" if artifact.compression else ""
 
 
 def _markdown_text(text: str) -> str:

@@ -233,14 +233,18 @@ class SlackChannel:
         }
 
     def _default_text(self) -> str:
+        from reportctl.delivery.message import compression_note, failed_sections_line
+
         context = self.context
         lines = [f"*{_escape(context.title)}* — run {context.run_id} {context.status}"]
+        warning = failed_sections_line(context)  # sections rendered as placeholders (on_error: placeholder)
+        lines += [f":warning: {_escape(warning)}"] if warning else []
         if context.status == "failed":
             lines.append("> " + _escape(context.error or "no error message").replace("\n", "\n> "))
         for artifact in context.artifacts:
             name, link = _escape(artifact.path.name), context.link(artifact)
             shown = f"<{link}|{name}>" if link else name
-            lines.append(f"• {shown} ({_size(artifact.bytes)})")
+            lines.append(f"• {shown} ({_size(artifact.bytes)}{compression_note(artifact)})")
         if context.encryption is not None:  # which files are sealed, and how the password comes (never what it is)
             lines.append(_escape(context.encryption.note()))
         return "\n".join(lines)

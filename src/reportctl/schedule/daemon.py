@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from reportctl.errors import Problem, ReportctlError, SpecError
+from reportctl.errors import Problem, ReportctlError, SpecError, first_line
 from reportctl.schedule.apscheduler_trigger import PlannedFireTrigger
 from reportctl.schedule.logs import LOGGER_NAME, log_event
 from reportctl.schedule.tick import RenderFire, TickOutcome, record_missed, render_fire, run_fire
@@ -162,7 +162,10 @@ class Daemon:
         from reportctl.schedule.specs import scheduled_specs
 
         now = now or self.clock()
-        found, problems = scheduled_specs([d for d in self.project.spec_dirs if d.is_dir()], self.project)
+        disabled: list[str] = []
+        found, problems = scheduled_specs(
+            [d for d in self.project.spec_dirs if d.is_dir()], self.project, disabled=disabled
+        )
         fresh = {spec.name: spec for spec in found}
         self._scanned = {name: _file_stamp(spec.loaded) for name, spec in fresh.items() if spec.loaded is not None}
         broken = {_resolved(p.position.file if p.position else p.file) for p in problems} - {None}
@@ -194,7 +197,30 @@ class Daemon:
             else:
                 result.changed.append(name)
                 self.specs[name] = spec
+        if self.metrics is not None:
+            self._publish_specs(self.metrics, result, broken, len(disabled))
         return result
+
+    def _publish_specs(
+        self, metrics: DaemonMetrics, result: ReloadResult, broken: set[Path | None], disabled: int
+    ) -> None:
+        """The spec gauges after a (re)load: an invalid file is labelled with the report it held (kept at its last
+        valid version), else with its file name."""
+        kept_files = {_resolved(self.specs[name].path) for name in result.kept}
+        invalid = [*result.kept, *sorted(f.stem for f in broken if f is not None and f not in kept_files)]
+        valid = [name for name in self.specs if name not in result.kept]
+        metrics.specs_loaded(valid, invalid, scheduled=len(self.specs), disabled=disabled)
+
+    def _publish_next_fire(self, spec: ScheduledSpec, now: datetime) -> None:
+        """Set the report's next fire gauge; a trigger of its own, as the job's is APScheduler's to call."""
+        if self.metrics is not None:
+            from zoneinfo import ZoneInfo
+
+            from reportctl.schedule.metrics import schedule_interval
+
+            fire = PlannedFireTrigger(spec).next_fire(now)
+            interval = schedule_interval(spec.cron, now.astimezone(ZoneInfo(spec.timezone)).date())
+            self.metrics.fires_next(spec.name, None if fire is None else fire[1].timestamp(), interval=interval)
 
     def _first_since(self, spec: ScheduledSpec, now: datetime) -> datetime:
         """Where a daemon that never ticked starts counting fires: just before the latest fire within the grace
@@ -208,6 +234,7 @@ class Daemon:
         trigger = self.triggers[spec.name] = PlannedFireTrigger(spec)
         if self.jobs is not None:
             self.jobs.schedule(spec, trigger, run_now=bool(self._due(spec, now)))
+        self._publish_next_fire(spec, now)
 
     def _drop(self, name: str) -> None:
         self.specs.pop(name, None)
@@ -217,6 +244,8 @@ class Daemon:
         self._stamps.pop(name, None)
         if self.jobs is not None:
             self.jobs.unschedule(name)
+        if self.metrics is not None:
+            self.metrics.fires_next(name, None)
 
     def _due(self, spec: ScheduledSpec, now: datetime, *, since: datetime | None = None) -> list[Fire]:
         return due_fires(
@@ -241,6 +270,8 @@ class Daemon:
         now = now or self.clock()
         with self._lock:
             spec = self.specs.get(name)
+            if spec is not None:
+                self._publish_next_fire(spec, now)
             if spec is None or self.stopping.is_set() or not self.leading:
                 return []
             fires = self._due(spec, now)
@@ -290,6 +321,22 @@ class Daemon:
             return self._cut_off_waiting(spec, fire)
         if outcome.state == "FAILED" and outcome.run_id is not None:
             self._record_failure(spec.name, outcome.run_id, outcome.detail)
+        return outcome
+
+    def render_submitted(self, loaded: Any, run_id: str, parameters: dict[str, str], now: datetime) -> TickOutcome:
+        """Render a run the HTTP API recorded (``schedule.api_runs``) as a fire's run is rendered: in this thread's
+        worker, with the spec's timeout, logged and counted in the metrics; a failure is recorded FAILED."""
+        report = str(loaded.spec.name)
+        try:
+            result = self._render(self.store, loaded, run_id, parameters=parameters, now=now)
+        except ReportctlError as exc:
+            detail = first_line(str(exc), "failed")
+            self._record_failure(report, run_id, detail)
+            outcome = TickOutcome(report, now, "FAILED", run_id, detail)
+        else:
+            state = "COMPLETED_WITH_WARNINGS" if getattr(result, "warnings", ()) else "COMPLETED"  # placeholders
+            outcome = TickOutcome(report, now, state, result.run_id, str(result.directory))
+        self._report(outcome)
         return outcome
 
     def _record_failure(self, report: str, run_id: str, error: str) -> None:
@@ -403,6 +450,8 @@ class Daemon:
                 self._running.pop(run_id, None)
             if self.metrics is not None:
                 self.metrics.duration.labels(report=report).observe(time.monotonic() - began)
+        if self.metrics is not None:  # how its sources were read, brought back from the worker process
+            self.metrics.sources_read(list(getattr(result, "sources", ())))
         if running.timed_out:  # finished without another state change after the timeout was recorded
             raise ReportctlError(_timed_out(running.timeout))
         return result
@@ -414,9 +463,11 @@ class Daemon:
             self.log, level, event, outcome.detail, report=outcome.report, run_id=outcome.run_id,
             scheduled=outcome.scheduled.isoformat(),
         )  # fmt: skip
+        from reportctl.schedule.metrics import succeeded
+
         # a CLAIMED fire is another daemon's; a QUEUED one ends on a Celery worker, which records how
         if self.metrics is not None and outcome.state not in ("CLAIMED", "QUEUED"):
-            at = self.clock().timestamp() if outcome.state == "COMPLETED" else None
+            at = self.clock().timestamp() if succeeded(outcome.state) else None
             self.metrics.run_finished(outcome.report, outcome.state, at=at)
 
     # --- housekeeping ---------------------------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 The main thread only waits: for signals (SIGHUP reloads; SIGTERM and SIGINT stop), for spec files to change (their
 mtimes are polled every 2 s), and for housekeeping (timeouts each second, ``reap_lost`` every heartbeat_timeout/2,
-the daemon's tick in the store every 10 s; with ``executor: celery`` and metrics, a broker poll every 15 s in a
-thread of its own). Jobs run ``Daemon.dispatch_spec`` in the thread pool of their priority; each thread hands its
-runs to a worker process of its own (``RenderWorkers``), so runs of one pool render side by side on separate cores,
-and a run past its timeout is stopped by killing its process.
+the daemon's tick in the store every 10 s; retention every hour and, with ``executor: celery`` and metrics, a
+broker poll every 15 s, each in a thread of its own). Jobs run ``Daemon.dispatch_spec`` in the thread pool of their
+priority; each thread hands its runs to a worker process of its own (``RenderWorkers``), so runs of one pool render
+side by side on separate cores, and a run past its timeout is stopped by killing its process.
 
 Only the holder of the scheduler lease fires. The main loop renews it every third of ``state.scheduler_lease`` (a
 standby tries to take it as often, and as the lease it waits for expires, so it takes over within one lease of the
@@ -32,7 +32,9 @@ from reportctl.state.leader import LeaseHolder
 if TYPE_CHECKING:
     from reportctl.config import Project
     from reportctl.schedule.apscheduler_trigger import PlannedFireTrigger
+    from reportctl.schedule.http_api import DaemonApi
     from reportctl.schedule.metrics import BrokerPoll, DaemonMetrics
+    from reportctl.schedule.metrics_store import StoreReadings
     from reportctl.schedule.specs import ScheduledSpec
     from reportctl.state.leader import LeaseState
     from reportctl.state.store import StateStore
@@ -43,6 +45,8 @@ TICK_SAVE_SECONDS = 10.0
 BROKER_POLL_SECONDS = 15.0
 STRANDED_CHECK_SECONDS = 30.0
 """How often the leading daemon (executor: celery) looks for waiting runs whose message the broker lost."""
+PRUNE_SECONDS = 3600.0
+"""How often the leading daemon applies every report's retention (``reportctl.retention``), in a thread."""
 SIGNAL_POLL_SECONDS = 0.2
 LEASE_EXPIRY_MARGIN_SECONDS = 0.05
 """A standby tries the lease this long after it should have expired (the store's clock decides)."""
@@ -95,11 +99,12 @@ class DaemonService:
         logger: logging.Logger,
         metrics: DaemonMetrics | None = None,
         grace: timedelta = timedelta(seconds=60),
+        api: DaemonApi | None = None,
     ) -> None:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        self.log, self.metrics, self.grace = logger, metrics, grace
+        self.log, self.metrics, self.grace, self.api = logger, metrics, grace, api
         executors = {name: ThreadPoolExecutor(size) for name, size in POOL_SIZES.items()}
         self.scheduler = BackgroundScheduler(executors=executors, timezone=UTC)
         self.workers = RenderWorkers(project)
@@ -112,8 +117,12 @@ class DaemonService:
         self._last_token: int | None = None
         """The token this daemon last held the lease with, to tell holding it again from taking it over."""
         self.broker_poll: BrokerPoll | None = None
+        self.store_readings: StoreReadings | None = None
         if metrics is not None:
             metrics.follow_lease(lambda: self.daemon.leading, self._lease_token)
+            from reportctl.schedule.metrics_store import StoreReadings
+
+            self.store_readings = StoreReadings(store, metrics, logger, leading=lambda: self.daemon.leading)
             if project.config.executor.kind == "celery":
                 from reportctl.schedule.metrics import BrokerPoll
 
@@ -142,6 +151,26 @@ class DaemonService:
             with self._count:
                 self._in_flight -= 1
 
+    def submit_run(self, loaded: Any, run_id: str, parameters: dict[str, str], now: datetime) -> None:
+        """Render a run the HTTP API recorded in the worker pool of its spec's priority, as a one-off job."""
+        schedule = loaded.spec.schedule
+        priority = schedule.priority if schedule is not None else "standard"
+        self.scheduler.add_job(
+            self._run_submitted, args=[loaded, run_id, parameters, now], id=f"api:{run_id}", name=f"api:{run_id}",
+            executor=priority, misfire_grace_time=None,  # a busy pool delays the run, never drops it
+        )  # fmt: skip
+
+    def _run_submitted(self, loaded: Any, run_id: str, parameters: dict[str, str], now: datetime) -> None:
+        with self._count:
+            self._in_flight += 1
+        try:
+            self.daemon.render_submitted(loaded, run_id, parameters, now)
+        except Exception as exc:  # a bug must not kill the worker thread silently
+            self.log.exception("%s", exc, extra={"event": "job.error", "reportctl_fields": {"run_id": run_id}})
+        finally:
+            with self._count:
+                self._in_flight -= 1
+
     def _submitted(self, event: Any) -> None:
         spec = self.daemon.specs.get(event.job_id)
         if self.metrics is not None and spec is not None:
@@ -166,6 +195,8 @@ class DaemonService:
         leading = lease.holder == self.lease.holder
         self._held_token = self._last_token = lease.token if leading else None
         result = self.daemon.start(leading=leading)
+        if self.store_readings is not None:
+            self.store_readings.restore()
         self.scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
         self.scheduler.start()
         log_event(
@@ -179,6 +210,8 @@ class DaemonService:
             )  # fmt: skip
         else:
             self._log_standby(lease)
+        if self.api is not None:
+            self.api.start(self)
         self._serve()
         return self._shut_down()
 
@@ -239,8 +272,14 @@ class DaemonService:
         # (only the latest run, the others not recorded at all)
         last_save = float("-inf")
         last_broker = float("-inf")  # the first poll at once, so the broker's numbers are there from the start
-        last_stranded = time.monotonic()
+        from reportctl.schedule.metrics_store import READ_SECONDS
+
+        last_read = time.monotonic()  # the deliveries of runs finished from the start, read in READ_SECONDS
+        last_stranded = last_prune = time.monotonic()
         celery = self.daemon.project.config.executor.kind == "celery"
+        from reportctl.retention import BackgroundPrune
+
+        pruning = BackgroundPrune(self.daemon.project, self.daemon.store, self.log)
         while not self._stops:
             # signals set flags only: this is how soon they are noticed (sooner when the lease is to be tried)
             time.sleep(min(SIGNAL_POLL_SECONDS, max(next_lease - time.monotonic(), 0.01)))
@@ -259,9 +298,15 @@ class DaemonService:
             if celery and now - last_stranded >= STRANDED_CHECK_SECONDS and self.daemon.leading:
                 last_stranded = now
                 self.daemon.queue_stranded()
+            if now - last_prune >= PRUNE_SECONDS and self.daemon.leading:
+                last_prune = now
+                pruning.start()
             if self.broker_poll is not None and now - last_broker >= BROKER_POLL_SECONDS:
                 last_broker = now
                 self.broker_poll.start()
+            if self.store_readings is not None and now - last_read >= READ_SECONDS:
+                last_read = now
+                self.store_readings.start()
             try:
                 self.daemon.check_timeouts()
                 if now - last_reap >= reap_every and self.daemon.leading:
@@ -286,6 +331,8 @@ class DaemonService:
         grace = self.grace.total_seconds()
         log_event(self.log, logging.INFO, "daemon.stopping", f"letting running reports finish within {grace:g}s")
         self.daemon.stopping.set()
+        if self.api is not None:  # no new runs; the links and /runs/ID of the others stop with it
+            self.api.close()
         self.scheduler.shutdown(wait=False)
         self._hand_over()
         deadline = time.monotonic() + grace

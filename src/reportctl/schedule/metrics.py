@@ -1,15 +1,20 @@
-"""Prometheus metrics of the daemon: runs by state, run durations, queue depth per priority, last success per report,
-whether it holds the scheduler lease, and (``executor: celery``) what the broker says: runs waiting and workers.
+"""Prometheus metrics of the daemon: runs by state, run durations, queue depth per priority, last success and next
+fire per report, deliveries by channel and result, scheduled/invalid/disabled specs, query-cache hits, whether it
+holds the scheduler lease, and (``executor: celery``) what the broker says: runs waiting and workers.
 
 Each ``DaemonMetrics`` has a registry of its own, so tests and benchmarks can make as many as they like. The broker
-is read by ``BrokerPoll`` from the daemon's housekeeping loop, never on a scrape: a scrape only reads numbers.
+is read by ``BrokerPoll`` and the state store by ``StoreReadings`` (``metrics_store``) from the daemon's housekeeping
+loop, never on a scrape: a scrape only reads numbers. Labels are report names, channel kinds, states and results,
+never run ids, so the number of series stays that of the project's reports.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from reportctl.schedule.logs import log_event
@@ -19,6 +24,9 @@ if TYPE_CHECKING:
 
 BROKER_TIMEOUT = 1.0
 """Seconds the workers get to answer a poll (the broker's own connection retries come on top)."""
+CACHE_RESULTS = ("hit", "miss")
+INTERVAL_HORIZON = timedelta(days=8)
+"""How far ``schedule_interval`` looks: a week and a day, so a weekly pattern's longest gap is in it."""
 
 
 class DaemonMetrics:
@@ -55,6 +63,49 @@ class DaemonMetrics:
             "The scheduler lease's fencing token as this daemon last read it; it grows whenever the holder changes.",
             registry=self.registry,
         )
+        self.deliveries = Counter(
+            "reportctl_deliveries",
+            "Ledger rows of the daemon's runs that reached a final status, by report, channel kind and status.",
+            ["report", "channel", "result"],
+            registry=self.registry,
+        )
+        self.next_fire = Gauge(
+            "reportctl_next_fire_timestamp_seconds",
+            "When each scheduled report fires next, jitter included (Unix time).",
+            ["report"],
+            registry=self.registry,
+        )
+        self.interval = Gauge(
+            "reportctl_schedule_interval_seconds",
+            "The longest gap between a scheduled report's fires in the coming week (a weekday schedule: its "
+            "weekend): how long it may go without a fire.",
+            ["report"],
+            registry=self.registry,
+        )
+        self.specs = Gauge(
+            "reportctl_specs",
+            "Spec files at the last (re)load: scheduled, invalid (not loaded), or with a disabled schedule.",
+            ["state"],
+            registry=self.registry,
+        )
+        self.spec_valid = Gauge(
+            "reportctl_spec_valid",
+            "1 while a report's spec file is valid; 0 while it is invalid (a known report keeps its last valid "
+            "version scheduled).",
+            ["report"],
+            registry=self.registry,
+        )
+        self.cache_requests = Counter(
+            "reportctl_cache_requests",
+            "Query-cache lookups of the runs this daemon rendered: hit (read from the cache) or miss (queried).",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in CACHE_RESULTS:
+            self.cache_requests.labels(result=result)  # both series from the start, so rate() has a zero to go from
+        self._reports_valid: set[str] = set()
+        self._succeeded: dict[str, float] = {}
+        self._fires: set[str] = set()
         self.broker_up: Any = None
         self.workers: Any = None
         """``reportctl_broker_up`` and ``reportctl_workers``: registered by the first broker poll, so a daemon that
@@ -65,12 +116,62 @@ class DaemonMetrics:
         self._server: Any = None
 
     def run_finished(self, report: str, state: str, *, duration: float | None = None, at: float | None = None) -> None:
-        """Count a run that ended in ``state``; a completed one also sets the report's last success time."""
+        """Count a run that ended in ``state``; a successful one also sets the report's last success time."""
         self.runs.labels(report=report, state=state).inc()
         if duration is not None:
             self.duration.labels(report=report).observe(duration)
-        if state == "COMPLETED" and at is not None:
-            self.last_success.labels(report=report).set(at)
+        if succeeded(state) and at is not None:
+            self.succeeded_at(report, at)
+
+    def succeeded_at(self, report: str, at: float) -> None:
+        """``report`` last succeeded at ``at`` (Unix time), unless a later success is known already: the store's
+        record at start and the runs the daemon sees finish can arrive in any order."""
+        with self._lock:
+            if at > self._succeeded.get(report, float("-inf")):
+                self._succeeded[report] = at
+                self.last_success.labels(report=report).set(at)
+
+    def deliveries_ended(self, ended: list[tuple[str, str, str]]) -> None:
+        """Count ledger rows that reached a final status, each as (report, channel kind, status)."""
+        for report, channel, result in ended:
+            self.deliveries.labels(report=report, channel=channel, result=result).inc()
+
+    def sources_read(self, sources: list[dict[str, Any]]) -> None:
+        """Count a run's query-cache lookups from its ``sources`` (``CacheRead.as_dict``): a ``hit`` is a hit, a
+        source queried (``stored`` or ``live``) a miss."""
+        for source in sources:
+            self.cache_requests.labels(result="hit" if source.get("cache") == "hit" else "miss").inc()
+
+    def fires_next(self, report: str, at: float | None, *, interval: float | None = None) -> None:
+        """``report`` fires next at ``at`` (Unix time), its fires at most ``interval`` seconds apart; ``at`` None:
+        it fires no more, or is no longer scheduled."""
+        with self._lock:
+            if at is None:
+                if report in self._fires:
+                    self._fires.discard(report)
+                    self.next_fire.remove(report)
+                    self.interval.remove(report)
+                return
+            if report not in self._fires:  # from the start, so increase() sees the first of either
+                for state in ("COMPLETED", "FAILED"):
+                    self.runs.labels(report=report, state=state)
+            self._fires.add(report)
+            self.next_fire.labels(report=report).set(at)
+            self.interval.labels(report=report).set(interval if interval is not None else float("nan"))
+
+    def specs_loaded(self, valid: list[str], invalid: list[str], *, scheduled: int, disabled: int) -> None:
+        """A (re)load found ``valid`` and ``invalid`` reports (an invalid file whose report is unknown goes by its
+        file name); ``scheduled`` reports have a job, ``disabled`` specs a schedule turned off."""
+        with self._lock:
+            self.specs.labels(state="scheduled").set(scheduled)
+            self.specs.labels(state="invalid").set(len(invalid))
+            self.specs.labels(state="disabled").set(disabled)
+            current = {**dict.fromkeys(valid, 1.0), **dict.fromkeys(invalid, 0.0)}
+            for gone in self._reports_valid - set(current):
+                self.spec_valid.remove(gone)
+            for report, value in current.items():
+                self.spec_valid.labels(report=report).set(value)
+            self._reports_valid = set(current)
 
     def queued(self, priority: str, change: int) -> None:
         """A fire entered (+1) or left (-1) the queue of its priority's worker pool."""
@@ -144,6 +245,54 @@ class DaemonMetrics:
         self._server = None
 
 
+def succeeded(state: str) -> bool:
+    """Whether a run that ended in ``state`` succeeded: COMPLETED and its variants (COMPLETED_WITH_WARNINGS: the
+    report went out, with a placeholder), so a state added later needs no change here."""
+    return state.startswith("COMPLETED")
+
+
+@functools.lru_cache(maxsize=1024)
+def schedule_interval(cron: str, day: date) -> float | None:
+    """The longest gap in seconds between consecutive fires of ``cron`` that span the 8 days from ``day`` (a
+    weekday schedule's weekend, a monthly one's month), by wall time (a daylight-saving change is an hour off, which
+    an alert on twice this gap does not notice); None for a cron that does not parse or fire.
+
+    Moments an hour apart, each half a minute past a fire or an hour, never on a fire (fires are whole minutes),
+    fall inside every gap of an hour or more, so the fires either side of them find those gaps; a sparse cron jumps
+    from fire to fire. A cron whose gaps are all shorter fires alike every hour, so its next two hours show them.
+    Reports share crons and the answer holds for the day: it is kept.
+    """
+    import copy
+    from itertools import pairwise
+
+    from croniter import CroniterBadDateError
+
+    from reportctl.cron import parsed_cron
+
+    parsed = parsed_cron(cron)
+    if parsed is None:
+        return None
+    walls = copy.copy(parsed)
+    start = moment = datetime.combine(day, time(0, 0, 30))
+    gaps: list[timedelta] = []
+    try:
+        while moment < start + INTERVAL_HORIZON:
+            walls.set_current(moment, force=True)
+            before: datetime = walls.get_prev(datetime)
+            walls.set_current(moment, force=True)
+            after: datetime = walls.get_next(datetime)
+            gaps.append(after - before)
+            moment = max(moment + timedelta(hours=1), after + timedelta(seconds=30))
+        walls.set_current(start, force=True)
+        fires: list[datetime] = [walls.get_next(datetime)]
+        while fires[-1] < start + timedelta(hours=2) and len(fires) <= 120:
+            fires.append(walls.get_next(datetime))
+    except CroniterBadDateError:  # a cron that never matches, such as 0 0 30 2 *
+        return None
+    gaps += [later - earlier for earlier, later in pairwise(fires)]
+    return max(gaps).total_seconds()
+
+
 class BrokerPoll:
     """Reads the runs waiting in the project's queues and the workers taking from them into ``metrics``.
 
@@ -198,4 +347,4 @@ class BrokerPoll:
             self._thread.join(timeout)
 
 
-__all__ = ["BROKER_TIMEOUT", "BrokerPoll", "DaemonMetrics"]
+__all__ = ["BROKER_TIMEOUT", "CACHE_RESULTS", "BrokerPoll", "DaemonMetrics", "schedule_interval", "succeeded"]

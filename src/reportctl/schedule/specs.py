@@ -43,11 +43,12 @@ class ScheduledSpec:
 
 
 def scheduled_specs(
-    paths: list[Path], project: Project | None = None, *, check: bool = False
+    paths: list[Path], project: Project | None = None, *, check: bool = False, disabled: list[str] | None = None
 ) -> tuple[list[ScheduledSpec], list[Problem]]:
     """The scheduled specs in ``paths`` (files or folders) and the problems of the invalid ones, which are skipped.
 
     With ``check`` cross-references are checked too (slower); a report name used twice is a problem in the second file.
+    The names of specs whose schedule is turned off (``enabled: false``) are added to ``disabled`` when given.
     """
     from reportctl.spec.loader import load_spec
 
@@ -65,6 +66,8 @@ def scheduled_specs(
             continue
         spec, schedule = loaded.spec, loaded.spec.schedule
         if spec.abstract or schedule is None or not schedule.enabled:
+            if disabled is not None and not spec.abstract and schedule is not None:
+                disabled.append(spec.name)
             continue
         if spec.name in seen:
             problems.append(loaded.problem(("name",), f"report name '{spec.name}' is also used by {seen[spec.name]}"))

@@ -39,6 +39,10 @@ class RenderedRun:
 
     run_id: str
     directory: Path
+    sources: tuple[dict[str, Any], ...] = ()
+    """How the run's cached sources were read (``RunResult.sources``), for the daemon's cache metrics."""
+    warnings: tuple[dict[str, str], ...] = ()
+    """The sections rendered as placeholders (``RunResult.warnings``): the run ends COMPLETED_WITH_WARNINGS."""
 
 
 class WorkerLost(ReportctlError):
@@ -182,7 +186,10 @@ def serve(connection: Connection, project: Project) -> None:
                 return  # the daemon closed the pipe or is gone
             try:
                 result = render_recorded(store, loaded, run_id, deliver=True, parameters=parameters, now=now)
-                answer: tuple[bool, Any] = (True, (result.run_id, result.directory))
+                answer: tuple[bool, Any] = (
+                    True,
+                    (result.run_id, result.directory, tuple(result.sources), tuple(result.warnings)),
+                )
             except ReportctlError as exc:
                 answer = (False, exc)
             except Exception as exc:  # a bug in one report must not end the worker silently
@@ -206,7 +213,7 @@ def fail_lost_run(store: StateStore, loaded: Any, run_id: str, error: str, now: 
             record = store.transition(run_id, RunState.FAILED, error=error)
         if record.state == RunState.FAILED:
             send_failure_deliveries(store, loaded, record, record.error or error, now)
-        housekeeping(store, loaded.project, loaded.spec.name)
+        housekeeping(store, loaded.project, loaded.spec.name, loaded.spec.retention)
 
 
 __all__ = ["MAX_RUNS", "RenderWorkers", "RenderedRun", "WorkerLost", "fail_lost_run", "serve"]

@@ -56,6 +56,9 @@ def check_spec(loaded: LoadedSpec, *, connect: bool = False) -> list[Problem]:
     _check_sections(loaded, schemas, values, problems)
     _check_delivery(loaded, problems)
     _check_templates(loaded, schemas, problems)
+    from reportctl.spec.alerts import check_alerts
+
+    problems += check_alerts(loaded)
     return problems
 
 

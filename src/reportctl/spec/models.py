@@ -15,7 +15,9 @@ from reportctl.cron import parsed_cron
 from reportctl.cron_presets import EXAMPLES as PRESET_EXAMPLES
 from reportctl.cron_presets import preset_cron
 from reportctl.plugins import CHANNELS, SOURCES, WRITERS
+from reportctl.spec.alerts import AlertMapping
 from reportctl.spec.delivery import DeliveryEntry
+from reportctl.spec.retention import Retention
 from reportctl.spec.types import (
     IDENTIFIER,
     NAME,
@@ -61,7 +63,7 @@ class SourceOptions(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    kind: str = Field(description="Which source plugin reads the data: file, sql, http, sample, ...")
+    kind: str = Field(description="Which source plugin reads the data: file, sql, http, prometheus, sample, ...")
     description: str | None = None
     protected_by: str | list[str] | None = Field(
         default=None,
@@ -322,6 +324,16 @@ class Spec(StrictModel):
     schedule: Schedule | None = None
     burst: Burst | None = None
     delivery: list[Annotated[DeliveryEntry, ByPlugin(CHANNELS, "channel")]] = Field(default_factory=list)
+    retention: Retention | None = Field(
+        default=None,
+        description="Runs kept and files' age, archive: {keep_runs: 100, artifacts: 90d, archive: s3://b/p/}; "
+        "default the project's.",
+    )
+    alerts: AlertMapping | None = Field(
+        default=None,
+        description="How an Alertmanager notification (POST /alerts/SPEC) maps to parameters and the period: "
+        "{parameters: {service: '{{ labels.service }}'}, period: incident, before: 30m, after: 10m}.",
+    )
 
     @field_validator(
         "outputs",

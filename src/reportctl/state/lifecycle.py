@@ -16,9 +16,10 @@ from typing import Literal
 
 from reportctl.errors import ReportctlError, one_of
 
-Trigger = Literal["manual", "schedule", "retry", "burst"]
-TRIGGERS: tuple[Trigger, ...] = ("manual", "schedule", "retry", "burst")
-"""How a run came to be; ``burst``: a recipient group's variant of a burst run (``reportctl.burst``)."""
+Trigger = Literal["manual", "schedule", "retry", "burst", "api", "alert"]
+TRIGGERS: tuple[Trigger, ...] = ("manual", "schedule", "retry", "burst", "api", "alert")
+"""How a run came to be; ``burst``: a recipient group's variant of a burst run (``reportctl.burst``); ``api`` and
+``alert``: asked for over the daemon's HTTP API, by ``POST /runs`` or an Alertmanager notification."""
 
 
 class RunState(StrEnum):

@@ -101,6 +101,10 @@ class Run(Base):
     artifacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     artifacts_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     artifacts_note: Mapped[str | None] = mapped_column(Text)
+    archive_url: Mapped[str | None] = mapped_column(Text)
+    """The s3:// folder retention moved the run's files to (``reportctl.retention``); each artifact's object is
+    its ``archive`` entry."""
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     burst_of: Mapped[str | None] = mapped_column(String(64))
     """For a variant of a burst: the run that was fired (``reportctl.burst``); its ``viewer`` names the group."""
     audience: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
@@ -176,6 +180,19 @@ class AuditEntry(Base):
     """The process (``host:pid``) that wrote the entry."""
 
 
+class ApiRequest(Base):
+    """An ``Idempotency-Key`` of the daemon's HTTP API and the run it started (``reportctl.state.idempotency``): the
+    same key within a day returns that run instead of starting another, across restarts and daemons."""
+
+    __tablename__ = "api_requests"
+    __table_args__ = (Index("ix_api_requests_created", "created_at"),)
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    report: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class SchedulerTick(Base):
     """When a named scheduler (a daemon, ``schedule tick``) last looked for due fires."""
 
@@ -235,6 +252,8 @@ class RunRecord:
     artifacts: tuple[dict[str, Any], ...] = ()
     artifacts_deleted_at: datetime | None = None
     artifacts_note: str | None = None
+    archive_url: str | None = None
+    archived_at: datetime | None = None
     burst_of: str | None = None
     audience: tuple[str, ...] | None = None
 
@@ -270,6 +289,8 @@ class RunRecord:
             artifacts=tuple(dict(a) for a in run.artifacts or ()),
             artifacts_deleted_at=run.artifacts_deleted_at,
             artifacts_note=run.artifacts_note,
+            archive_url=run.archive_url,
+            archived_at=run.archived_at,
             burst_of=run.burst_of,
             audience=None if run.audience is None else tuple(run.audience),
         )

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from reportctl.config import Project
     from reportctl.run_record import RunResult
     from reportctl.spec.loader import LoadedSpec
+    from reportctl.spec.retention import Retention
     from reportctl.state.models import RunRecord
     from reportctl.state.store import StateStore
 
@@ -87,7 +88,9 @@ class RunRecorder:
 
     def completed(self, result: RunResult) -> None:
         self._stop_beating()
-        self.store.transition(self.run_id, RunState.COMPLETED, detail=_delivery_detail(result))
+        # sections rendered as placeholders (on_error: placeholder): delivered, with warnings
+        state = RunState.COMPLETED_WITH_WARNINGS if result.warnings else RunState.COMPLETED
+        self.store.transition(self.run_id, state, detail=_delivery_detail(result))
 
     def failed(self, error: BaseException) -> None:
         """The run failed: FAILED, or back to SCHEDULED as its next attempt when ``retry`` gives a reason to try
@@ -119,9 +122,13 @@ class RunRecorder:
 
 def _delivery_detail(result: RunResult) -> str | None:
     """The timeline's note on the COMPLETED state: how delivery went, when the run was delivered."""
+    failed = ""
+    if result.warnings:
+        names = ", ".join(w["section"] for w in result.warnings)
+        failed = f"{len(result.warnings)} section{'s' if len(result.warnings) != 1 else ''} not rendered: {names}"
     if result.delivery is None or not result.delivery.entries:
-        return None
-    return "delivered: " + result.delivery.summary()
+        return failed or None
+    return "; ".join(filter(None, [failed, "delivered: " + result.delivery.summary()]))
 
 
 def record_failed_once_stored(
@@ -155,17 +162,24 @@ def record_failed_once_stored(
         delay = min(delay * 2, longest_wait)
 
 
-def housekeeping(store: StateStore, project: Project, report: str) -> dict[str, Any]:
-    """After a run: keep the newest ``state.history`` runs of ``report``, delete artifacts past retention and audit
-    entries past ``audit.retention`` (the only way audit entries are ever deleted)."""
+def housekeeping(
+    store: StateStore, project: Project, report: str, retention: Retention | None = None
+) -> dict[str, Any]:
+    """After a run: ``report``'s retention policy (its spec's ``retention:`` over the project's ``state.history``,
+    ``state.retention`` and ``state.archive``: ``reportctl.retention``), then audit entries past ``audit.retention``
+    (the only way audit entries are ever deleted). A file that cannot be archived now stays for the next prune."""
+    from reportctl.retention import housekeeping_retention
     from reportctl.state import audit
 
-    settings = project.config.state
-    pruned = store.prune_history(report, settings.history)
-    expired = store.expire_artifacts(settings.retention) if settings.retention else []
+    pruned = housekeeping_retention(store, project, report, retention)
     keep_audit = project.config.audit.retention
     forgotten = audit.prune(store, keep_audit) if keep_audit else 0
-    return {"pruned_runs": pruned, "expired_artifacts": [run.id for run in expired], "pruned_audit": forgotten}
+    return {
+        "pruned_runs": pruned.count("forget"),
+        "expired_artifacts": [run.run_id for run in pruned.runs if run.action != "forget"],
+        "archive_failures": pruned.failures,
+        "pruned_audit": forgotten,
+    }
 
 
 def render_recorded(
@@ -230,7 +244,7 @@ def render_recorded(
             if artifact_store is not None:
                 artifact_store.close()
             audit.record_render(store, run_id, secrets=secrets)
-            housekeeping(store, loaded.project, loaded.spec.name)
+            housekeeping(store, loaded.project, loaded.spec.name, loaded.spec.retention)
 
 
 def send_failure_deliveries(

@@ -19,14 +19,15 @@ from pydantic import field_validator
 from reportctl.document import Document, Period, TableBlock
 from reportctl.formats import ISO_DATETIME_OFFSET, export_frame, machine_value
 from reportctl.writers.base import WriterOptions, writing
+from reportctl.writers.compression import CompressibleOptions, compressed_output, compressed_path
 
 if TYPE_CHECKING:
     import polars as pl
 
 
-class CsvOptions(WriterOptions):
-    """Options of the ``csv`` output: the field separator, and ``metadata: header`` for ``#`` comment lines with
-    the run's metadata before the header (the default, ``none``, keeps the file plain RFC 4180)."""
+class CsvOptions(CompressibleOptions):
+    """Options of the ``csv`` output: the field separator, ``metadata: header`` for ``#`` comment lines with
+    the run's metadata before the header (the default, ``none``, keeps the file plain RFC 4180), and ``compress``."""
 
     format: Literal["csv"] = "csv"
     separator: str = ","
@@ -47,7 +48,8 @@ class CsvOptions(WriterOptions):
 
 
 class CsvWriter:
-    """Writes ``<report>.csv`` for a single table, else ``<report>.<table id>.csv`` per table."""
+    """Writes ``<report>.csv`` for a single table, else ``<report>.<table id>.csv`` per table (``.csv.gz`` or
+    ``.csv.zst`` when compressed)."""
 
     PLUGIN_NAME: ClassVar[str] = "csv"
     CHART_IMAGES: ClassVar[frozenset[str]] = frozenset()
@@ -63,7 +65,7 @@ class CsvWriter:
         paths = []
         for table in tables:
             stem = document.info.name if len(tables) == 1 else f"{document.info.name}.{table.id}"
-            path = directory / f"{stem}.csv"
+            path = compressed_path(directory / f"{stem}.csv", self.options.compress)
             self._write_table(document, table, path)
             paths.append(path)
         return paths
@@ -78,13 +80,14 @@ class CsvWriter:
                 "quote_style": _quote_style(frame),
                 "datetime_format": ISO_DATETIME_OFFSET,
             }
-            if self.options.metadata != "header":
+            if self.options.metadata != "header" and self.options.compress is None:
                 frame.write_csv(path, **options)  # polars writes a path itself, without Python's file object
                 return
-            with path.open("wb") as file:
-                file.write(_metadata(document, table, frame.height).encode())
-                file.flush()
-                frame.write_csv(file, **options)
+            with compressed_output(path, self.options.compress) as file:
+                if self.options.metadata == "header":
+                    file.write(_metadata(document, table, frame.height).encode())
+                    file.flush()
+                frame.write_csv(file, **options)  # in chunks of about 512 KB: a stream, never the whole file
 
 
 def _metadata(document: Document, table: TableBlock, rows: int) -> str:

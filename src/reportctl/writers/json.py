@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from io import BufferedWriter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from reportctl.document import Block, ChartBlock, Document, KpiBlock, TableBlock, TextBlock
+from reportctl.document import Block, ChartBlock, Document, KpiBlock, PlaceholderBlock, TableBlock, TextBlock
 from reportctl.formats import export_frame, machine_value
 from reportctl.writers.base import WriterOptions, writing
+from reportctl.writers.compression import CompressibleOptions, compressed_output, compressed_path
 from reportctl.writers.display import kpi_text
 
 if TYPE_CHECKING:
@@ -32,15 +32,16 @@ class _Rows:
     frame: pl.DataFrame
 
 
-class JsonOptions(WriterOptions):
-    """Options of the ``json`` output: ``indent`` pretty-prints everything but the rows."""
+class JsonOptions(CompressibleOptions):
+    """Options of the ``json`` output: ``indent`` pretty-prints everything but the rows; ``compress``."""
 
     format: Literal["json"] = "json"
     indent: int | None = Field(default=None, ge=0, le=16)
 
 
 class JsonWriter:
-    """Writes ``<report>.json``: report info, parameters and every section with its data."""
+    """Writes ``<report>.json`` (``.json.gz``, ``.json.zst`` when compressed): report info, parameters and every
+    section with its data."""
 
     PLUGIN_NAME: ClassVar[str] = "json"
     CHART_IMAGES: ClassVar[frozenset[str]] = frozenset()
@@ -52,11 +53,12 @@ class JsonWriter:
 
     def write(self, document: Document, directory: Path) -> list[Path]:
         """Write ``<report name>.json`` into ``directory``."""
-        path = directory / f"{document.info.name}.json"
+        path = compressed_path(directory / f"{document.info.name}.json", self.options.compress)
         with writing(path, "json"):
             skeleton = _skeleton(document)
-            with path.open("wb") as file:
-                _dump(file, skeleton, self.options.indent, 0)
+            rows = path.with_name(f".{path.name}.rows")
+            with compressed_output(path, self.options.compress) as file:
+                _dump(file, skeleton, self.options.indent, 0, rows)
                 file.write(b"\n")
         return [path]
 
@@ -79,11 +81,15 @@ def _skeleton(document: Document) -> dict[str, Any]:
         },
         "parameters": {p.name: machine_value(p.value) for p in document.parameters},
         "sections": [_section(block, info.timezone, document.style.locale) for block in document.blocks],
+        # only when sections failed (on_error: placeholder), so a clean report's JSON is as it always was
+        **({"warnings": [f.as_dict() for f in document.failures()]} if document.failures() else {}),
     }
 
 
 def _section(block: Block, timezone: str, locale: str) -> dict[str, Any]:
     head: dict[str, Any] = {"id": block.id, "type": block.kind, "title": block.title}
+    if isinstance(block, PlaceholderBlock):  # a failed section (on_error: placeholder): what failed, and why
+        return {**head, "type": block.section_type, "failed": True, "error": block.error, "markdown": block.markdown}
     if isinstance(block, TextBlock):
         return {**head, "markdown": block.markdown}
     if isinstance(block, KpiBlock):
@@ -146,11 +152,12 @@ def _summary(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
     }
 
 
-def _write_rows(file: BufferedWriter, frame: pl.DataFrame) -> None:
+def _write_rows(file: IO[bytes], frame: pl.DataFrame, part: Path | None = None) -> None:
     """The rows as a JSON array, streamed. ``write_json`` builds the whole array in memory (250 MB more at a
     million rows), so polars writes NDJSON beside the file instead and its lines are joined with commas: the same
-    bytes (a newline inside a value is escaped, so every raw newline ends a row), in less time."""
-    part = Path(file.name).with_name(f".{Path(file.name).name}.rows")
+    bytes (a newline inside a value is escaped, so every raw newline ends a row), in less time. ``part`` is that
+    file's place, by default beside ``file`` (a compressor has no name of its own, so its caller says)."""
+    part = part or Path(file.name).with_name(f".{Path(file.name).name}.rows")
     try:
         frame.write_ndjson(part)
         file.write(b"[")
@@ -167,10 +174,10 @@ def _write_rows(file: BufferedWriter, frame: pl.DataFrame) -> None:
         part.unlink(missing_ok=True)
 
 
-def _dump(file: BufferedWriter, value: Any, indent: int | None, level: int) -> None:
+def _dump(file: IO[bytes], value: Any, indent: int | None, level: int, rows: Path) -> None:
     """Write ``value`` as JSON, handing ``_Rows`` to polars; formatted like ``json.dumps`` with ``indent``."""
     if isinstance(value, _Rows):
-        _write_rows(file, value.frame)
+        _write_rows(file, value.frame, rows)
         return
     if not isinstance(value, dict | list) or not value:
         file.write(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
@@ -186,5 +193,5 @@ def _dump(file: BufferedWriter, value: Any, indent: int | None, level: int) -> N
         if is_dict:
             prefix += json.dumps(str(key), ensure_ascii=False) + (":" if indent is None else ": ")
         file.write(prefix.encode())
-        _dump(file, item, indent, level + 1)
+        _dump(file, item, indent, level + 1, rows)
     file.write((outer + closing).encode())
