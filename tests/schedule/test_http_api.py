@@ -329,7 +329,6 @@ def _alertmanager_payload(status: str, ends_at: str) -> dict[str, Any]:
 
 
 def test_an_alertmanager_group_renders_once_however_often_it_is_sent(api: Api) -> None:
-    pytest.importorskip("reportctl.schedule.alerts", reason="the Alertmanager mapping (brief B2) is not there yet")
     (api.project / "specs" / "incident.yaml").write_text(INCIDENT)
     firing = api.post("/alerts/incident", _alertmanager_payload("firing", "0001-01-01T00:00:00Z"))
     resent = api.post("/alerts/incident", _alertmanager_payload("firing", "2026-12-04T08:30:00Z"))
