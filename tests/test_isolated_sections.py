@@ -8,6 +8,7 @@ import email
 import email.policy
 import http.server
 import json
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -157,6 +158,10 @@ def test_an_unreachable_source_becomes_a_placeholder_in_every_format_and_the_res
         assert "Section 'apikpi' could not be rendered (kpis)" in read
         assert "Good has 2 rows." in read and "2026-01-02" in read
     assert "**Section 'apitable' could not be rendered** (table)" in (folder / "mixed.md").read_text()
+    # the HTML marks the failed sections for its callout style, and only those
+    html = (folder / "mixed.html").read_text()
+    failed_html = re.findall(r'class="block block-\w+ block-failed" id="([^"]+)"', html)
+    assert failed_html == ["section-apitable", "section-apikpi"]
     # CSV has the good table only; JSON and the manifest say which sections failed and why
     assert (folder / "mixed.csv").read_text().splitlines()[-1] == "2026-01-02,5"
     document = json.loads((folder / "mixed.json").read_text())

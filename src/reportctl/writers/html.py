@@ -24,7 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 from pydantic import Field
 
-from reportctl.document import Block, ChartBlock, Document, KpiBlock, Style, TableBlock, TextBlock
+from reportctl.document import Block, ChartBlock, Document, KpiBlock, PlaceholderBlock, Style, TableBlock, TextBlock
 from reportctl.writers.base import WriterOptions, writing
 from reportctl.writers.display import (
     MISSING,
@@ -108,6 +108,7 @@ def render_html(document: Document, max_rows: int, *, plotly_file: bool = False)
 
 def _section(block: Block, document: Document, max_rows: int) -> dict[str, Any]:
     section: dict[str, Any] = {"kind": block.kind, "title": block.title, "anchor": _block_anchor(block.id)}
+    section["failed"] = isinstance(block, PlaceholderBlock)  # on_error: placeholder; the theme shows a callout
     timezone, locale = document.info.timezone, document.style.locale
     if isinstance(block, TextBlock):
         section["html"] = Markup(_markdown().render(block.markdown))

@@ -72,6 +72,8 @@ body {
 .prose pre { background: var(--zebra); padding: 12px; border-radius: 4px; overflow-x: auto; }
 .prose pre code { background: none; padding: 0; }
 .prose blockquote { margin: 0; padding-left: 12px; border-left: 3px solid var(--line); color: var(--muted); }
+/* a section that could not be rendered (on_error: placeholder): a callout a reader cannot miss */
+.block-failed .prose { background: #fff7ed; border-left: 4px solid #c2410c; padding: 10px 14px; border-radius: 4px; }
 .prose table { border-collapse: collapse; }
 .prose th, .prose td { border: 1px solid var(--line); padding: 4px 8px; }
 .kpi-grid {

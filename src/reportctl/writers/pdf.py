@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from reportctl.document import ChartBlock, Document, KpiBlock, TableBlock, TextBlock
+from reportctl.document import ChartBlock, Document, KpiBlock, PlaceholderBlock, TableBlock, TextBlock
 from reportctl.errors import RenderError
 from reportctl.writers.base import WriterOptions, writing
 from reportctl.writers.display import MISSING, column_notes, kpi_text, parameter_text, rows_note
@@ -25,6 +25,8 @@ from reportctl.writers.pdf_canvas import (
     MARGIN_BOTTOM,
     MARGIN_TOP,
     MUTED,
+    WARNING,
+    WARNING_FILL,
     Canvas,
     Furniture,
     Orientation,
@@ -104,7 +106,9 @@ def render_pdf(document: Document, options: PdfOptions) -> bytes:
     canvas.new_page(base)
     _title_block(canvas, document, generated)
     for block in document.blocks:
-        if isinstance(block, TextBlock):
+        if isinstance(block, PlaceholderBlock):
+            _placeholder(canvas, block)
+        elif isinstance(block, TextBlock):
             _text(canvas, block)
         elif isinstance(block, KpiBlock):
             _kpis(canvas, block, info.timezone, document.style.locale)
@@ -179,6 +183,34 @@ def _text(canvas: Canvas, block: TextBlock) -> None:
             canvas.multi_cell(canvas.width, 5, line.text, markdown=True, align="L")
             pdf.ln(2.2)
     pdf.ln(2)
+
+
+def _placeholder(canvas: Canvas, block: PlaceholderBlock) -> None:
+    """A section that could not be rendered: its heading, then what failed in a tinted box with a warning bar."""
+    pdf = canvas.pdf
+    if block.title:
+        canvas.need(30)
+        canvas.heading(block.title)
+    pad, bar = 3.0, 1.2
+    inner = canvas.width - 2 * pad - bar
+    canvas.font("", 9.5, INK)
+    text = " ".join(line.text for line in markdown_lines(block.markdown))
+    lines = pdf.multi_cell(inner, 5, text, markdown=True, dry_run=True, output="LINES")
+    height = 5 * len(lines) + 2 * pad
+    canvas.need(height + 4)
+    top = canvas.y
+    pdf.set_fill_color(*WARNING_FILL)
+    pdf.rect(canvas.left, top, canvas.width, height, style="F")
+    pdf.set_fill_color(*WARNING)
+    pdf.rect(canvas.left, top, bar, height, style="F")
+    margin = canvas.left  # the page's left margin: canvas.left reads it, so keep it before moving it
+    pdf.set_left_margin(margin + bar + pad)  # multi_cell returns to the left margin after each line
+    pdf.set_xy(margin + bar + pad, top + pad)
+    try:
+        canvas.multi_cell(inner, 5, text, markdown=True, align="L")
+    finally:
+        pdf.set_left_margin(margin)
+    pdf.set_y(top + height + 4)
 
 
 def _logo(canvas: Canvas) -> float:
