@@ -90,7 +90,7 @@ class HttpSource:
         self.context = context
 
     def describe(self) -> str:
-        return f"http {self.options.method} {_shown_url(self.options.url)}"
+        return f"http {self.options.method} {shown_url(self.options.url)}"
 
     def known_schema(self) -> pl.Schema | None:
         return None
@@ -116,7 +116,7 @@ class HttpSource:
     def fetch(self) -> pl.LazyFrame:
         import polars as pl
 
-        records = self._records(self._request())
+        records = self._records(self.request_json())
         try:
             return pl.json_normalize(records, separator=".", infer_schema_length=None).lazy()
         except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
@@ -125,8 +125,8 @@ class HttpSource:
     def _error(self, cause: str) -> SourceError:
         return SourceError(self.name, self.describe(), redact(cause))
 
-    def _request(self) -> Any:
-        """The decoded JSON body of a successful response."""
+    def request_json(self) -> Any:
+        """The decoded JSON body of a successful response; sources built on this one (prometheus) call it."""
         import requests
         from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry
@@ -160,12 +160,17 @@ class HttpSource:
             with response:
                 if not 200 <= response.status_code < 300:
                     status = f"{response.status_code} {response.reason or ''}".strip()
-                    raise self._error(f"HTTP {status} from {_shown_url(response.url)}")
+                    raise self._error(self.answer_error(response) or f"HTTP {status} from {shown_url(response.url)}")
                 try:
                     return response.json()
                 except (requests.JSONDecodeError, requests.RequestException) as exc:
                     kind = response.headers.get("Content-Type", "no content type")
                     raise self._error(f"the response is not valid JSON ({kind}): {exc}") from exc
+
+    def answer_error(self, response: requests.Response) -> str | None:
+        """The API's own message in an error answer, for the error line; None: the HTTP status says it. Sources
+        built on this one (prometheus) read their API's error format here."""
+        return None
 
     def _follow(
         self, session: requests.Session, url: str, headers: dict[str, str], params: dict[str, str], body: Any
@@ -201,7 +206,7 @@ class HttpSource:
             here = response.url
             target = urljoin(here, response.headers["Location"])
             visited.add(here)
-            moved = f"{_shown_url(here)} redirects to {_shown_url(target)}"
+            moved = f"{shown_url(here)} redirects to {shown_url(target)}"
             if urlsplit(target).scheme not in ("http", "https"):
                 raise self._error(f"{moved}, which is not an http or https URL")
             if options.follow_redirects == "none":
@@ -294,7 +299,7 @@ class HttpSource:
         return node
 
 
-def _shown_url(url: str) -> str:
+def shown_url(url: str) -> str:
     """``url`` without credentials, query string or fragment, which may hold secrets."""
     parts = urlsplit(url)
     if not parts.scheme or not parts.netloc:

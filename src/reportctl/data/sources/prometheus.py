@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from reportctl.data.sources.base import CacheOption, SourceContext, UncheckedColumns, cache_field
-from reportctl.data.sources.http import HttpOptions, HttpSource, _shown_url
+from reportctl.data.sources.http import HttpOptions, HttpSource, shown_url
 from reportctl.errors import SourceError, did_you_mean
 from reportctl.secrets import redact
 from reportctl.spec.models import SourceOptions
@@ -106,7 +106,7 @@ class PrometheusSource:
         self.context = context
 
     def describe(self) -> str:
-        return f"prometheus {self.options.type} {_shown_url(self.options.url)}"
+        return f"prometheus {self.options.type} {shown_url(self.options.url)}"
 
     def known_schema(self) -> pl.Schema | None:
         """None: the label columns are known only once the query answers. What can be checked without asking
@@ -134,7 +134,7 @@ class PrometheusSource:
     def fetch(self) -> pl.LazyFrame:
         endpoint = "query_range" if self.options.type == "range" else "query"
         api = _PrometheusApi(self, endpoint, self._request_params())
-        payload = api._request()
+        payload = api.request_json()
         if not isinstance(payload, dict) or payload.get("status") != "success" or "data" not in payload:
             raise self._error("the answer is not a Prometheus API response (no status 'success' and data)")
         for warning in payload.get("warnings") or []:
@@ -302,16 +302,8 @@ class _PrometheusApi(HttpSource):
     def _param(self, name: str, value: str | float | bool) -> str:
         return str(value)  # sent as given: PromQL is not searched for ':name' or ${secret:...}
 
-    def _follow(
-        self, session: requests.Session, url: str, headers: dict[str, str], params: dict[str, str], body: Any
-    ) -> requests.Response:
-        response = super()._follow(session, url, headers, params, body)
-        if response.status_code >= 400:
-            message = _api_error(response)
-            if message is not None:
-                response.close()
-                raise self._error(message)
-        return response
+    def answer_error(self, response: requests.Response) -> str | None:
+        return _api_error(response)
 
 
 def _api_error(response: requests.Response) -> str | None:
