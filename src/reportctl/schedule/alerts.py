@@ -181,7 +181,8 @@ def _status(payload: Any) -> str:
         )
     status = payload.get("status")
     if status not in _STATUSES:
-        raise AlertPayloadError(f"alert payload: status: expected firing or resolved, got {status!r}")
+        got = "nothing" if status is None else repr(status)
+        raise AlertPayloadError(f"alert payload: status: expected firing or resolved, got {got}")
     return str(status)
 
 
@@ -215,7 +216,8 @@ def _alerts(payload: dict[str, Any]) -> list[_Alert]:
             raise AlertPayloadError(f"alert payload: {where}: expected an object, got {type(item).__name__}")
         status = item.get("status")
         if status not in _STATUSES:
-            raise AlertPayloadError(f"alert payload: {where}.status: expected firing or resolved, got {status!r}")
+            got = "nothing" if status is None else repr(status)
+            raise AlertPayloadError(f"alert payload: {where}.status: expected firing or resolved, got {got}")
         starts_at = _time(item.get("startsAt"), f"{where}.startsAt")
         if starts_at is None:
             raise AlertPayloadError(f"alert payload: {where}.startsAt: expected the time the alert started, got none")
