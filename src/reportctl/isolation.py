@@ -11,12 +11,17 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from reportctl.document import ChartBlock, ChartImage, Document, PlaceholderBlock
 from reportctl.errors import ReportctlError, SpecError, exception_line
 from reportctl.spec.loader import LoadedSpec
 from reportctl.spec.models import ChartSection, KpisSection, TableSection, TextSection
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def on_error(loaded: LoadedSpec, section: Any) -> Literal["fail", "placeholder"]:
@@ -108,6 +113,26 @@ def check_data_failures(loaded: LoadedSpec, failures: Mapping[str, BaseException
     for name, error in failures.items():
         if not readers[name] or "fail" in readers[name]:
             raise error
+
+
+def compute_isolated(
+    loaded: LoadedSpec,
+    values: Mapping[str, Any],
+    now: datetime,
+    timings: dict[str, float],
+    snapshot: Path | None,
+    **options: Any,
+) -> tuple[dict[str, pl.DataFrame], dict[str, BaseException]]:
+    """``run_data.compute_datasets``, and the sources and datasets that failed: collected only when sections may
+    become placeholders, and only those whose every reader is one (any other failure is raised, as without
+    isolation)."""
+    from reportctl.run_data import compute_datasets
+
+    failures: dict[str, BaseException] | None = {} if any_placeholder(loaded) else None
+    frames = compute_datasets(loaded, values, now, timings, snapshot, failures=failures, **options)
+    if failures:
+        check_data_failures(loaded, failures)
+    return frames, failures or {}
 
 
 def what_failed(name: str, error: BaseException) -> str:

@@ -29,14 +29,7 @@ from reportctl.errors import (
     did_you_mean,
     exception_line,
 )
-from reportctl.isolation import (
-    any_placeholder,
-    check_data_failures,
-    error_line,
-    placeholder_charts,
-    without_failed_charts,
-)
-from reportctl.run_data import compute_datasets
+from reportctl.isolation import compute_isolated, error_line, placeholder_charts, without_failed_charts
 from reportctl.run_record import (
     Artifact,
     DataRoute,
@@ -269,24 +262,15 @@ def _read_data(
 
     access = access_for(loaded, data.viewer)
     reads: list[CacheRead] = []
-    failures: dict[str, BaseException] | None = {} if any_placeholder(loaded) else None
-    frames = compute_datasets(
-        loaded,
-        values,
-        now,
-        timings,
-        data.read,
-        cache_reads=reads if data.cache else None,
-        access=access,
-        failures=failures,
+    frames, failures = compute_isolated(
+        loaded, values, now, timings, data.read, cache_reads=reads if data.cache else None, access=access
     )
     if failures:
-        check_data_failures(loaded, failures)
         say("failed, shown as placeholders: " + "; ".join(error_line(error) for error in _distinct(failures)))
     hits = [read.describe() for read in reads if read.outcome == "hit"]
     if hits:
         say("; ".join(hits))
-    return frames, reads, access, failures or {}
+    return frames, reads, access, failures
 
 
 def _distinct(failures: Mapping[str, BaseException]) -> list[BaseException]:
@@ -312,10 +296,7 @@ def build_document(
     _check_renderable(loaded)
     values = resolve_parameters(loaded, parameters or {}, now)
     access = access_for(loaded, viewer)
-    failures: dict[str, BaseException] | None = {} if any_placeholder(loaded) else None
-    frames = compute_datasets(loaded, values, now, {}, snapshot, access=access, failures=failures)
-    if failures:
-        check_data_failures(loaded, failures)
+    frames, failures = compute_isolated(loaded, values, now, {}, snapshot, access=access)
     document = assemble_document(loaded, frames, values, run_id=run_id, now=now, failures=failures)
     return with_access_note(document, access)
 
