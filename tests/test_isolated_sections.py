@@ -300,7 +300,7 @@ def test_a_scheduled_run_with_placeholders_is_a_success_with_warnings(project: P
     from datetime import UTC, datetime, timedelta
 
     from reportctl.config import find_project
-    from reportctl.schedule.metrics import succeeded
+    from reportctl.state.lifecycle import succeeded
     from reportctl.schedule.tick import run_tick
     from reportctl.state import RunState, StateStore
     from reportctl.state.stats import run_stats

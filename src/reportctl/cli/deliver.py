@@ -74,10 +74,10 @@ def deliver(
             )
         if record.state.value == "DISTRIBUTING" and not dry_run:
             from reportctl.delivery.message import failed_sections
-            from reportctl.state import RunState
+            from reportctl.state.lifecycle import completed_state
 
             # a run with sections rendered as placeholders (on_error: placeholder) ends with warnings
-            state = RunState.COMPLETED_WITH_WARNINGS if failed_sections(target) else RunState.COMPLETED
+            state = completed_state(failed_sections(target))
             store.transition(record.id, state, detail="delivered: " + (report.summary() or "nothing"))
         if not dry_run:
             from reportctl.state import audit

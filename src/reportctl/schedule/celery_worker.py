@@ -21,7 +21,7 @@ from reportctl import __version__
 from reportctl.errors import ReportctlError, SourceError, exception_line
 from reportctl.schedule.celery_executor import BrokerUnreachable, QueuedRun, send
 from reportctl.schedule.tick import duration_text
-from reportctl.state.lifecycle import RunState
+from reportctl.state.lifecycle import RunState, completed_state
 
 if TYPE_CHECKING:
     from reportctl.config import Project
@@ -193,7 +193,7 @@ def _render(project: Project, store: StateStore, message: QueuedRun, worker: str
         error = f"internal error: {exception_line(exc)}"
         fail_lost_run(store, loaded, record.id, error, scheduled)
         return f"FAILED: {error}"
-    state = "COMPLETED_WITH_WARNINGS" if result.warnings else "COMPLETED"  # sections rendered as placeholders
+    state = completed_state(result.warnings).value
     return f"{state} on {worker or 'this worker'}: {result.directory}"
 
 

@@ -33,7 +33,7 @@ from reportctl.schedule.logs import LOGGER_NAME, log_event
 from reportctl.schedule.tick import RenderFire, TickOutcome, record_missed, render_fire, run_fire
 from reportctl.schedule.triggers import Fire, due_fires
 from reportctl.schedule.workers import RenderWorkers
-from reportctl.state.lifecycle import RunState
+from reportctl.state.lifecycle import RunState, completed_state, succeeded
 
 if TYPE_CHECKING:
     from reportctl.config import Project
@@ -334,7 +334,7 @@ class Daemon:
             self._record_failure(report, run_id, detail)
             outcome = TickOutcome(report, now, "FAILED", run_id, detail)
         else:
-            state = "COMPLETED_WITH_WARNINGS" if getattr(result, "warnings", ()) else "COMPLETED"  # placeholders
+            state = completed_state(getattr(result, "warnings", ())).value
             outcome = TickOutcome(report, now, state, result.run_id, str(result.directory))
         self._report(outcome)
         return outcome
@@ -463,7 +463,6 @@ class Daemon:
             self.log, level, event, outcome.detail, report=outcome.report, run_id=outcome.run_id,
             scheduled=outcome.scheduled.isoformat(),
         )  # fmt: skip
-        from reportctl.schedule.metrics import succeeded
 
         # a CLAIMED fire is another daemon's; a QUEUED one ends on a Celery worker, which records how
         if self.metrics is not None and outcome.state not in ("CLAIMED", "QUEUED"):

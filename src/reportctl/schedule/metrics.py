@@ -18,6 +18,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from reportctl.schedule.logs import log_event
+from reportctl.state.lifecycle import succeeded
 
 if TYPE_CHECKING:
     from reportctl.config import Project
@@ -245,12 +246,6 @@ class DaemonMetrics:
         self._server = None
 
 
-def succeeded(state: str) -> bool:
-    """Whether a run that ended in ``state`` succeeded: COMPLETED and its variants (COMPLETED_WITH_WARNINGS: the
-    report went out, with a placeholder), so a state added later needs no change here."""
-    return state.startswith("COMPLETED")
-
-
 @functools.lru_cache(maxsize=1024)
 def schedule_interval(cron: str, day: date) -> float | None:
     """The longest gap in seconds between consecutive fires of ``cron`` that span the 8 days from ``day`` (a
@@ -347,4 +342,4 @@ class BrokerPoll:
             self._thread.join(timeout)
 
 
-__all__ = ["BROKER_TIMEOUT", "CACHE_RESULTS", "BrokerPoll", "DaemonMetrics", "schedule_interval", "succeeded"]
+__all__ = ["BROKER_TIMEOUT", "CACHE_RESULTS", "BrokerPoll", "DaemonMetrics", "schedule_interval"]

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from reportctl.schedule.logs import log_event
-from reportctl.schedule.metrics import succeeded
+from reportctl.state.lifecycle import succeeded
 
 if TYPE_CHECKING:
     from reportctl.schedule.metrics import DaemonMetrics

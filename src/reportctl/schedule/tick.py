@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from reportctl.errors import ReportctlError, SourceError
 from reportctl.state import audit
-from reportctl.state.lifecycle import RunState
+from reportctl.state.lifecycle import RunState, completed_state
 
 if TYPE_CHECKING:
     from reportctl.config import Project
@@ -341,7 +341,7 @@ def _render_with_retries(
             )
             run_id = retry.id
             continue
-        state = "COMPLETED_WITH_WARNINGS" if getattr(result, "warnings", ()) else "COMPLETED"  # placeholder sections
+        state = completed_state(getattr(result, "warnings", ())).value
         return TickOutcome(spec.name, fire.scheduled, state, result.run_id, str(result.directory))
 
 

@@ -70,6 +70,17 @@ LEGAL_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
 }
 
 
+def completed_state(warnings: object) -> RunState:
+    """How a delivered run ends: COMPLETED, or COMPLETED_WITH_WARNINGS when ``warnings`` (its sections rendered as
+    placeholders) is not empty."""
+    return RunState.COMPLETED_WITH_WARNINGS if warnings else RunState.COMPLETED
+
+
+def succeeded(state: str) -> bool:
+    """Whether a run that ended in the state named ``state`` went out (COMPLETED or COMPLETED_WITH_WARNINGS)."""
+    return state in SUCCESS_STATES
+
+
 def is_legal(current: RunState, target: RunState) -> bool:
     """Whether a run in ``current`` may move to ``target``."""
     return target in LEGAL_TRANSITIONS[current]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from reportctl.state.lifecycle import RunState
+from reportctl.state.lifecycle import RunState, completed_state
 
 if TYPE_CHECKING:
     from reportctl.artifact_store import ArtifactStore
@@ -89,7 +89,7 @@ class RunRecorder:
     def completed(self, result: RunResult) -> None:
         self._stop_beating()
         # sections rendered as placeholders (on_error: placeholder): delivered, with warnings
-        state = RunState.COMPLETED_WITH_WARNINGS if result.warnings else RunState.COMPLETED
+        state = completed_state(result.warnings)
         self.store.transition(self.run_id, state, detail=_delivery_detail(result))
 
     def failed(self, error: BaseException) -> None:
