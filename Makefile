@@ -57,17 +57,20 @@ typecheck: $(VENV)/.installed-dev
 unit: $(VENV)/.installed-dev browser prometheus
 	$(BIN)/pytest -q
 
-# The prometheus source's tests start a real Prometheus (Debian's package; REPORTCTL_PROMETHEUS names another
-# binary). As root with apt, install it when missing; elsewhere say so: those tests skip without it.
+# The prometheus source's tests start a real Prometheus, and the alert receiver's a real Alertmanager (Debian's
+# packages; REPORTCTL_PROMETHEUS and REPORTCTL_ALERTMANAGER name other binaries). As root with apt, install them
+# when missing; elsewhere say so: those tests skip without them.
 prometheus:
-	@if [ -x "$${REPORTCTL_PROMETHEUS:-/usr/bin/prometheus}" ]; then \
+	@if [ -x "$${REPORTCTL_PROMETHEUS:-/usr/bin/prometheus}" ] \
+		&& [ -x "$${REPORTCTL_ALERTMANAGER:-/usr/bin/prometheus-alertmanager}" ]; then \
 		exit 0; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing prometheus for the prometheus source's tests"; \
+		echo "installing prometheus and prometheus-alertmanager for the tests that talk to them"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			prometheus >/dev/null; \
+			prometheus prometheus-alertmanager >/dev/null; \
 	else \
-		echo "the prometheus source's tests need Prometheus: install Debian's prometheus package (they skip meanwhile)"; \
+		echo "some tests need Prometheus and Alertmanager: install Debian's prometheus and prometheus-alertmanager" \
+			"packages (they skip meanwhile)"; \
 	fi
 
 test: lint typecheck unit
