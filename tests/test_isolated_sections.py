@@ -300,9 +300,9 @@ def test_a_scheduled_run_with_placeholders_is_a_success_with_warnings(project: P
     from datetime import UTC, datetime, timedelta
 
     from reportctl.config import find_project
-    from reportctl.state.lifecycle import succeeded
     from reportctl.schedule.tick import run_tick
     from reportctl.state import RunState, StateStore
+    from reportctl.state.lifecycle import succeeded
     from reportctl.state.stats import run_stats
 
     spec = project / "specs" / "hourly.yaml"

@@ -164,7 +164,7 @@ def prune_report(
 ) -> PruneReport:
     """Apply one report's policy: forget its runs beyond ``keep_runs``, then archive or delete the files past
     ``artifacts``. A run whose files cannot be archived is left as it was and named in ``failures``."""
-    from reportctl.state.retention import forget_runs, runs_beyond, runs_with_files_due
+    from reportctl.state.retention import delete_run_files, forget_runs, runs_beyond, runs_with_files_due
 
     now = now or datetime.now(UTC)
     result = into if into is not None else PruneReport(dry_run)
@@ -179,7 +179,7 @@ def prune_report(
                 files, size = _local_files(run)
                 result.runs.append(PrunedRun(run.id, run.report, "forget", files, size))
             if run.id in forgotten:
-                _delete_files(run)
+                delete_run_files(run)
         forgotten |= {run.id for run in doomed}
     if policy.artifacts is None:
         return result
@@ -231,20 +231,20 @@ def _expire(
     result: PruneReport,
 ) -> None:
     from reportctl.spec.types import format_duration_spec
-    from reportctl.state.retention import record_files_deleted
+    from reportctl.state.retention import delete_run_files, record_files_deleted
 
     files, size = _local_files(run)
     age = format_duration_spec(policy.artifacts) if policy.artifacts else "?"
     if run.archived_at is not None:  # archived by a prune that stopped before deleting: finish it
         result.runs.append(PrunedRun(run.id, run.report, "archive", files, size, run.archive_url))
         if not result.dry_run:
-            _delete_files(run)
+            delete_run_files(run)
             record_files_deleted(store, run.id, f"artifacts archived to {run.archive_url} after {age} retention", now)
         return
     if policy.archive is None:
         result.runs.append(PrunedRun(run.id, run.report, "delete", files, size))
         if not result.dry_run:
-            _delete_files(run)
+            delete_run_files(run)
             record_files_deleted(store, run.id, f"artifacts deleted after {age} retention", now)
         return
     folder = f"{policy.archive}{run.report}/{run.id}/"
@@ -257,7 +257,7 @@ def _expire(
         result.failures.append(f"run {run.id} ({run.report}): files not archived, nothing deleted: {exc}")
         return
     _record_archive(store, run, stored.folder, [a.url for a in stored.artifacts], now)
-    _delete_files(run)
+    delete_run_files(run)
     record_files_deleted(store, run.id, f"artifacts archived to {stored.folder} after {age} retention", now)
     result.runs.append(PrunedRun(run.id, run.report, "archive", files, size, stored.folder))
 
@@ -314,12 +314,6 @@ def _local_files(run: RunRecord) -> tuple[int, int]:
     if run.artifacts_deleted_at is not None:
         return 0, 0
     return len(run.artifacts), sum(int(a.get("bytes") or 0) for a in run.artifacts)
-
-
-def _delete_files(run: RunRecord) -> None:
-    from reportctl.state.store import _delete_artifacts
-
-    _delete_artifacts(run.id, run.output_dir, [dict(a) for a in run.artifacts])
 
 
 def _runs(count: int) -> str:

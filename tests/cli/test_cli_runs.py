@@ -159,7 +159,9 @@ def test_show_json_and_a_failure(cli: Cli, runs: dict[str, str]) -> None:
 
 
 def test_show_expired_artifacts_says_so(cli: Cli, runs: dict[str, str], store: StateStore) -> None:
-    store.expire_artifacts(timedelta(minutes=30))
+    from reportctl.state.retention import record_files_deleted
+
+    record_files_deleted(store, runs["done"], "artifacts deleted after 30m retention", datetime.now(UTC))
     result = cli("runs", "show", runs["done"])
     assert "artifacts (artifacts deleted after 30m retention on " in result.stdout
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import silence
 from reportctl.state import RunState, StateStore
 from reportctl.state.ledger import DeliveryLedger, PlannedRecipient, counts_by_delivery
+from reportctl.state.retention import forget_runs, runs_beyond
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -97,10 +98,12 @@ def test_a_stopped_process_s_claims_become_unknown_and_only_resend_unknown_reope
 
 def test_ledger_rows_go_with_their_pruned_run(store: StateStore, run_id: str) -> None:
     ledger = DeliveryLedger(store)
-    ledger.plan(run_id, "email", "email", _planned("a@x.org"))
+    (row,) = ledger.plan(run_id, "email", "email", _planned("a@x.org"))
+    ledger.claim([row.id], "host:1", T0)
+    ledger.record([(row.id, "failed", "421 try later")], "host:1")  # settled: retention spares pending rows
     store.transition(run_id, RunState.FAILED, error="boom")
     newer = store.create_run("weekly", now=T0 + timedelta(minutes=1))
-    assert store.prune_history("weekly", 1, delete_artifacts=False) == 1
+    assert forget_runs(store, [run.id for run in runs_beyond(store, "weekly", 1)]) == {run_id}
     assert ledger.entries(run_id) == [] and store.get_run(newer.id).id == newer.id
 
 

@@ -248,7 +248,9 @@ def test_a_worker_killed_mid_run_is_detected_as_lost(store_url: str) -> None:
         assert run.worker is not None and run.worker.endswith(f":{worker.pid}")
 
 
-def test_prune_history_keeps_the_newest_runs_of_a_report(store: StateStore, tmp_path: Path) -> None:
+def test_retention_forgets_finished_runs_beyond_the_newest(store: StateStore, tmp_path: Path) -> None:
+    from reportctl.state.retention import forget_runs, runs_beyond
+
     ids = []
     for minute in range(5):
         run = store.create_run("weekly", now=T0 + timedelta(minutes=minute))
@@ -256,7 +258,7 @@ def test_prune_history_keeps_the_newest_runs_of_a_report(store: StateStore, tmp_
         ids.append(run.id)
     live = store.create_run("weekly", now=T0 - timedelta(days=1))
     other = store.create_run("other", now=T0)
-    assert store.prune_history("weekly", keep=2) == 3
+    assert len(forget_runs(store, [run.id for run in runs_beyond(store, "weekly", 2)])) == 3
     remaining = [r.id for r in store.list_runs(report="weekly")]
     assert remaining == [ids[4], ids[3], live.id], "unfinished runs are never pruned"
     assert store.get_run(other.id).report == "other"
@@ -264,7 +266,9 @@ def test_prune_history_keeps_the_newest_runs_of_a_report(store: StateStore, tmp_
         store.timeline(ids[0])
 
 
-def test_expire_artifacts_deletes_old_files_and_notes_it(store: StateStore, tmp_path: Path) -> None:
+def test_retention_deletes_old_files_and_notes_it(store: StateStore, tmp_path: Path) -> None:
+    from reportctl.state.retention import delete_run_files, record_files_deleted, runs_with_files_due
+
     def finished(report: str, at: datetime) -> tuple[str, Path]:
         run = store.create_run(report, now=at)
         folder = tmp_path / "out" / report / run.id
@@ -280,13 +284,16 @@ def test_expire_artifacts_deletes_old_files_and_notes_it(store: StateStore, tmp_
 
     old_id, old_folder = finished("old", T0 - timedelta(days=40))
     new_id, new_folder = finished("new", T0 - timedelta(days=3))
-    expired = store.expire_artifacts(timedelta(days=30), now=T0)
-    assert [r.id for r in expired] == [old_id]
+    due = [run for report in ("old", "new") for run in runs_with_files_due(store, report, timedelta(days=30), T0)]
+    assert [r.id for r in due] == [old_id]
+    for run in due:
+        delete_run_files(run)
+        record_files_deleted(store, run.id, "artifacts deleted after 30d retention", T0)
     assert not old_folder.exists() and (new_folder / "r.csv").exists()
     old = store.get_run(old_id)
     assert old.artifacts_note == "artifacts deleted after 30d retention" and old.artifacts_deleted_at == T0
     assert store.get_run(new_id).artifacts_deleted_at is None
-    assert store.expire_artifacts(timedelta(days=30), now=T0) == []
+    assert runs_with_files_due(store, "old", timedelta(days=30), T0) == []
 
 
 def test_get_run_takes_a_unique_prefix(store: StateStore) -> None:

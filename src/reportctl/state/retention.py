@@ -9,8 +9,10 @@ rows, each call one short transaction.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, and_, delete, exists, or_, select, update
@@ -106,3 +108,17 @@ def record_files_deleted(store: StateStore, run_id: str, note: str, now: datetim
             .where(Run.id == run_id, Run.artifacts_deleted_at.is_(None))
             .values(artifacts_deleted_at=now, artifacts_note=note)
         )
+
+
+def delete_run_files(run: RunRecord) -> None:
+    """Remove a run's files; its whole folder only when it is the run's own (named after the run id)."""
+    base = Path(run.output_dir) if run.output_dir else None
+    for artifact in run.artifacts:
+        path = Path(str(artifact.get("path", "")))
+        if not path.is_absolute():
+            if base is None:
+                continue
+            path = base / path
+        path.unlink(missing_ok=True)
+    if base is not None and base.name == run.id and base.is_dir():
+        shutil.rmtree(base, ignore_errors=True)

@@ -6,15 +6,13 @@ never hold a session or a lock. State changes are compare-and-set updates, so tw
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, String, and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import CursorResult, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Session
 
@@ -44,7 +42,6 @@ from reportctl.state.migrations import (
 )
 from reportctl.state.models import (
     AuditEntry,
-    Delivery,
     Run,
     RunRecord,
     RunStateRow,
@@ -424,46 +421,6 @@ class StateStore:
                 raise UnknownRun(f"no run '{run_id}'")
             return [StateChange(RunState(r.state), r.at, r.detail) for r in rows]
 
-    def prune_history(self, report: str, keep: int, *, delete_artifacts: bool = True) -> int:
-        """Forget the finished runs of ``report`` beyond its newest ``keep`` (and their files); how many went."""
-        if keep < 0:
-            raise ValueError(f"keep must be 0 or more, got {keep}")
-        with self._session(write=True) as session:
-            old = session.scalars(select(Run).where(Run.report == report).order_by(*_NEWEST).offset(keep)).all()
-            doomed = [run for run in old if RunState(run.state) in TERMINAL_STATES]
-            folders = [(run.id, run.output_dir, list(run.artifacts or ())) for run in doomed]
-            for chunk in _chunks([run.id for run in doomed], 500):
-                session.execute(delete(RunStateRow).where(RunStateRow.run_id.in_(chunk)))
-                session.execute(delete(Delivery).where(Delivery.run_id.in_(chunk)))
-                session.execute(delete(Run).where(Run.id.in_(chunk)))
-        if delete_artifacts:
-            for run_id, output_dir, artifacts in folders:
-                _delete_artifacts(run_id, output_dir, artifacts)
-        return len(doomed)
-
-    def expire_artifacts(self, older_than: timedelta, now: datetime | None = None) -> list[RunRecord]:
-        """Delete the files of runs that finished more than ``older_than`` ago and note it on each run."""
-        from reportctl.spec.types import format_duration_spec
-
-        now = _utc(now)
-        has_files = or_(Run.output_dir.is_not(None), sql_cast(Run.artifacts, String) != "[]")
-        query = select(Run).where(Run.finished_at < now - older_than, Run.artifacts_deleted_at.is_(None), has_files)
-        with self._session() as session:
-            due = [(run.id, run.output_dir, list(run.artifacts or ())) for run in session.scalars(query)]
-        for run_id, output_dir, artifacts in due:
-            _delete_artifacts(run_id, output_dir, artifacts)
-        note = f"artifacts deleted after {format_duration_spec(older_than)} retention"
-        expired: list[RunRecord] = []
-        with self._session(write=True) as session:
-            for chunk in _chunks([run_id for run_id, _, _ in due], 500):
-                session.execute(
-                    update(Run)
-                    .where(Run.id.in_(chunk), Run.artifacts_deleted_at.is_(None))
-                    .values(artifacts_deleted_at=now, artifacts_note=note)
-                )
-                expired += [RunRecord.of(run) for run in session.scalars(select(Run).where(Run.id.in_(chunk)))]
-        return expired
-
     def last_tick(self, name: str) -> datetime | None:
         """When the scheduler ``name`` last ticked, or None if never."""
         with self._session() as session:
@@ -532,27 +489,8 @@ def _move(
     return True
 
 
-def _delete_artifacts(run_id: str, output_dir: str | None, artifacts: list[dict[str, Any]]) -> None:
-    """Remove a run's files; the whole folder only when it is the run's own (named after the run id)."""
-    base = Path(output_dir) if output_dir else None
-    for artifact in artifacts:
-        path = Path(str(artifact.get("path", "")))
-        if not path.is_absolute():
-            if base is None:
-                continue
-            path = base / path
-        path.unlink(missing_ok=True)
-    if base is not None and base.name == run_id and base.is_dir():
-        shutil.rmtree(base, ignore_errors=True)
-
-
 def _rowcount(result: Any) -> int:
     return cast(CursorResult[Any], result).rowcount
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _run_values(
