@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
 
 import pytest
 import requests
@@ -27,6 +25,7 @@ from daemon_process import DaemonProcess
 from data.sources.prometheus_server import free_port
 from reportctl.state import audit
 from reportctl.state.store import StateStore
+from service_binary import running_binary, unavailable
 
 ALERTMANAGER = Path(os.environ.get("REPORTCTL_ALERTMANAGER", "/usr/bin/prometheus-alertmanager"))
 TOKEN = "alert-token-0123456789"
@@ -84,54 +83,30 @@ def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Pa
 @pytest.fixture
 def alertmanager(daemon: tuple[Path, int]) -> Iterator[str]:
     if not ALERTMANAGER.is_file():
-        reason = f"Alertmanager is not installed at {ALERTMANAGER} (apt-get install prometheus-alertmanager)"
-        if os.environ.get("REPORTCTL_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason}, and REPORTCTL_REQUIRE_SERVICES=1 requires it")
-        pytest.skip(reason)
+        unavailable(f"Alertmanager is not installed at {ALERTMANAGER} (apt-get install prometheus-alertmanager)")
     folder = Path(tempfile.mkdtemp(prefix="reportctl-alertmanager-"))
     (folder / "alertmanager.yml").write_text(_config(daemon[1]))
     url = f"http://127.0.0.1:{free_port()}"
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [
-                str(ALERTMANAGER),
-                f"--config.file={folder / 'alertmanager.yml'}",
-                f"--storage.path={folder / 'data'}",
-                f"--web.listen-address={url.removeprefix('http://')}",
-                "--cluster.listen-address=",  # no gossip port: one instance
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_ready(process, url, log)
+    argv = [
+        ALERTMANAGER,
+        f"--config.file={folder / 'alertmanager.yml'}",
+        f"--storage.path={folder / 'data'}",
+        f"--web.listen-address={url.removeprefix('http://')}",
+        "--cluster.listen-address=",  # no gossip port: one instance
+    ]
+    try:
+        with running_binary(argv, "alertmanager", lambda: _ready(url)):
             yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: IO[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            output = log.read().decode(errors="replace")[-800:]
-            pytest.fail(f"alertmanager exited with {process.returncode}: {output}")
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"alertmanager on {url} was not ready within 30 s")
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def _webhook_notifications(url: str) -> int:

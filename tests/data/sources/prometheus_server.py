@@ -20,10 +20,8 @@ import math
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,12 +31,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import Any
 
-import pytest
+from service_binary import running_binary, unavailable
 
 PROMETHEUS = Path(os.environ.get("REPORTCTL_PROMETHEUS", "/usr/bin/prometheus"))
-STARTUP_SECONDS = 30.0
 
 EXPORTED: dict[tuple[str, str, str], float] = {
     ("demo_latency_seconds", "api", "eu"): 0.25,
@@ -99,7 +96,7 @@ class PrometheusServer:
 def running_prometheus() -> Iterator[PrometheusServer]:
     """The exporter and a Prometheus scraping it, both on free loopback ports; stopped when the block ends."""
     if not PROMETHEUS.is_file():
-        _unavailable(f"Prometheus is not installed at {PROMETHEUS} (apt-get install prometheus, or make prometheus)")
+        unavailable(f"Prometheus is not installed at {PROMETHEUS} (apt-get install prometheus, or make prometheus)")
     exporter = ThreadingHTTPServer(("127.0.0.1", 0), _Exporter)
     exporter.daemon_threads = False  # joined by server_close, so none outlives the block
     thread = threading.Thread(target=exporter.serve_forever, kwargs={"poll_interval": 0.05})
@@ -115,29 +112,15 @@ def running_prometheus() -> Iterator[PrometheusServer]:
         )
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        with tempfile.TemporaryFile() as log:
-            process = subprocess.Popen(
-                [
-                    str(PROMETHEUS),
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={folder / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=folder,
-            )
-            try:
-                ready_at = _wait_until_scraped(process, url, log)
-                yield PrometheusServer(url, process.pid, ready_at)
-            finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        scraped: list[datetime] = []
+        argv = [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+        with running_binary(argv, "prometheus", lambda: _scraped(url, scraped), cwd=folder) as process:
+            yield PrometheusServer(url, process.pid, scraped[0])
     finally:
         exporter.shutdown()
         thread.join()
@@ -145,25 +128,19 @@ def running_prometheus() -> Iterator[PrometheusServer]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _wait_until_scraped(process: subprocess.Popen[bytes], url: str, log: IO[bytes]) -> datetime:
-    """Poll (bounded) until every exported series has three samples; the time it first had."""
+def _scraped(url: str, at: list[datetime]) -> bool:
+    """Whether every exported series has three samples; the first time it had is appended to ``at``."""
     address = f"{url}/api/v1/query?{urllib.parse.urlencode({'query': _EVERY_SERIES})}"
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            output = log.read().decode(errors="replace").strip()
-            pytest.fail(f"prometheus exited with {process.returncode} on start: {output[-800:]}")
-        try:
-            with urllib.request.urlopen(address, timeout=1) as response:
-                result = json.loads(response.read())["data"]["result"]
-            if result and int(float(result[0]["value"][1])) == len(EXPORTED):
-                now = datetime.now(UTC)
-                return now.replace(microsecond=now.microsecond // 1000 * 1000)
-        except (urllib.error.URLError, OSError, KeyError, ValueError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"prometheus on {url} had not scraped the exporter within {STARTUP_SECONDS:g}s")
+    try:
+        with urllib.request.urlopen(address, timeout=1) as response:
+            result = json.loads(response.read())["data"]["result"]
+    except (urllib.error.URLError, OSError, KeyError, ValueError):
+        return False
+    if not result or int(float(result[0]["value"][1])) != len(EXPORTED):
+        return False
+    now = datetime.now(UTC)
+    at.append(now.replace(microsecond=now.microsecond // 1000 * 1000))
+    return True
 
 
 def free_port() -> int:
@@ -172,10 +149,3 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def _unavailable(reason: str) -> NoReturn:
-    """Skip, or fail when REPORTCTL_REQUIRE_SERVICES=1 (the pattern of tests/conftest.py's require_service)."""
-    if os.environ.get("REPORTCTL_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason}, and REPORTCTL_REQUIRE_SERVICES=1 requires it")
-    pytest.skip(reason)
