@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import email
 import email.policy
-import http.server
 import json
 import re
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,6 +19,7 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from conftest import CliResult
+from delivery.http_peers import HttpPeer, Reply, running
 
 Cli = Callable[..., CliResult]
 
@@ -53,42 +52,12 @@ def _closed_port() -> int:
     return port
 
 
-class FailingApi:
-    """A local HTTP API that answers every request with a 500, counting the requests."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        api = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                api.requests += 1
-                body = b'{"error": "database is down"}'
-                self.send_response(500)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/items"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 @pytest.fixture
-def failing_api() -> Iterator[FailingApi]:
-    api = FailingApi()
-    yield api
-    api.close()
+def failing_api() -> Iterator[HttpPeer]:
+    """A local HTTP API whose /items answers every request with a 500."""
+    with running(HttpPeer()) as api:
+        api.script("/items", Reply(500, {"error": "database is down"}))
+        yield api
 
 
 @pytest.fixture
@@ -194,19 +163,19 @@ def test_with_fail_the_same_source_fails_the_run_and_writes_nothing(cli: Cli, mi
     assert run["state"] == "FAILED"
 
 
-def test_a_failing_dataset_read_by_two_sections_is_read_once(cli: Cli, mixed: Path, failing_api: FailingApi) -> None:
-    _write_spec(mixed, "placeholder", failing_api.url)
+def test_a_failing_dataset_read_by_two_sections_is_read_once(cli: Cli, mixed: Path, failing_api: HttpPeer) -> None:
+    _write_spec(mixed, "placeholder", failing_api.url("/items"))
     result = cli("render", "specs/mixed.yaml", "--json")
     assert result.exit_code == 0, result.stderr
-    assert failing_api.requests == 1  # items and busiest (sql over items) fail together, from one read
+    assert len(failing_api.received("/items")) == 1  # items and busiest (sql over items) fail together, from one read
     payload = json.loads(result.stdout)
     assert [w["section"] for w in payload["warnings"]] == ["apitable", "apikpi"]
     assert all("HTTP 500" in w["error"] for w in payload["warnings"]), payload["warnings"]
 
 
-def test_the_project_default_makes_sections_placeholders(cli: Cli, mixed: Path, failing_api: FailingApi) -> None:
+def test_the_project_default_makes_sections_placeholders(cli: Cli, mixed: Path, failing_api: HttpPeer) -> None:
     (mixed / "reportctl.yaml").write_text("timezone: UTC\non_error: placeholder\n")
-    spec = SPEC.replace("URL", failing_api.url).replace(", on_error: ON_ERROR", "")
+    spec = SPEC.replace("URL", failing_api.url("/items")).replace(", on_error: ON_ERROR", "")
     (mixed / "specs" / "mixed.yaml").write_text(spec)
     assert cli("render", "specs/mixed.yaml").exit_code == 0
     # a section may still insist on failing the run
